@@ -1,0 +1,51 @@
+/**
+ * The error catalogue. Every error flotilla raises on purpose carries a stable code, an HTTP status
+ * (for the API) and a CLI exit code. The table is the single place these are defined; README.md
+ * ("Errors") documents it for operators. Use `isCode(err, 'E_…')` instead of matching messages.
+ */
+export const ERRORS = {
+  E_USAGE: { http: 400, exit: 64, summary: 'bad command line: unknown command, flag or argument' },
+  E_UNIT_NAME: { http: 400, exit: 1, summary: 'invalid unit name' },
+  E_UNIT_PARSE: { http: 400, exit: 1, summary: 'invalid unit file body' },
+  E_UNIT_OPTIONS: { http: 400, exit: 1, summary: 'invalid [X-Fleet] options or combination' },
+  E_CONFIG: { http: 400, exit: 78, summary: 'invalid configuration' },
+  E_NOT_FOUND: { http: 404, exit: 1, summary: 'no such object' },
+  E_CONFLICT: { http: 409, exit: 1, summary: 'the object changed or exists already' },
+  E_REGISTRY_UNAVAILABLE: { http: 503, exit: 2, summary: 'the registry cannot be reached' },
+  E_REGISTRY_COMPACTED: { http: 410, exit: 1, summary: 'a watch asked for a revision that was compacted' },
+  E_REGISTRY_CORRUPT: { http: 500, exit: 1, summary: 'the embedded registry data directory is damaged' },
+  E_LEASE_NOT_FOUND: { http: 404, exit: 1, summary: 'the lease expired or was revoked' },
+  E_CLOSED: { http: 503, exit: 1, summary: 'the component was closed' },
+} as const;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export class FlotillaError extends Error {
+  readonly code: ErrorCode;
+  /** Extra structured facts (field, line, revision …); safe to log, never secrets. */
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'FlotillaError';
+    this.code = code;
+    this.details = details;
+  }
+
+  get httpStatus(): number {
+    return ERRORS[this.code].http;
+  }
+
+  get exitCode(): number {
+    return ERRORS[this.code].exit;
+  }
+}
+
+export function isCode(err: unknown, code: ErrorCode): err is FlotillaError {
+  return err instanceof FlotillaError && err.code === code;
+}
+
+/** errno guard: `isErrno(err, 'ENOENT')`. */
+export function isErrno(err: unknown, errno: string): err is NodeJS.ErrnoException {
+  return typeof err === 'object' && err !== null && (err as NodeJS.ErrnoException).code === errno;
+}
