@@ -1,0 +1,36 @@
+/** fleetctl's help layout: NAME, USAGE, VERSION, COMMANDS (tab separated), GLOBAL OPTIONS. */
+import { VERSION } from '../version.js';
+import type { Command, FlagSpec } from './command.js';
+import { COMMANDS } from './commands/index.js';
+import { GLOBAL_FLAGS } from './globals.js';
+
+function flagLines(flags: Record<string, FlagSpec>): string {
+  return Object.entries(flags)
+    .map(([name, f]) => {
+      const short = f.short ? `-${f.short}, ` : '';
+      const val = f.type === 'string' ? `=${f.value ?? 'VALUE'}` : '';
+      const def = f.default !== undefined && f.default !== false && f.default !== '' ? ` (default ${String(f.default)})` : '';
+      return `\t${short}--${name}${val}\t${f.help}${def}\n`;
+    })
+    .join('');
+}
+
+export function globalHelp(prog: string): string {
+  const cmds = COMMANDS.filter((c) => !c.hidden)
+    .map((c) => `\t${c.name}\t${c.summary}\n`)
+    .join('');
+  return (
+    `NAME:\n\t${prog} - fleet-compatible control of a flotilla cluster\n\n` +
+    `USAGE:\n\t${prog} [global options] <command> [command options] [arguments...]\n\n` +
+    `VERSION:\n\t${VERSION}\n\n` +
+    `COMMANDS:\n${cmds}\n` +
+    `GLOBAL OPTIONS:\n${flagLines(GLOBAL_FLAGS)}\n` +
+    `Global options can also be set as FLEETCTL_<OPTION> or FLOTILLA_<OPTION>, e.g. FLEETCTL_ENDPOINT.\n` +
+    `Run "${prog} help <command>" for more details on a specific command.\n`
+  );
+}
+
+export function commandHelp(prog: string, cmd: Command): string {
+  const opts = cmd.flags && Object.keys(cmd.flags).length > 0 ? `OPTIONS:\n${flagLines(cmd.flags)}\n` : '';
+  return `NAME:\n\t${cmd.name} - ${cmd.summary}\n\nUSAGE:\n\t${prog} ${cmd.usage}\n\n${opts}`;
+}

@@ -1,0 +1,363 @@
+/**
+ * Registry: the typed view of the cluster's state (src/registry/types.ts) over a KvStore. The same
+ * class serves both backends, so their semantics cannot drift apart; only the store differs.
+ *
+ * INVARIANTS
+ *   - Every change that touches more than one key is one txn guarded by compares: no lost update
+ *     (read-modify-write compares the modRevision it read), no partial write.
+ *   - Unit bodies are content-addressed: `unit/<sha1(body)>`; a job always points at a body that
+ *     exists (both are written in the same txn).
+ *   - Engine writes (schedule/*) carry a LeaderGuard and only apply while that lease still holds the
+ *     leader key at the same modRevision, so a deposed leader cannot write.
+ *   - Machine presence and unit states are bound to the machine's lease: when the lease expires, they
+ *     disappear together.
+ */
+import { createHash } from 'node:crypto';
+import { FlotillaError } from '../lib/errors.js';
+import { cmp, op, type KeyValue, type KvStore, type Op, type Watch, type WatchOptions } from './kv.js';
+import {
+  KEYS,
+  isDesiredState,
+  type DesiredState,
+  type JobRecord,
+  type LeaderRecord,
+  type MachineRecord,
+  type ScheduleRecord,
+  type UnitBody,
+  type UnitStateRecord,
+} from './types.js';
+
+/** Proof of engine leadership: the leader key was written at `modRevision` with `lease`. */
+export interface LeaderGuard {
+  machineID: string;
+  lease: string;
+  modRevision: number;
+}
+
+export interface Snapshot {
+  revision: number;
+  jobs: Map<string, JobRecord>;
+  schedules: Map<string, ScheduleRecord>;
+  machines: Map<string, MachineRecord>;
+  /** name → machineID → state */
+  states: Map<string, Map<string, UnitStateRecord>>;
+  leader?: LeaderRecord;
+}
+
+const MAX_RETRIES = 16;
+/** Ops per txn; etcd refuses more than --max-txn-ops (default 128) compares or ops. */
+const TXN_CHUNK = 100;
+
+export function sha1(body: string): string {
+  return createHash('sha1').update(body, 'utf8').digest('hex');
+}
+
+function parse<T>(kv: KeyValue): T {
+  try {
+    return JSON.parse(kv.value) as T;
+  } catch {
+    throw new FlotillaError('E_REGISTRY_CORRUPT', `registry key ${kv.key} does not hold JSON`, { key: kv.key });
+  }
+}
+
+export class Registry {
+  constructor(readonly store: KvStore) {}
+
+  // ---- units ---------------------------------------------------------------------------------
+
+  /**
+   * Create a unit: its body (normalised unit file text) and its job record, atomically.
+   * Throws E_CONFLICT when a unit of that name exists already.
+   */
+  async createUnit(name: string, body: string, desiredState: DesiredState = 'inactive'): Promise<JobRecord> {
+    if (!isDesiredState(desiredState)) {
+      throw new FlotillaError('E_UNIT_OPTIONS', `invalid desired state ${JSON.stringify(desiredState)}`, {
+        field: 'desiredState',
+      });
+    }
+    const hash = sha1(body);
+    const job: JobRecord = { name, hash, desiredState };
+    const res = await this.store.txn({
+      compare: [cmp.absent(KEYS.job(name))],
+      success: [
+        op.put(KEYS.unitBody(hash), JSON.stringify({ hash, body } satisfies UnitBody)),
+        op.put(KEYS.job(name), JSON.stringify(job)),
+      ],
+    });
+    if (!res.succeeded) throw new FlotillaError('E_CONFLICT', `unit ${name} already exists`, { unit: name });
+    return job;
+  }
+
+  /**
+   * Replace a unit's body (fleet's PUT with new options): the job points at the new body and its
+   * desired state is set to `desiredState`. Guarded by the job's modRevision; retried on races.
+   */
+  async replaceUnit(name: string, body: string, desiredState: DesiredState): Promise<JobRecord> {
+    const hash = sha1(body);
+    return this.updateJob(name, () => ({ name, hash, desiredState }), [
+      op.put(KEYS.unitBody(hash), JSON.stringify({ hash, body } satisfies UnitBody)),
+    ]);
+  }
+
+  async setDesiredState(name: string, desiredState: DesiredState): Promise<JobRecord> {
+    if (!isDesiredState(desiredState)) {
+      throw new FlotillaError('E_UNIT_OPTIONS', `invalid desired state ${JSON.stringify(desiredState)}`, {
+        field: 'desiredState',
+      });
+    }
+    return this.updateJob(name, (j) => ({ ...j, desiredState }));
+  }
+
+  private async updateJob(name: string, change: (j: JobRecord) => JobRecord, extra: Op[] = []): Promise<JobRecord> {
+    for (let i = 0; i < MAX_RETRIES; i++) {
+      const kv = await this.store.get(KEYS.job(name));
+      if (!kv) throw new FlotillaError('E_NOT_FOUND', `unit ${name} not found`, { unit: name });
+      const next = change(parse<JobRecord>(kv));
+      const res = await this.store.txn({
+        compare: [cmp.modRev(KEYS.job(name), kv.modRevision)],
+        success: [...extra, op.put(KEYS.job(name), JSON.stringify(next))],
+      });
+      if (res.succeeded) return next;
+    }
+    throw new FlotillaError('E_CONFLICT', `unit ${name} kept changing; gave up after ${MAX_RETRIES} attempts`);
+  }
+
+  /**
+   * Destroy a unit: its job, schedule and reported states go in one txn. The body is removed too
+   * unless another job still uses the same content. Returns false when there was no such unit.
+   */
+  async destroyUnit(name: string): Promise<boolean> {
+    for (let i = 0; i < MAX_RETRIES; i++) {
+      const jobKv = await this.store.get(KEYS.job(name));
+      if (!jobKv) return false;
+      const job = parse<JobRecord>(jobKv);
+      const snap = await this.store.txn({
+        compare: [],
+        success: [op.get(KEYS.unitBody(job.hash)), op.get(KEYS.prefixes.job, true)],
+      });
+      const [bodyRes, jobsRes] = snap.results;
+      const bodyKv = bodyRes?.type === 'get' ? bodyRes.kvs[0] : undefined;
+      const shared =
+        jobsRes?.type === 'get' &&
+        jobsRes.kvs.some((kv) => kv.key !== jobKv.key && parse<JobRecord>(kv).hash === job.hash);
+      const ops: Op[] = [op.del(KEYS.job(name)), op.del(KEYS.schedule(name)), op.del(KEYS.statesOf(name), true)];
+      const compare = [cmp.modRev(KEYS.job(name), jobKv.modRevision)];
+      if (!shared && bodyKv) {
+        // Every writer of a job re-puts its body, so an unchanged body modRevision proves that no
+        // other job started using it since we looked.
+        ops.push(op.del(KEYS.unitBody(job.hash)));
+        compare.push(cmp.modRev(bodyKv.key, bodyKv.modRevision));
+      }
+      const res = await this.store.txn({ compare, success: ops });
+      if (res.succeeded) return true;
+    }
+    throw new FlotillaError('E_CONFLICT', `unit ${name} kept changing; gave up after ${MAX_RETRIES} attempts`);
+  }
+
+  async getJob(name: string): Promise<JobRecord | undefined> {
+    const kv = await this.store.get(KEYS.job(name));
+    return kv ? parse<JobRecord>(kv) : undefined;
+  }
+
+  async getBody(hash: string): Promise<UnitBody | undefined> {
+    const kv = await this.store.get(KEYS.unitBody(hash));
+    return kv ? parse<UnitBody>(kv) : undefined;
+  }
+
+  /** A unit with its body, read atomically. */
+  async getUnit(name: string): Promise<{ job: JobRecord; body: string } | undefined> {
+    const job = await this.getJob(name);
+    if (!job) return undefined;
+    const body = await this.getBody(job.hash);
+    if (!body) {
+      throw new FlotillaError('E_REGISTRY_CORRUPT', `unit ${name} points at missing body ${job.hash}`, {
+        unit: name,
+      });
+    }
+    return { job, body: body.body };
+  }
+
+  async listJobs(): Promise<JobRecord[]> {
+    const { kvs } = await this.store.range(KEYS.prefixes.job);
+    return kvs.map((kv) => parse<JobRecord>(kv));
+  }
+
+  // ---- machines ------------------------------------------------------------------------------
+
+  /**
+   * Announce a machine, bound to `lease`. Refused with E_CONFLICT when another lease (another
+   * agent with the same machine ID) holds the key.
+   */
+  async registerMachine(machine: MachineRecord, lease: string): Promise<void> {
+    const key = KEYS.machine(machine.id);
+    const res = await this.store.txn({
+      compare: [cmp.absent(key)],
+      success: [op.put(key, JSON.stringify(machine), lease)],
+      failure: [op.get(key)],
+    });
+    if (res.succeeded) return;
+    const existing = res.results[0]?.type === 'get' ? res.results[0].kvs[0] : undefined;
+    if (existing && existing.lease === lease) {
+      // Our own registration: refresh the record under the same lease.
+      const upd = await this.store.txn({
+        compare: [{ key, target: 'lease', op: '=', value: lease }],
+        success: [op.put(key, JSON.stringify(machine), lease)],
+      });
+      if (upd.succeeded) return;
+    }
+    throw new FlotillaError(
+      'E_CONFLICT',
+      `machine ID ${machine.id} is already registered by another agent (lease ${existing?.lease ?? '?'}); ` +
+        'two machines must not share /etc/machine-id',
+      { machineID: machine.id },
+    );
+  }
+
+  async listMachines(): Promise<MachineRecord[]> {
+    const { kvs } = await this.store.range(KEYS.prefixes.machine);
+    return kvs.map((kv) => parse<MachineRecord>(kv));
+  }
+
+  // ---- unit states ---------------------------------------------------------------------------
+
+  async reportUnitState(state: UnitStateRecord, lease: string): Promise<void> {
+    await this.store.put(KEYS.state(state.name, state.machineID), JSON.stringify(state), { lease });
+  }
+
+  async clearUnitState(name: string, machineID: string): Promise<void> {
+    await this.store.delete(KEYS.state(name, machineID));
+  }
+
+  async listUnitStates(): Promise<UnitStateRecord[]> {
+    const { kvs } = await this.store.range(KEYS.prefixes.state);
+    return kvs.map((kv) => parse<UnitStateRecord>(kv));
+  }
+
+  // ---- engine leadership and scheduling ------------------------------------------------------
+
+  /**
+   * Try to become the engine leader with `lease`. Returns a guard when this machine holds the
+   * leader key (newly or already), undefined when another machine does.
+   */
+  async acquireLeadership(machineID: string, lease: string): Promise<LeaderGuard | undefined> {
+    const value = JSON.stringify({ machineID } satisfies LeaderRecord);
+    const res = await this.store.txn({
+      compare: [cmp.absent(KEYS.leader)],
+      success: [op.put(KEYS.leader, value, lease), op.get(KEYS.leader)],
+      failure: [op.get(KEYS.leader)],
+    });
+    const got = res.results[res.succeeded ? 1 : 0];
+    const kv = got?.type === 'get' ? got.kvs[0] : undefined;
+    if (!kv || kv.lease !== lease) return undefined;
+    return { machineID, lease, modRevision: kv.modRevision };
+  }
+
+  async getLeader(): Promise<LeaderRecord | undefined> {
+    const kv = await this.store.get(KEYS.leader);
+    return kv ? parse<LeaderRecord>(kv) : undefined;
+  }
+
+  /** Give up leadership (only if still ours). */
+  async resignLeadership(guard: LeaderGuard): Promise<void> {
+    await this.store.txn({ compare: [cmp.modRev(KEYS.leader, guard.modRevision)], success: [op.del(KEYS.leader)] });
+  }
+
+  /**
+   * Write scheduling decisions only while `guard` still holds leadership and each unit still exists.
+   * Decisions go in txns of at most TXN_CHUNK (etcd's default --max-txn-ops is 128); each txn is
+   * all-or-nothing. Returns false when leadership was lost or a unit vanished (re-plan).
+   */
+  async writeSchedule(guard: LeaderGuard, decisions: ScheduleRecord[]): Promise<boolean> {
+    for (let i = 0; i < decisions.length; i += TXN_CHUNK) {
+      const chunk = decisions.slice(i, i + TXN_CHUNK);
+      const res = await this.store.txn({
+        compare: [cmp.modRev(KEYS.leader, guard.modRevision), ...chunk.map((d) => cmp.present(KEYS.job(d.name)))],
+        success: chunk.map((d) => op.put(KEYS.schedule(d.name), JSON.stringify(d))),
+      });
+      if (!res.succeeded) return false;
+    }
+    return true;
+  }
+
+  /** Remove placements (e.g. units whose machine died), guarded and chunked like writeSchedule. */
+  async clearSchedule(guard: LeaderGuard, names: string[]): Promise<boolean> {
+    for (let i = 0; i < names.length; i += TXN_CHUNK) {
+      const res = await this.store.txn({
+        compare: [cmp.modRev(KEYS.leader, guard.modRevision)],
+        success: names.slice(i, i + TXN_CHUNK).map((n) => op.del(KEYS.schedule(n))),
+      });
+      if (!res.succeeded) return false;
+    }
+    return true;
+  }
+
+  async listSchedules(): Promise<ScheduleRecord[]> {
+    const { kvs } = await this.store.range(KEYS.prefixes.schedule);
+    return kvs.map((kv) => parse<ScheduleRecord>(kv));
+  }
+
+  // ---- whole-state reads and watches ---------------------------------------------------------
+
+  /** Everything but the bodies, read at one revision. Watch from `revision + 1` to follow it. */
+  async snapshot(): Promise<Snapshot> {
+    const res = await this.store.txn({
+      compare: [],
+      success: [
+        op.get(KEYS.prefixes.job, true),
+        op.get(KEYS.prefixes.schedule, true),
+        op.get(KEYS.prefixes.machine, true),
+        op.get(KEYS.prefixes.state, true),
+        op.get(KEYS.leader),
+      ],
+    });
+    const kvs = (i: number) => {
+      const r = res.results[i];
+      return r?.type === 'get' ? r.kvs : [];
+    };
+    const snap: Snapshot = {
+      revision: res.revision,
+      jobs: new Map(kvs(0).map((kv) => [kv.key.slice(KEYS.prefixes.job.length), parse<JobRecord>(kv)])),
+      schedules: new Map(kvs(1).map((kv) => [kv.key.slice(KEYS.prefixes.schedule.length), parse<ScheduleRecord>(kv)])),
+      machines: new Map(kvs(2).map((kv) => [kv.key.slice(KEYS.prefixes.machine.length), parse<MachineRecord>(kv)])),
+      states: new Map(),
+    };
+    for (const kv of kvs(3)) {
+      const s = parse<UnitStateRecord>(kv);
+      let m = snap.states.get(s.name);
+      if (!m) snap.states.set(s.name, (m = new Map()));
+      m.set(s.machineID, s);
+    }
+    const leader = kvs(4)[0];
+    if (leader) snap.leader = parse<LeaderRecord>(leader);
+    return snap;
+  }
+
+  /** Watch every registry change (or those under `prefix`, a KEYS.prefixes value). */
+  watch(opts: WatchOptions & { prefix?: string } = {}): Watch {
+    const { prefix = '', ...rest } = opts;
+    return this.store.watch(prefix, rest);
+  }
+
+  /** Delete unit bodies no job points at (left behind by crashes of older versions, or replaceUnit). */
+  async gcBodies(): Promise<number> {
+    const snap = await this.store.txn({
+      compare: [],
+      success: [op.get(KEYS.prefixes.job, true), op.get(KEYS.prefixes.unitBody, true)],
+    });
+    const [jobs, bodies] = snap.results;
+    if (jobs?.type !== 'get' || bodies?.type !== 'get') return 0;
+    const used = new Set(jobs.kvs.map((kv) => parse<JobRecord>(kv).hash));
+    const unused = bodies.kvs.filter((kv) => !used.has(kv.key.slice(KEYS.prefixes.unitBody.length)));
+    let removed = 0;
+    for (let i = 0; i < unused.length; i += TXN_CHUNK) {
+      const chunk = unused.slice(i, i + TXN_CHUNK);
+      // A body that gained a user since the read was re-put by that writer: its modRevision moved.
+      const res = await this.store.txn({
+        compare: chunk.map((kv) => cmp.modRev(kv.key, kv.modRevision)),
+        success: chunk.map((kv) => op.del(kv.key)),
+      });
+      if (res.succeeded) removed += chunk.length;
+    }
+    return removed;
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The cluster's state, as records stored in the registry. Names follow fleet (Documentation/states.md):
+ * a unit's desired state is `inactive | loaded | launched`; what systemd reports is the
+ * LoadState/ActiveState/SubState triplet.
+ *
+ * Key layout below the store's prefix (every value is JSON):
+ *   unit/<hash>               UnitBody      content-addressed unit file (normalised form)
+ *   job/<name>                JobRecord     what the user asked for: body hash + desired state
+ *   schedule/<name>           ScheduleRecord  where the engine placed it, or why it could not
+ *   machine/<id>              MachineRecord presence, bound to the machine's lease
+ *   state/<name>/<machineID>  UnitStateRecord  what systemd reports, bound to the machine's lease
+ *   engine/leader             LeaderRecord  the engine lease holder, bound to its lease
+ */
+export const DESIRED_STATES = ['inactive', 'loaded', 'launched'] as const;
+export type DesiredState = (typeof DESIRED_STATES)[number];
+
+export function isDesiredState(s: unknown): s is DesiredState {
+  return typeof s === 'string' && (DESIRED_STATES as readonly string[]).includes(s);
+}
+
+export interface UnitBody {
+  hash: string;
+  /** The unit file in normalised (serialized) form; sha1(body) === hash. */
+  body: string;
+}
+
+export interface JobRecord {
+  name: string;
+  hash: string;
+  desiredState: DesiredState;
+}
+
+export interface ScheduleRecord {
+  name: string;
+  /** The machine the unit is placed on; absent while it cannot be placed. */
+  machineID?: string;
+  /** Why the unit is not placed (shown by the CLI), e.g. "no machine matches MachineMetadata region=eu". */
+  reason?: string;
+}
+
+export interface MachineRecord {
+  id: string;
+  publicIP: string;
+  metadata: Record<string, string>;
+  version: string;
+}
+
+export interface UnitStateRecord {
+  name: string;
+  machineID: string;
+  hash: string;
+  loadState: string;
+  activeState: string;
+  subState: string;
+}
+
+export interface LeaderRecord {
+  machineID: string;
+}
+
+export const KEYS = {
+  unitBody: (hash: string) => `unit/${hash}`,
+  job: (name: string) => `job/${name}`,
+  schedule: (name: string) => `schedule/${name}`,
+  machine: (id: string) => `machine/${id}`,
+  state: (name: string, machineID: string) => `state/${name}/${machineID}`,
+  statesOf: (name: string) => `state/${name}/`,
+  leader: 'engine/leader',
+  prefixes: {
+    unitBody: 'unit/',
+    job: 'job/',
+    schedule: 'schedule/',
+    machine: 'machine/',
+    state: 'state/',
+  },
+} as const;
