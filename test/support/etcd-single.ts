@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -39,12 +39,19 @@ export function etcdBinary(): string | undefined {
   return undefined;
 }
 
-export async function startSingleEtcd(): Promise<SingleEtcd> {
+export interface TlsFiles {
+  /** CA that signed both the server and the client certificate. */
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+}
+
+export async function startSingleEtcd(tls?: TlsFiles): Promise<SingleEtcd> {
   const bin = etcdBinary();
   if (!bin) throw new Error('etcd is not installed (Debian package etcd-server; test/env/etcd.sh installs it)');
   const [client, peer] = [await freePort(), await freePort()];
   const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-etcd-'));
-  const endpoint = `http://127.0.0.1:${client}`;
+  const endpoint = `${tls ? 'https' : 'http'}://127.0.0.1:${client}`;
   const args = [
     '--name', 'single',
     '--data-dir', dataDir,
@@ -55,6 +62,9 @@ export async function startSingleEtcd(): Promise<SingleEtcd> {
     '--initial-cluster', `single=http://127.0.0.1:${peer}`,
     '--initial-cluster-state', 'new',
     '--log-level', 'error',
+    ...(tls
+      ? ['--cert-file', tls.serverCert, '--key-file', tls.serverKey, '--trusted-ca-file', tls.ca, '--client-cert-auth']
+      : []),
   ];
   // `&` in a fixed script detaches etcd from this process; the arguments are passed as "$@".
   const pid = Number(
@@ -65,11 +75,23 @@ export async function startSingleEtcd(): Promise<SingleEtcd> {
   );
   const deadline = Date.now() + 15_000;
   for (;;) {
-    try {
-      const res = await fetch(`${endpoint}/health`);
-      if (res.ok) break;
-    } catch {
-      /* not up yet */
+    if (tls) {
+      // No client certificate here: wait for the port to accept TCP instead.
+      const up = await new Promise<boolean>((resolve) => {
+        const sock = connect(client, '127.0.0.1', () => {
+          sock.destroy();
+          resolve(true);
+        });
+        sock.once('error', () => resolve(false));
+      });
+      if (up) break;
+    } else {
+      try {
+        const res = await fetch(`${endpoint}/health`);
+        if (res.ok) break;
+      } catch {
+        /* not up yet */
+      }
     }
     if (Date.now() > deadline) {
       try {

@@ -1,0 +1,34 @@
+/**
+ * Who this machine is: its machine ID (from /etc/machine-id, as fleet does) and the public IP it
+ * announces (config `public_ip`, else the first non-internal IPv4 address).
+ */
+import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import { FlotillaError } from '../lib/errors.js';
+
+export function readMachineId(path = '/etc/machine-id'): string {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8').trim();
+  } catch (err) {
+    throw new FlotillaError('E_CONFIG', `machine_id_file: cannot read ${path}: ${(err as Error).message}`, {
+      field: 'machine_id_file',
+    });
+  }
+  if (!/^[0-9a-f]{32}$/.test(text)) {
+    throw new FlotillaError('E_CONFIG', `machine_id_file: ${path} does not hold a 32-hex machine ID (run systemd-machine-id-setup)`, {
+      field: 'machine_id_file',
+    });
+  }
+  return text;
+}
+
+/** The first non-internal IPv4 address, by interface name order; '' when there is none. */
+export function detectPublicIp(ifaces = networkInterfaces()): string {
+  for (const name of Object.keys(ifaces).sort()) {
+    for (const a of ifaces[name] ?? []) {
+      if (a.family === 'IPv4' && !a.internal) return a.address;
+    }
+  }
+  return '';
+}

@@ -1,0 +1,55 @@
+/**
+ * Throw-away PKI for TLS tests: a CA, a server certificate for 127.0.0.1/localhost and a client
+ * certificate, made with the system's `openssl` (argv arrays, no shell) in a temp directory.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface Pki {
+  dir: string;
+  ca: string;
+  serverCert: string;
+  serverKey: string;
+  clientCert: string;
+  clientKey: string;
+  /** A second, unrelated CA's client pair: must be refused. */
+  strangerCert: string;
+  strangerKey: string;
+}
+
+function ossl(dir: string, ...args: string[]): void {
+  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+}
+
+export function makePki(): Pki {
+  const dir = mkdtempSync(join(tmpdir(), 'flotilla-pki-'));
+  writeFileSync(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n');
+  writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
+  const ca = (name: string) => {
+    ossl(dir, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${name}`,
+      '-keyout', `${name}.key`, '-out', `${name}.pem`);
+  };
+  const leaf = (name: string, caName: string, ext: string) => {
+    ossl(dir, 'req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`);
+    ossl(dir, 'x509', '-req', '-in', `${name}.csr`, '-CA', `${caName}.pem`, '-CAkey', `${caName}.key`,
+      '-CAcreateserial', '-days', '2', '-extfile', ext, '-out', `${name}.pem`);
+  };
+  ca('ca');
+  ca('stranger-ca');
+  leaf('server', 'ca', 'server.ext');
+  leaf('client', 'ca', 'client.ext');
+  leaf('stranger', 'stranger-ca', 'client.ext');
+  const p = (f: string) => join(dir, f);
+  return {
+    dir,
+    ca: p('ca.pem'),
+    serverCert: p('server.pem'),
+    serverKey: p('server.key'),
+    clientCert: p('client.pem'),
+    clientKey: p('client.key'),
+    strangerCert: p('stranger.pem'),
+    strangerKey: p('stranger.key'),
+  };
+}
