@@ -59,24 +59,32 @@ pkgs_missing() {
     dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || echo "$p"
   done
 }
-# need_pkgs P...: apt-get install what is missing. Services are never started by postinst
-# (policy-rc.d answers 101); "apt-get update" runs only when the install needs it.
+# need_pkgs P...: apt-get install what is missing. Services are never started by postinst:
+# our policy-rc.d (exit 101) is in place during the install (any other one is set aside and
+# put back). "apt-get update" runs only when the install fails without it.
 need_pkgs() {
   local missing; missing=$(pkgs_missing "$@" | xargs)
   [ -z "$missing" ] && return 0
-  local prc=/usr/sbin/policy-rc.d own_prc=0 t0; t0=$(now_ms)
-  if [ ! -e $prc ]; then printf '#!/bin/sh\n# flotilla testenv: no service starts from apt\nexit 101\n' > $prc; chmod 755 $prc; own_prc=1; fi
+  local prc=/usr/sbin/policy-rc.d t0 rc=0; t0=$(now_ms)
+  mkdir -p "$T_LOG"
+  exec 6>"$T_RUN/.apt.lock"; flock 6
+  if [ -e $prc ] && ! cmp -s $prc "$T_RUN/policy-rc.d" 2>/dev/null; then mv $prc "$prc.flotilla-saved"; fi
+  printf '#!/bin/sh\n# flotilla testenv: no service starts from apt\nexit 101\n' > "$T_RUN/policy-rc.d"
+  install -m 755 "$T_RUN/policy-rc.d" $prc
   info "apt-get install $missing"
   local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=300
-             -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+             -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io)
   # shellcheck disable=SC2086
   if ! "${apt[@]}" install --no-install-recommends $missing >"$T_LOG/apt.log" 2>&1; then
-    "${apt[@]}" update >>"$T_LOG/apt.log" 2>&1 || { [ $own_prc = 0 ] || rm -f $prc; tail -15 "$T_LOG/apt.log" >&2; die "apt-get update failed (log $T_LOG/apt.log)"; }
+    info "install failed with the current package lists; apt-get update and retry"
+    if ! "${apt[@]}" update >>"$T_LOG/apt.log" 2>&1; then rc=1
     # shellcheck disable=SC2086
-    "${apt[@]}" install --no-install-recommends $missing >>"$T_LOG/apt.log" 2>&1 \
-      || { [ $own_prc = 0 ] || rm -f $prc; tail -15 "$T_LOG/apt.log" >&2; die "apt-get install $missing failed (log $T_LOG/apt.log)"; }
+    elif ! "${apt[@]}" install --no-install-recommends $missing >>"$T_LOG/apt.log" 2>&1; then rc=2; fi
   fi
-  [ $own_prc = 0 ] || rm -f $prc
+  rm -f $prc
+  if [ -e "$prc.flotilla-saved" ]; then mv "$prc.flotilla-saved" $prc; fi
+  exec 6>&-
+  if [ $rc != 0 ]; then tail -15 "$T_LOG/apt.log" >&2; die "apt-get $( [ $rc = 1 ] && echo update || echo "install $missing") failed (log $T_LOG/apt.log)"; fi
   info "installed $missing in $(since "$t0")"
 }
 
@@ -189,6 +197,7 @@ part_cuts() {
 # Recompute every FL-PART chain from the state files.
 apply_partitions() {
   local ms m o src
+  exec 7>"$T_RUN/.partitions.lock"; flock 7
   ms=$(ls "$T_STATE/machines" 2>/dev/null | grep -E '^m[0-9]+$' | sort -V || true)
   for m in $ms; do
     [ -e "/run/netns/$(m_ns "$m")" ] || continue
@@ -211,4 +220,5 @@ apply_partitions() {
       if part_cuts "$m" host; then iptables -w -A $PART_CHAIN -s "$(m_ip "$m")" -j DROP; fi
     done
   fi
+  exec 7>&-
 }
