@@ -1,0 +1,20 @@
+/**
+ * The things src/systemd needs from the unit model (src/unit), in one place: unit-name validation,
+ * template lookup, and "does this unit file have an [Install] section".
+ */
+import { UnitFile, isInstanceName, templateName, validateUnitName } from '../unit/index.js';
+
+export { validateUnitName };
+
+/** For an instance `a@b.service` → `a@.service`; otherwise undefined. Never throws. */
+export function templateOf(name: string): string | undefined {
+  return isInstanceName(name) ? templateName(name) : undefined;
+}
+
+/**
+ * Parses the body (throws E_UNIT_PARSE for a bad one) and tells whether it has an `[Install]` section
+ * with at least one option, i.e. whether enabling it means anything.
+ */
+export function hasInstallSection(contents: string): boolean {
+  return UnitFile.parse(contents).sections().includes('Install');
+}
