@@ -45,10 +45,14 @@ export async function syncDir(dir: string): Promise<void> {
 }
 
 export function corrupt(file: string, offset: number, why: string): FlotillaError {
-  return new FlotillaError('E_REGISTRY_CORRUPT', `registry log ${file} is damaged at offset ${offset}: ${why}`, {
-    file,
-    offset,
-  });
+  return new FlotillaError(
+    'E_REGISTRY_CORRUPT',
+    `registry log ${file} is damaged at offset ${offset}: ${why}`,
+    {
+      file,
+      offset,
+    },
+  );
 }
 
 export interface SegmentContents {
@@ -75,7 +79,9 @@ export async function readSegment(dir: string, n: number, isLast: boolean): Prom
     const torn =
       isLast &&
       findValidFrameAfter(buf, -1) < 0 &&
-      buf.subarray(0, Math.min(buf.length, SEGMENT_HEADER)).every((b, i) => b === 0 || b === SEGMENT_MAGIC[i]);
+      buf
+        .subarray(0, Math.min(buf.length, SEGMENT_HEADER))
+        .every((b, i) => b === 0 || b === SEGMENT_MAGIC[i]);
     if (torn) return contents;
     throw corrupt(file, 0, 'bad segment header');
   }

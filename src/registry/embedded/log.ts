@@ -179,7 +179,12 @@ export class LogWriter {
     this.failed =
       err instanceof FlotillaError
         ? err
-        : new FlotillaError('E_REGISTRY_UNAVAILABLE', `registry log write failed: ${String(err)}`, {}, { cause: err });
+        : new FlotillaError(
+            'E_REGISTRY_UNAVAILABLE',
+            `registry log write failed: ${String(err)}`,
+            {},
+            { cause: err },
+          );
     for (const b of this.batches) b.reject(this.failed);
     this.batches.length = 0;
     this.opts.onFail(this.failed);

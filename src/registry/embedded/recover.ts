@@ -48,9 +48,13 @@ export async function recover(dir: string, historyRevisions: number): Promise<Re
   const first = snap ?? 1;
   const segments = ls.segments.filter((n) => n >= first);
   if (segments.length === 0 && (snap !== undefined || ls.segments.length > 0)) {
-    throw new FlotillaError('E_REGISTRY_CORRUPT', `registry ${dir}: log segment ${segmentName(first)} is missing`, {
-      file: join(dir, segmentName(first)),
-    });
+    throw new FlotillaError(
+      'E_REGISTRY_CORRUPT',
+      `registry ${dir}: log segment ${segmentName(first)} is missing`,
+      {
+        file: join(dir, segmentName(first)),
+      },
+    );
   }
   segments.forEach((n, i) => {
     if (n !== first + i) {

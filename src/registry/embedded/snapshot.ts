@@ -64,7 +64,10 @@ export async function readSnapshot(dir: string, n: number): Promise<{ data: Snap
   const file = join(dir, snapshotName(n));
   const buf = await readFile(file);
   const bad = (why: string): FlotillaError =>
-    new FlotillaError('E_REGISTRY_CORRUPT', `registry snapshot ${file} is damaged: ${why}`, { file, offset: 0 });
+    new FlotillaError('E_REGISTRY_CORRUPT', `registry snapshot ${file} is damaged: ${why}`, {
+      file,
+      offset: 0,
+    });
   if (buf.length < HEADER || !buf.subarray(0, MAGIC.length).equals(MAGIC)) throw bad('bad header');
   const len = buf.readUInt32BE(MAGIC.length);
   if (len !== buf.length - HEADER) throw bad(`length ${len} does not match the file size`);
@@ -77,7 +80,8 @@ export async function readSnapshot(dir: string, n: number): Promise<{ data: Snap
     throw bad('body is not JSON');
   }
   const d = data as Partial<SnapshotData> | null;
-  if (!d || d.v !== 1 || typeof d.seq !== 'number' || typeof d.revision !== 'number') throw bad('unknown format');
+  if (!d || d.v !== 1 || typeof d.seq !== 'number' || typeof d.revision !== 'number')
+    throw bad('unknown format');
   if (!Array.isArray(d.leases) || !Array.isArray(d.kvs)) throw bad('unknown format');
   return { data: d as SnapshotData, size: buf.length };
 }

@@ -41,7 +41,9 @@ function cmpNum(a: number, op: Compare['op'], b: number): boolean {
 }
 
 function duplicateKey(key: string): FlotillaError {
-  return new FlotillaError('E_CONFLICT', `duplicate key given in txn request: ${JSON.stringify(key)}`, { key });
+  return new FlotillaError('E_CONFLICT', `duplicate key given in txn request: ${JSON.stringify(key)}`, {
+    key,
+  });
 }
 
 /** etcd's checkIntervals: within one branch, no key is put twice and no put falls in a delete's range. */
@@ -167,10 +169,14 @@ export class KvState {
   /** Replay one logged record; `where` names its file and offset for the corruption error. */
   apply(rec: LogRecord, where: { file: string; offset: number }): WatchEvent[] {
     const bad = (why: string): FlotillaError =>
-      new FlotillaError('E_REGISTRY_CORRUPT', `registry log ${where.file} at offset ${where.offset}: ${why}`, {
-        ...where,
-        seq: rec.s,
-      });
+      new FlotillaError(
+        'E_REGISTRY_CORRUPT',
+        `registry log ${where.file} at offset ${where.offset}: ${why}`,
+        {
+          ...where,
+          seq: rec.s,
+        },
+      );
     if (rec.s !== this.seq + 1) throw bad(`record ${rec.s} follows record ${this.seq}`);
     let events: WatchEvent[] = [];
     if (rec.t === 'w') {
@@ -178,7 +184,8 @@ export class KvState {
       if (rec.r !== rev) throw bad(`write at revision ${rec.r} follows revision ${this.revision}`);
       for (const e of rec.e) {
         if (e[0] === 'p') {
-          if (e[3] !== NO_LEASE && !this.leases.has(e[3])) throw bad(`put ${e[1]} names unknown lease ${e[3]}`);
+          if (e[3] !== NO_LEASE && !this.leases.has(e[3]))
+            throw bad(`put ${e[1]} names unknown lease ${e[3]}`);
           events.push(this.putKey(e[1], e[2], e[3], rev));
         } else {
           if (!this.kvs.has(e[1])) throw bad(`delete of missing key ${e[1]}`);
@@ -192,7 +199,8 @@ export class KvState {
     } else {
       if (!this.leases.has(rec.id)) throw bad(`revoke of unknown lease ${rec.id}`);
       const wrote = (this.leases.get(rec.id)?.keys.size ?? 0) > 0;
-      if (rec.r !== this.revision + (wrote ? 1 : 0)) throw bad(`revoke at revision ${rec.r} does not follow ${this.revision}`);
+      if (rec.r !== this.revision + (wrote ? 1 : 0))
+        throw bad(`revoke at revision ${rec.r} does not follow ${this.revision}`);
       events = this.revoke(rec.id);
       this.revision = rec.r;
     }

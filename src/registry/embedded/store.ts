@@ -147,7 +147,9 @@ export class EmbeddedKvStore implements KvStore {
   }
 
   private closedError(): FlotillaError {
-    return new FlotillaError('E_CLOSED', `embedded registry ${this.dataDir} is closed`, { dataDir: this.dataDir });
+    return new FlotillaError('E_CLOSED', `embedded registry ${this.dataDir} is closed`, {
+      dataDir: this.dataDir,
+    });
   }
 
   /** Append an applied change to the log; resolves when it is durable. */
@@ -244,7 +246,8 @@ export class EmbeddedKvStore implements KvStore {
   async keepAliveOnce(id: string): Promise<number> {
     await this.begin();
     const ttl = this.state.leaseTtl(id);
-    if (ttl === undefined) throw new FlotillaError('E_LEASE_NOT_FOUND', `lease ${id} not found`, { lease: id });
+    if (ttl === undefined)
+      throw new FlotillaError('E_LEASE_NOT_FOUND', `lease ${id} not found`, { lease: id });
     this.deadlines.set(id, ttl);
     return this.settled(ttl);
   }
@@ -289,7 +292,9 @@ export class EmbeddedKvStore implements KvStore {
       if (this.closed || this.failure) return this.hub.failed(this.failure ?? this.closedError());
       if (this.deadlines.anyDue()) this.reapDue().catch(noop);
       const from =
-        opts.fromRevision !== undefined && opts.fromRevision > 0 ? opts.fromRevision : this.state.revision + 1;
+        opts.fromRevision !== undefined && opts.fromRevision > 0
+          ? opts.fromRevision
+          : this.state.revision + 1;
       return this.hub.open(prefix, from, opts.prevKv ?? false, this.published);
     };
     if (this.opened) return start();
