@@ -102,6 +102,8 @@ host_mirror() {
 valid_machine() { [[ $1 =~ ^m([1-9]|[1-9][0-9]|1[0-9][0-9]|200)$ ]]; }
 m_ip() { echo "$T_SUBNET.$((10 + ${1#m}))"; }
 m_ns() { echo "$T_NSPFX$1"; }
+# Is netns $1 really there? (/run may be on disk: after a reboot the file stays, the netns is gone)
+ns_ok() { mountpoint -q "/run/netns/$1" 2>/dev/null; }
 m_disk() { echo "$T_STATE/machines/$1"; }
 m_run() { echo "$T_RUN/machines/$1"; }
 m_bus() { echo "$T_RUN/machines/$1/dbus/system_bus_socket"; }
@@ -200,7 +202,7 @@ apply_partitions() {
   exec 7>"$T_RUN/.partitions.lock"; flock 7
   ms=$(ls "$T_STATE/machines" 2>/dev/null | grep -E '^m[0-9]+$' | sort -V || true)
   for m in $ms; do
-    [ -e "/run/netns/$(m_ns "$m")" ] || continue
+    ns_ok "$(m_ns "$m")" || continue
     ipt_chain "$(m_ns "$m")"
     if part_cuts "$m" all; then
       ip netns exec "$(m_ns "$m")" iptables -w -A $PART_CHAIN ! -i lo -j DROP
