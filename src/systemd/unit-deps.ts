@@ -2,7 +2,7 @@
  * The things src/systemd needs from the unit model (src/unit), in one place: unit-name validation,
  * template lookup, and "does this unit file have an [Install] section".
  */
-import { UnitFile, isInstanceName, templateName, validateUnitName } from '../unit/index.js';
+import { UnitFile, expandSpecifiers, isInstanceName, parseUnitName, templateName, validateUnitName } from '../unit/index.js';
 
 export { validateUnitName };
 
@@ -17,4 +17,10 @@ export function templateOf(name: string): string | undefined {
  */
 export function hasInstallSection(contents: string): boolean {
   return UnitFile.parse(contents).sections().includes('Install');
+}
+
+/** `[Unit] Description` with %i/%n/%p… expanded for `name` (what systemd shows), or undefined. */
+export function unitDescription(name: string, contents: string): string | undefined {
+  const d = UnitFile.parse(contents).description();
+  return d === undefined ? undefined : expandSpecifiers(d, parseUnitName(name));
 }
