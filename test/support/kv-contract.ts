@@ -405,17 +405,23 @@ export function kvContract(name: string, target: ContractTarget): void {
       const members = target.members;
       it(`a watch survives killing each of the ${members.count} members in turn, missing no revision`, async () => {
         const p = k('');
-        const writer = await target.open();
-        extra.push(writer);
+        // Writes go through the same client's pool (any live member); the watch stream sits on one
+        // member, so killing each member in turn kills the one it is connected to.
+        const writer = store;
+        members.restart(); // start from a healthy cluster
         const w = store.watch(p);
         await sleep(200);
         const total = members.count * 10;
         const got = collect(w, (all) => all.length >= total, 60_000);
         let n = 0;
-        for (let m = 1; m <= members.count; m++) {
-          for (let i = 0; i < 5; i++) await writer.put(`${p}${String(n++).padStart(3, '0')}`, 'v');
-          members.kill(m);
-          for (let i = 0; i < 5; i++) await writer.put(`${p}${String(n++).padStart(3, '0')}`, 'v');
+        try {
+          for (let m = 1; m <= members.count; m++) {
+            for (let i = 0; i < 5; i++) await writer.put(`${p}${String(n++).padStart(3, '0')}`, 'v');
+            members.kill(m);
+            for (let i = 0; i < 5; i++) await writer.put(`${p}${String(n++).padStart(3, '0')}`, 'v');
+            members.restart();
+          }
+        } finally {
           members.restart();
         }
         const batches = await got;
