@@ -39,7 +39,7 @@ import {
 } from './manager.js';
 import { applyProperties, emptyState, int, str, unitNameFromPath } from './properties.js';
 import { resourceProperties, transientProperties, type Prop } from './transient.js';
-import { hasInstallSection, validateUnitName } from './unit-deps.js';
+import { hasInstallSection, isTemplateName, validateUnitName } from './unit-deps.js';
 import { DEFAULT_UNITS_DIR, UnitFileStore } from './unit-files.js';
 import { WatchHub } from './watch.js';
 
@@ -300,6 +300,18 @@ export class DbusSystemdManager implements SystemdManager {
 
   private async assertInstallable(name: string): Promise<void> {
     if (await this.files.has(name)) return;
+    if (isTemplateName(name)) {
+      // Templates cannot be loaded; ask for their unit file instead. NoSuchUnit = no file anywhere.
+      try {
+        const [st] = await this.conn.call(managerCall('GetUnitFileState', 's', [name]));
+        throw new FlotillaError('E_SYSTEMD_NOT_OWNED', `${name} already exists (${String(st)}); flotilla will not replace it`, {
+          unit: name,
+        });
+      } catch (err) {
+        if (dbusErrorName(err) === 'org.freedesktop.DBus.Error.FileNotFound' || dbusErrorName(err) === 'org.freedesktop.systemd1.NoSuchUnit') return;
+        throw err;
+      }
+    }
     const s = await this.state(name);
     if (s.loadState === 'not-found' || s.fragmentPath === null || this.files.contains(s.fragmentPath)) return;
     if (s.loadState === 'loaded' || s.loadState === 'masked') {

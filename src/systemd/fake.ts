@@ -212,7 +212,7 @@ export class FakeSystemdManager implements SystemdManager {
     for (const n of opts.units ?? []) validateUnitName(n);
     const w = { filter: opts.units ? new Set(opts.units) : null, queue: new AsyncQueue<UnitEvent>(() => this.watchers.delete(w)) };
     this.watchers.add(w);
-    if (opts.initial && opts.units) {
+    if (opts.units) {
       for (const n of opts.units) {
         const state = this.snapshot(n);
         w.queue.push({ type: 'changed', unit: n, state, changed: Object.keys(state) as (keyof UnitState)[], at: Date.now() });

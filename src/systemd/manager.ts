@@ -207,14 +207,20 @@ export interface TransientUnitSpec extends ResourceLimits {
 export type UnitEvent =
   /** Properties changed; `state` is the full state after the change. */
   | { type: 'changed'; unit: string; state: UnitState; changed: (keyof UnitState)[]; at: number }
-  /** systemd unloaded the unit (garbage collection, removal). */
+  /**
+   * systemd unloaded the unit from memory: garbage collection of an inactive unit (normal, and also
+   * caused by merely reading the state of an unloaded unit) or its file went away. Reading its state
+   * now gives what a fresh load gives; a later change arrives as a `changed` event again.
+   */
   | { type: 'removed'; unit: string; at: number };
 
 export interface WatchOptions {
-  /** Only these units (validated). Omitted: every unit systemd reports changes for. */
+  /**
+   * Only these units (validated); the first event for each is its full current state (`changed`
+   * lists every field), so there is no gap between "read the state" and "watch it".
+   * Omitted: every unit systemd reports changes for, from now on (no initial events).
+   */
   units?: readonly string[];
-  /** Emit one `changed` event per watched unit with its current state when the watch starts. */
-  initial?: boolean;
 }
 
 /** An event stream. `close()` (or breaking out of `for await`) ends it. */

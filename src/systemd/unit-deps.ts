@@ -2,9 +2,17 @@
  * The things src/systemd needs from the unit model (src/unit), in one place: unit-name validation,
  * template lookup, and "does this unit file have an [Install] section".
  */
-import { UnitFile, expandSpecifiers, isInstanceName, parseUnitName, templateName, validateUnitName } from '../unit/index.js';
+import {
+  UnitFile,
+  expandSpecifiers,
+  isInstanceName,
+  isTemplateName,
+  parseUnitName,
+  templateName,
+  validateUnitName,
+} from '../unit/index.js';
 
-export { validateUnitName };
+export { isTemplateName, validateUnitName };
 
 /** For an instance `a@b.service` → `a@.service`; otherwise undefined. Never throws. */
 export function templateOf(name: string): string | undefined {

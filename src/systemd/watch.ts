@@ -77,16 +77,13 @@ export class WatchHub {
     this.startTimer();
     if (filter) {
       for (const name of filter) {
-        const known = this.cache.get(name);
-        const p = known && !this.fetching.has(name) ? Promise.resolve() : this.startFetch(name, false);
-        if (opts.initial) {
-          void p.then(() => {
-            const s = this.cache.get(name);
-            if (s && this.watchers.has(w)) {
-              w.queue.push({ type: 'changed', unit: name, state: s, changed: Object.keys(s) as (keyof UnitState)[], at: Date.now() });
-            }
-          });
-        }
+        const ready = this.cache.has(name) && !this.fetching.has(name) ? Promise.resolve() : this.startFetch(name, false);
+        void ready.then(() => {
+          const s = this.cache.get(name);
+          if (s && this.watchers.has(w)) {
+            w.queue.push({ type: 'changed', unit: name, state: s, changed: Object.keys(s) as (keyof UnitState)[], at: Date.now() });
+          }
+        });
       }
     }
     const queue = w.queue;
@@ -119,6 +116,12 @@ export class WatchHub {
 
   /** Feed a UnitRemoved signal (systemd unloaded the unit). */
   unitRemoved(name: string): void {
+    // A unit is often unloaded right after its last change (GC of a stopped unit): deliver that first.
+    const d = this.dirty.get(name);
+    if (d) {
+      this.dirty.delete(name);
+      this.emitChanged(name, d);
+    }
     if (!this.cache.delete(name)) return;
     const ev: UnitEvent = { type: 'removed', unit: name, at: Date.now() };
     for (const w of this.watchers) if (!w.filter || w.filter.has(name)) w.queue.push(ev);
@@ -185,14 +188,16 @@ export class WatchHub {
         if (!this.interested(name)) return;
         const base = this.cache.get(name) ?? emptyState(name);
         let { state, changed } = applyProperties(base, props);
-        const all = new Set(changed);
+        // The fetched state's own diff is an event only for a unit we already tracked; signals newer
+        // than the reply are genuine changes, always.
+        const all = new Set(emit ? changed : []);
         for (const b of entry.buffer) {
           if (b.seq <= seq) continue;
           ({ state, changed } = applyProperties(state, b.props));
           for (const c of changed) all.add(c);
         }
         this.cache.set(name, state);
-        if (emit) this.markDirty(name, [...all]);
+        this.markDirty(name, [...all]);
       },
       (err: unknown) => {
         this.fetching.delete(name);
@@ -220,15 +225,17 @@ export class WatchHub {
     this.flushScheduled = false;
     const batch = [...this.dirty];
     this.dirty.clear();
-    for (const [name, d] of batch) {
-      const state = this.cache.get(name);
-      if (!state) continue;
-      const ev: UnitEvent = { type: 'changed', unit: name, state, changed: [...d.fields], at: d.at };
-      for (const w of this.watchers) {
-        if (!w.filter || w.filter.has(name)) {
-          w.queue.push(ev);
-          this.stats.events++;
-        }
+    for (const [name, d] of batch) this.emitChanged(name, d);
+  }
+
+  private emitChanged(name: string, d: { fields: Set<keyof UnitState>; at: number }): void {
+    const state = this.cache.get(name);
+    if (!state) return;
+    const ev: UnitEvent = { type: 'changed', unit: name, state, changed: [...d.fields], at: d.at };
+    for (const w of this.watchers) {
+      if (!w.filter || w.filter.has(name)) {
+        w.queue.push(ev);
+        this.stats.events++;
       }
     }
   }

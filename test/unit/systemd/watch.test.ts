@@ -61,7 +61,7 @@ describe('WatchHub', () => {
     const src = new Source();
     src.set('a.service', 'inactive', 'dead');
     hub = new WatchHub(src, { resyncIntervalMs: 0 });
-    const w = hub.watch({ units: ['a.service'], initial: true });
+    const w = hub.watch({ units: ['a.service'] });
     const [init] = await take(w, 1);
     expect(init).toMatchObject({ type: 'changed', unit: 'a.service', state: { activeState: 'inactive' } });
     src.calls = [];
@@ -79,8 +79,7 @@ describe('WatchHub', () => {
     src.set('a.service', 'active', 'running');
     hub = new WatchHub(src, { resyncIntervalMs: 0 });
     const w = hub.watch({ units: ['a.service'] });
-    await tick();
-    await tick();
+    await take(w, 1); // the initial state
     src.calls = [];
     hub.propertiesChanged('other.service', { ActiveState: V('s', 'failed') }, [], 1);
     hub.propertiesChanged('a.service', { ActiveState: V('s', 'active') }, [], 2);
@@ -102,8 +101,12 @@ describe('WatchHub', () => {
     hub.propertiesChanged('a.service', { SubState: V('s', 'running'), ActiveState: V('s', 'active') }, [], 11); // newer
     src.hold!();
     await tick();
+    const [init] = await take(w, 1);
+    expect(init).toMatchObject({ state: { activeState: 'active', subState: 'running' } });
     hub.propertiesChanged('a.service', { MainPID: V('u', 9) }, [], 12);
+    // the newer buffered signal's change and this one, coalesced in one turn of the event loop
     const [ev] = await take(w, 1);
+    expect(ev?.type === 'changed' && ev.changed.sort()).toEqual(['activeState', 'mainPID', 'subState']);
     expect(ev).toMatchObject({ state: { activeState: 'active', subState: 'running', mainPID: 9 } });
   });
 
@@ -112,7 +115,7 @@ describe('WatchHub', () => {
     src.set('a.service', 'active', 'running', { Result: V('s', 'success') });
     hub = new WatchHub(src, { resyncIntervalMs: 0 });
     const w = hub.watch({ units: ['a.service'] });
-    await tick();
+    await take(w, 1);
     src.calls = [];
     src.set('a.service', 'active', 'running', { Result: V('s', 'exit-code') });
     hub.propertiesChanged('a.service', {}, ['Result'], 1);
@@ -127,8 +130,7 @@ describe('WatchHub', () => {
     src.set('b.service', 'active', 'running');
     hub = new WatchHub(src, { resyncIntervalMs: 0 });
     const w = hub.watch({ units: ['a.service', 'b.service'] });
-    await tick();
-    await tick();
+    await take(w, 2);
     src.calls = [];
     src.set('b.service', 'failed', 'failed'); // the signal was lost
     await hub.resync('test');
