@@ -15,12 +15,14 @@
  *
  * Rejected with E_UNIT_PARSE (message names the line, `details.line` is 1-based): a body over
  * 1 MiB, invalid UTF-8 (byte offset and line), NUL bytes, a carriage return not followed by "\n",
- * a line over 2048 bytes, an option once joined over 2048 bytes, an option before the first
+ * a line over 2048 bytes, an option once joined over 2048 bytes or ending in a backslash (which
+ * the normal form could not hold), an option before the first
  * section, a malformed or empty section header, a line without "=", an empty option name.
  *
  * Normal form (`serialize`): per section in first-seen order, `[Section]\n` then `Name=Value\n`
  * for each of its options in order, and one blank line between sections; "" for no options.
- * Invariant: `UnitFile.parse(u.serialize())` has the same options as `u` for every UnitFile `u`.
+ * Invariant: for every UnitFile `u`, `UnitFile.parse(u.serialize())` has the options of `u` regrouped
+ * by section (so the same normal form and hash); `fromOptions` refuses what could not round-trip.
  */
 import { createHash } from 'node:crypto';
 import { FlotillaError } from '../lib/errors.js';
@@ -124,6 +126,10 @@ function parseText(text: string): UnitOption[] {
     const name = trimGoSpace(t.slice(0, eq));
     const value = trimGoSpace(t.slice(eq + 1));
     if (name === '') throw lineError(line, `missing option name before "=" in ${excerpt(t)}`);
+    if (continuationIndex(value) !== -1) {
+      // `A=x \ \` + blank line: systemd reads "x \", which no single unit-file line can hold.
+      throw lineError(line, `option ${goQuote(name)} ends in a backslash once continuation lines are joined`);
+    }
     if (utf8Length(name) + 1 + utf8Length(value) > UNIT_LINE_MAX) {
       throw lineError(
         line,

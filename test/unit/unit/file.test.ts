@@ -209,6 +209,18 @@ describe('UnitFile.parse: bad input', () => {
       details: { line: 2 },
     },
     {
+      name: 'value ending in a backslash once joined (at end of file)',
+      input: '[Unit]\nA=x \\ \\',
+      message: 'line 2: option "A" ends in a backslash once continuation lines are joined',
+      details: { line: 2 },
+    },
+    {
+      name: 'value ending in a backslash once joined (blank line ends it)',
+      input: '[Unit]\nA=1\nB=x \\\t\\\n\nC=2\n',
+      message: 'line 3: option "B" ends in a backslash once continuation lines are joined',
+      details: { line: 3 },
+    },
+    {
       name: 'body over 1 MiB (string)',
       input: `[Unit]\n${'# padding\n'.repeat(110_000)}`,
       message: 'unit file too large (max 1048576 bytes)',
