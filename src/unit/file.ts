@@ -151,14 +151,15 @@ function parseText(text: string): UnitOption[] {
     if (lead.startsWith('#') || lead.startsWith(';')) continue;
     if (pending === undefined && lead === '') continue;
     const start = pending?.line ?? lineNo;
-    const joined = pending === undefined ? raw : pending.text + raw;
-    const cut = continuationIndex(joined);
+    const before = pending?.text ?? '';
+    // Only this physical line decides: what came before always ends in the replacing space.
+    const cut = continuationIndex(raw);
     if (cut !== -1) {
-      pending = { line: start, text: joined.slice(0, cut) + ' ' };
+      pending = { line: start, text: before + raw.slice(0, cut) + ' ' };
       continue;
     }
     pending = undefined;
-    logical(joined, start);
+    logical(before + raw, start);
   }
   if (pending !== undefined) logical(pending.text, pending.line);
   return options;
