@@ -5,6 +5,7 @@
 import { basename } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { FlotillaError } from '../lib/errors.js';
+import { ApiError } from './client.js';
 import type { Command, FlagSpec, Io } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import { GLOBAL_FLAGS, globalsFromEnv } from './globals.js';
@@ -100,6 +101,10 @@ export async function main(argv: string[], io: Io = defaultIo, env = process.env
     for (const name of Object.keys(cmd.flags ?? {})) flags[name] = values[name];
     return await cmd.run({ prog, globals, flags, args: parsed.positionals, io });
   } catch (err) {
+    if (err instanceof ApiError) {
+      io.err(`Error: ${err.message}\n`);
+      return err.status === 503 ? 2 : 1;
+    }
     if (err instanceof FlotillaError) {
       io.err(`Error: ${err.message}\n`);
       if (err.code === 'E_USAGE') io.err(`Run '${prog} help' for usage.\n`);

@@ -177,6 +177,24 @@ export class Registry {
     return { job, body: body.body };
   }
 
+  /** Every job with its body, read at one revision (bodies are shared between jobs by hash). */
+  async listUnits(): Promise<{ revision: number; units: { job: JobRecord; body: string | undefined }[] }> {
+    const res = await this.store.txn({
+      compare: [],
+      success: [op.get(KEYS.prefixes.job, true), op.get(KEYS.prefixes.unitBody, true)],
+    });
+    const [jobs, bodies] = res.results;
+    const byHash = new Map<string, string>();
+    for (const kv of bodies?.type === 'get' ? bodies.kvs : []) {
+      byHash.set(kv.key.slice(KEYS.prefixes.unitBody.length), parse<UnitBody>(kv).body);
+    }
+    const units = (jobs?.type === 'get' ? jobs.kvs : []).map((kv) => {
+      const job = parse<JobRecord>(kv);
+      return { job, body: byHash.get(job.hash) };
+    });
+    return { revision: res.revision, units };
+  }
+
   async listJobs(): Promise<JobRecord[]> {
     const { kvs } = await this.store.range(KEYS.prefixes.job);
     return kvs.map((kv) => parse<JobRecord>(kv));

@@ -52,6 +52,8 @@ export interface UnitStateRecord {
   loadState: string;
   activeState: string;
   subState: string;
+  /** What the agent did with the unit: `loaded` (installed) or `launched` (started). */
+  jobState?: 'loaded' | 'launched';
 }
 
 export interface LeaderRecord {

@@ -1,6 +1,21 @@
 /** Every CLI command, in the order `help` lists them. */
 import type { Command } from '../command.js';
 import { help } from './help.js';
+import { listMachinesCmd, listUnitFilesCmd, listUnitsCmd } from './list.js';
+import { cat, destroy, load, start, stop, submit, unload } from './units.js';
 import { version } from './version.js';
 
-export const COMMANDS: readonly Command[] = [help, version];
+export const COMMANDS: readonly Command[] = [
+  cat,
+  destroy,
+  help,
+  listMachinesCmd,
+  listUnitFilesCmd,
+  listUnitsCmd,
+  load,
+  start,
+  stop,
+  submit,
+  unload,
+  version,
+];

@@ -1,0 +1,248 @@
+/**
+ * fleet's HTTP API v1 (`/fleet/v1/…`, alias `/v1-alpha/…`) over the Registry, with fleet's JSON shapes,
+ * status codes and error body. Differences from fleet, on purpose:
+ *   - a bogus desiredState is a 400 (fleet stored it and then answered 500 forever);
+ *   - a unit that cannot be placed carries `reason` (why), which fleet never said.
+ * Pagination (`nextPageToken`) follows fleet's token format: base64url(LE uint16 limit, uint16 page).
+ */
+import { isCode } from '../lib/errors.js';
+import type { Registry, Snapshot } from '../registry/registry.js';
+import { isDesiredState, type DesiredState, type JobRecord } from '../registry/types.js';
+import { UnitFile, fleetRequirements, isTemplateName, validateUnitName, type UnitOption } from '../unit/index.js';
+import { HttpError, parseJson, type ApiRequest, type ApiResponse } from './http.js';
+
+export const PAGE_LIMIT = 100;
+
+export interface ApiUnit {
+  name: string;
+  options?: UnitOption[];
+  desiredState?: DesiredState;
+  currentState?: DesiredState;
+  machineID?: string;
+  /** flotilla: why the unit is not placed. */
+  reason?: string;
+}
+
+export interface ApiUnitState {
+  name: string;
+  hash: string;
+  machineID: string;
+  systemdLoadState: string;
+  systemdActiveState: string;
+  systemdSubState: string;
+}
+
+export interface ApiMachine {
+  id: string;
+  primaryIP: string;
+  metadata: Record<string, string>;
+}
+
+/** Parsed bodies by hash: bodies are immutable, so the cache never goes stale. */
+const parsed = new Map<string, { unit: UnitFile; global: boolean }>();
+function parseBody(name: string, hash: string, body: string): { unit: UnitFile; global: boolean } {
+  let p = parsed.get(hash);
+  if (!p) {
+    const unit = UnitFile.parse(body);
+    let global = false;
+    try {
+      global = fleetRequirements(name, unit).global;
+    } catch {
+      /* stored before validation existed: treat as not global */
+    }
+    p = { unit, global };
+    if (parsed.size > 20_000) parsed.clear();
+    parsed.set(hash, p);
+  }
+  return p;
+}
+
+export function encodePageToken(limit: number, page: number): string {
+  const b = Buffer.alloc(4);
+  b.writeUInt16LE(limit, 0);
+  b.writeUInt16LE(page, 2);
+  return b.toString('base64url').padEnd(8, '=');
+}
+
+function pageOf(query: URLSearchParams): number {
+  const tokens = query.getAll('nextPageToken');
+  if (tokens.length === 0) return 1;
+  if (tokens.length > 1) throw new HttpError(400, 'too many values for page token');
+  const b = Buffer.from(tokens[0]!, 'base64url');
+  if (b.length !== 4) throw new HttpError(400, 'invalid page token');
+  if (b.readUInt16LE(0) !== PAGE_LIMIT) throw new HttpError(400, `token limit must be ${PAGE_LIMIT}`);
+  const page = b.readUInt16LE(2);
+  if (page === 0) throw new HttpError(400, 'token page must be greater than zero');
+  return page;
+}
+
+function paginate<T>(items: T[], query: URLSearchParams): { items: T[]; nextPageToken?: string } {
+  const page = pageOf(query);
+  const slice = items.slice((page - 1) * PAGE_LIMIT, page * PAGE_LIMIT);
+  // fleet sends a token whenever a page is full, even if nothing follows.
+  return slice.length === PAGE_LIMIT ? { items: slice, nextPageToken: encodePageToken(PAGE_LIMIT, page + 1) } : { items: slice };
+}
+
+export function currentState(snap: Snapshot, name: string, global: boolean): DesiredState {
+  if (global) return 'inactive';
+  const target = snap.schedules.get(name)?.machineID;
+  if (!target) return 'inactive';
+  const st = snap.states.get(name)?.get(target);
+  if (!st) return 'inactive';
+  return st.jobState ?? 'loaded';
+}
+
+function toApiUnit(snap: Snapshot, job: JobRecord, body: string | undefined): ApiUnit {
+  const out: ApiUnit = { name: job.name, desiredState: job.desiredState };
+  let global = false;
+  if (body !== undefined) {
+    const p = parseBody(job.name, job.hash, body);
+    global = p.global;
+    out.options = p.unit.options.map((o) => ({ name: o.name, section: o.section, value: o.value }));
+  }
+  out.currentState = currentState(snap, job.name, global);
+  const sched = snap.schedules.get(job.name);
+  if (sched?.machineID) out.machineID = sched.machineID;
+  if (sched?.reason && !sched.machineID) out.reason = sched.reason;
+  return out;
+}
+
+export class FleetV1 {
+  constructor(private readonly registry: Registry) {}
+
+  async listUnits(query: URLSearchParams): Promise<ApiResponse> {
+    const [snap, { units }] = await Promise.all([this.registry.snapshot(), this.registry.listUnits()]);
+    const all = units
+      .sort((a, b) => (a.job.name < b.job.name ? -1 : a.job.name > b.job.name ? 1 : 0))
+      .map((u) => toApiUnit(snap, u.job, u.body));
+    const { items, nextPageToken } = paginate(all, query);
+    return { status: 200, body: nextPageToken ? { units: items, nextPageToken } : { units: items } };
+  }
+
+  async getUnit(name: string): Promise<ApiResponse> {
+    const [snap, u] = await Promise.all([this.registry.snapshot(), this.registry.getUnit(name)]);
+    if (!u) throw new HttpError(404, 'unit does not exist');
+    return { status: 200, body: toApiUnit(snap, u.job, u.body) };
+  }
+
+  async putUnit(name: string, req: ApiRequest): Promise<ApiResponse> {
+    const raw = parseJson(req);
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      throw new HttpError(400, 'unable to decode body: expected a JSON object');
+    }
+    const body = raw as { name?: unknown; desiredState?: unknown; options?: unknown };
+    if (body.name !== undefined && body.name !== '' && body.name !== name) {
+      throw new HttpError(400, `name in URL ${JSON.stringify(name)} differs from unit name in request body ${JSON.stringify(body.name)}`);
+    }
+    validateUnitName(name);
+    if (body.desiredState !== undefined && !isDesiredState(body.desiredState)) {
+      throw new HttpError(400, `invalid desiredState ${JSON.stringify(body.desiredState)}: must be inactive, loaded or launched`);
+    }
+    const desired = body.desiredState as DesiredState | undefined;
+    if (body.options !== undefined && !Array.isArray(body.options)) throw new HttpError(400, 'unable to decode body: options must be an array');
+    const options = (body.options ?? []) as UnitOption[];
+    if (desired !== undefined && desired !== 'inactive' && isTemplateName(name)) {
+      throw new HttpError(400, `cannot activate template ${JSON.stringify(name)}`);
+    }
+    const existing = await this.registry.getJob(name);
+    if (options.length > 0) {
+      const unit = UnitFile.fromOptions(options);
+      fleetRequirements(name, unit); // throws E_UNIT_OPTIONS (400) on fleet's forbidden combinations
+      const text = unit.serialize();
+      if (!existing) {
+        try {
+          await this.registry.createUnit(name, text, desired ?? 'inactive');
+        } catch (err) {
+          if (!isCode(err, 'E_CONFLICT')) throw err;
+          throw new HttpError(409, `unit ${name} was created concurrently`);
+        }
+        return { status: 201 };
+      }
+      if (unit.hash() !== existing.hash) {
+        await this.registry.replaceUnit(name, text, desired ?? 'inactive');
+        return { status: 201 };
+      }
+    } else if (!existing) {
+      throw new HttpError(409, 'unit does not exist and options field empty');
+    }
+    if (desired === undefined) throw new HttpError(409, 'must provide DesiredState to update existing unit');
+    await this.registry.setDesiredState(name, desired);
+    return { status: 204 };
+  }
+
+  async deleteUnit(name: string): Promise<ApiResponse> {
+    if (!(await this.registry.destroyUnit(name))) throw new HttpError(404, 'unit does not exist');
+    return { status: 204 };
+  }
+
+  async listStates(query: URLSearchParams): Promise<ApiResponse> {
+    const machine = query.get('machineID');
+    const unit = query.get('unitName');
+    const all = (await this.registry.listUnitStates())
+      .filter((s) => (machine === null || s.machineID === machine) && (unit === null || s.name === unit))
+      .sort((a, b) => (a.name === b.name ? (a.machineID < b.machineID ? -1 : 1) : a.name < b.name ? -1 : 1))
+      .map(
+        (s): ApiUnitState => ({
+          name: s.name,
+          hash: s.hash,
+          machineID: s.machineID,
+          systemdLoadState: s.loadState,
+          systemdActiveState: s.activeState,
+          systemdSubState: s.subState,
+        }),
+      );
+    const { items, nextPageToken } = paginate(all, query);
+    return { status: 200, body: nextPageToken ? { states: items, nextPageToken } : { states: items } };
+  }
+
+  async listMachines(query: URLSearchParams): Promise<ApiResponse> {
+    const all = (await this.registry.listMachines())
+      .sort((a, b) => (a.id < b.id ? -1 : 1))
+      .map((m): ApiMachine => ({ id: m.id, primaryIP: m.publicIP, metadata: m.metadata }));
+    const { items, nextPageToken } = paginate(all, query);
+    return { status: 200, body: nextPageToken ? { machines: items, nextPageToken } : { machines: items } };
+  }
+
+  /** Route a request under /fleet/v1 or /v1-alpha. Undefined: not ours. */
+  async route(req: ApiRequest): Promise<ApiResponse | undefined> {
+    const m = /^\/(?:fleet\/v1|v1-alpha)(\/.*)?$/.exec(req.path);
+    if (!m) return undefined;
+    const rest = m[1] ?? '';
+    const only = (methods: string[]) => {
+      if (!methods.includes(req.method)) {
+        throw new HttpError(405, `only ${methods.join(', ')} supported against this resource`);
+      }
+    };
+    if (rest === '' || rest === '/') throw new HttpError(405, 'only GET supported against this resource');
+    if (rest === '/units') {
+      only(['GET']);
+      return this.listUnits(req.query);
+    }
+    const unit = /^\/units\/([^/]+)$/.exec(rest);
+    if (unit) {
+      const name = decodeURIComponent(unit[1]!);
+      only(['GET', 'PUT', 'DELETE']);
+      if (req.method === 'GET') return this.getUnit(name);
+      if (req.method === 'PUT') return this.putUnit(name, req);
+      return this.deleteUnit(name);
+    }
+    if (rest === '/state') {
+      only(['GET']);
+      return this.listStates(req.query);
+    }
+    const st = /^\/state\/([^/]+)$/.exec(rest);
+    if (st) {
+      only(['GET']);
+      const name = decodeURIComponent(st[1]!);
+      const r = await this.listStates(new URLSearchParams({ unitName: name }));
+      const first = (r.body as { states: ApiUnitState[] }).states[0];
+      if (!first) throw new HttpError(404, 'unit state does not exist');
+      return { status: 200, body: first };
+    }
+    if (rest === '/machines') {
+      only(['GET']);
+      return this.listMachines(req.query);
+    }
+    throw new HttpError(404, 'not found');
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * The agent's API server: fleet's v1 API plus flotilla's extensions, on
+ *   - a unix socket (default /var/run/fleet.sock), mode 0600: root only;
+ *   - sockets passed by systemd socket activation (LISTEN_FDS/LISTEN_PID), used instead when present;
+ *   - optionally TCP, only with TLS and required client certificates (mutual TLS).
+ */
+import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { dirname } from 'node:path';
+import { HttpError, readBody, send, toErrorResponse, type ApiRequest, type ApiResponse } from './http.js';
+
+export type Handler = (req: ApiRequest) => Promise<ApiResponse | undefined>;
+
+export interface ListenOptions {
+  socketPath?: string;
+  tcp?: { host: string; port: number; ca: string; cert: string; key: string };
+  /** Sockets from systemd (fd numbers); when given, socketPath is not bound. */
+  activationFds?: number[];
+}
+
+/** Turn a node request into an ApiRequest and dispatch it through the handlers in order. */
+export async function dispatch(handlers: Handler[], req: ApiRequest): Promise<ApiResponse> {
+  try {
+    if (req.path === '/') throw new HttpError(405, 'only GET supported against this resource');
+    for (const h of handlers) {
+      const r = await h(req);
+      if (r) return r;
+    }
+    throw new HttpError(404, 'not found');
+  } catch (err) {
+    return toErrorResponse(err);
+  }
+}
+
+function listener(handlers: Handler[]) {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    void (async () => {
+      let r: ApiResponse;
+      try {
+        const url = new URL(req.url ?? '/', 'http://flotilla');
+        const body = req.method === 'GET' || req.method === 'HEAD' ? Buffer.alloc(0) : await readBody(req);
+        r = await dispatch(handlers, {
+          method: req.method ?? 'GET',
+          path: url.pathname,
+          query: url.searchParams,
+          headers: req.headers,
+          body,
+        });
+      } catch (err) {
+        r = toErrorResponse(err);
+      }
+      await send(res, r).catch(() => res.destroy());
+    })();
+  };
+}
+
+/** systemd socket activation: the fds passed to this process, or [] (sd_listen_fds(3)). */
+export function activationFds(env = process.env): number[] {
+  if (env.LISTEN_PID !== String(process.pid)) return [];
+  const n = Number(env.LISTEN_FDS ?? 0);
+  return Array.from({ length: n }, (_, i) => 3 + i);
+}
+
+export class ApiServer {
+  private readonly servers: Server[] = [];
+  private socketPath: string | undefined;
+
+  constructor(private readonly handlers: Handler[]) {}
+
+  async listen(opts: ListenOptions): Promise<void> {
+    const onRequest = listener(this.handlers);
+    const fds = opts.activationFds ?? [];
+    if (fds.length > 0) {
+      for (const fd of fds) {
+        const s = createHttpServer(onRequest);
+        await new Promise<void>((resolve, reject) => {
+          s.once('error', reject);
+          s.listen({ fd }, () => resolve());
+        });
+        this.servers.push(s);
+      }
+    } else if (opts.socketPath) {
+      const path = opts.socketPath;
+      mkdirSync(dirname(path), { recursive: true });
+      rmSync(path, { force: true });
+      const s = createHttpServer(onRequest);
+      // Created 0600 (umask 0177 around bind), so there is no moment where others may connect.
+      const old = process.umask(0o177);
+      try {
+        await new Promise<void>((resolve, reject) => {
+          s.once('error', reject);
+          s.listen(path, () => resolve());
+        });
+      } finally {
+        process.umask(old);
+      }
+      chmodSync(path, 0o600);
+      this.socketPath = path;
+      this.servers.push(s);
+    }
+    if (opts.tcp) {
+      const t = opts.tcp;
+      const s = createHttpsServer(
+        {
+          ca: readFileSync(t.ca),
+          cert: readFileSync(t.cert),
+          key: readFileSync(t.key),
+          requestCert: true,
+          rejectUnauthorized: true,
+          minVersion: 'TLSv1.2',
+        },
+        onRequest,
+      );
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(t.port, t.host, () => resolve());
+      });
+      this.servers.push(s);
+    }
+  }
+
+  /** The TCP port actually bound (for port 0 in tests). */
+  tcpPort(): number | undefined {
+    for (const s of this.servers) {
+      const a = s.address();
+      if (a && typeof a === 'object') return (a as AddressInfo).port;
+    }
+    return undefined;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(
+      this.servers.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            s.close(() => resolve());
+            s.closeAllConnections();
+          }),
+      ),
+    );
+    this.servers.length = 0;
+    if (this.socketPath) rmSync(this.socketPath, { force: true });
+  }
+}
