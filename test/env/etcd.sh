@@ -145,13 +145,21 @@ down_machines() {
   rm -f "$T_RUN/etcd-machines.env"
 }
 
-down_loopback() {
-  local f i
+stop_all() {   # stop_all TERM|KILL: signal every loopback member at once, then wait for all
+  local f pids=() p
   for f in "$PIDS"/member*.pid; do
     [ -e "$f" ] || continue
-    i=${f##*/member}; i=${i%.pid}
-    stop_member "$i" TERM
+    if alive_file "$f" etcd; then p=$(cat "$f"); kill "-$1" "$p"; pids+=("$p"); fi
+    rm -f "$f"
   done
+  for p in "${pids[@]+"${pids[@]}"}"; do
+    for _ in $(seq 200); do alive "$p" etcd || break; sleep 0.05; done
+    if alive "$p" etcd; then kill -KILL "$p"; fi
+  done
+}
+
+down_loopback() {
+  stop_all KILL   # the data goes next, so a graceful stop buys nothing
   rm -rf "$DATA" "$T_RUN/etcd.env"
   info "loopback etcd stopped, data deleted ($DATA)"
 }
@@ -173,7 +181,7 @@ case $cmd in
       [[ $1 =~ ^[1-5]$ ]] || die "usage: etcd.sh stop [I]"
       stop_member "$1" TERM; info "etcd member $1 stopped"
     else
-      for f in "$PIDS"/member*.pid; do [ -e "$f" ] || continue; i=${f##*/member}; stop_member "${i%.pid}" TERM; done
+      stop_all TERM
       info "loopback etcd members stopped (data kept)"
     fi ;;
   down)

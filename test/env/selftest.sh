@@ -45,7 +45,7 @@ etcd_checks() {   # etcd_checks LABEL ENDPOINTS
         [ \"\$(ETCDCTL_API=3 etcdctl --endpoints=\$f get $k/${e##*:} --print-value-only)\" = v-$$ ] || { echo \"not on \$f\"; exit 1; }
       done"
   done
-  check "etcd $label: v2 API set/get" bash -c "ETCDCTL_API=2 etcdctl --endpoints=${eps%%,*} set $k-v2 x >/dev/null && [ \"\$(ETCDCTL_API=2 etcdctl --endpoints=${eps%%,*} get $k-v2)\" = x ]"
+  check "etcd $label: v2 API set/get" bash -c "ETCDCTL_API=2 etcdctl --endpoints=${eps%%,*} set $k-v2 x >/dev/null && [ \"\$(ETCDCTL_API=2 etcdctl --endpoints=${eps%%,*} get --quorum $k-v2)\" = x ]"
   ectl --endpoints="$eps" del --prefix "$k" >/dev/null 2>&1
   ETCDCTL_API=2 etcdctl --endpoints="${eps%%,*}" rm "$k-v2" >/dev/null 2>&1
 }
