@@ -53,6 +53,8 @@ export interface LogWriterOptions {
   onFail: (err: FlotillaError) => void;
   /** Called after each fdatasync (tests count group commits with it). */
   onSync?: (records: number) => void;
+  /** Awaited before each fdatasync (tests simulate a stalled disk with it). */
+  beforeSync?: () => Promise<void> | void;
 }
 
 export class LogWriter {
@@ -148,6 +150,7 @@ export class LogWriter {
     while (off < frame.length) {
       off += (await this.handle.write(frame, off, frame.length - off, this.bytes + off)).bytesWritten;
     }
+    await this.opts.beforeSync?.();
     await this.handle.datasync();
     this.bytes += frame.length;
     this.stats.syncs++;

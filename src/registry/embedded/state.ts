@@ -12,7 +12,7 @@ import { FlotillaError } from '../../lib/errors.js';
 import type { Compare, KeyValue, Op, OpResult, Txn, TxnResult, WatchEvent } from '../kv.js';
 import { SortedKeys, compareKeys } from './keyorder.js';
 import type { Effect, GrantRecord, LogRecord, RevokeRecord, WriteRecord } from './records.js';
-import type { SnapshotData } from './snapshot.js';
+import type { SnapshotData, SnapshotSource } from './snapshot.js';
 
 export const NO_LEASE = '0';
 
@@ -252,14 +252,14 @@ export class KvState {
 
   // ---- snapshots ---------------------------------------------------------------------------------
 
-  snapshot(): SnapshotData {
-    const kvs: SnapshotData['kvs'] = [];
-    for (const k of this.index) {
-      const kv = this.kvs.get(k)!;
-      kvs.push([k, kv.value, kv.createRevision, kv.modRevision, kv.version, kv.lease]);
-    }
-    const leases: SnapshotData['leases'] = [...this.leases].map(([id, l]) => [id, l.ttl]);
-    return { v: 1, seq: this.seq, revision: this.revision, leases, kvs };
+  /** The state as of now, for a snapshot: O(keys) pointer copies, since entries are immutable. */
+  capture(): SnapshotSource {
+    return {
+      seq: this.seq,
+      revision: this.revision,
+      leases: [...this.leases].map(([id, l]) => [id, l.ttl]),
+      entries: [...this.kvs.values()],
+    };
   }
 
   static fromSnapshot(data: SnapshotData): KvState {

@@ -35,7 +35,7 @@ import { DirLock } from './lock.js';
 import { LogWriter } from './log.js';
 import { encodeRecord } from './records.js';
 import { recover } from './recover.js';
-import { encodeSnapshot, writeSnapshot } from './snapshot.js';
+import { writeSnapshot } from './snapshot.js';
 import type { Applied, KvState } from './state.js';
 import { WatchHub } from './watch.js';
 
@@ -54,9 +54,15 @@ export interface EmbeddedKvStoreOptions {
   compactBytes?: number;
   /** Shortest lease TTL granted, in seconds (etcd's minimum TTL). Default 1. */
   minLeaseTtl?: number;
+  /**
+   * A request waiting longer than this for its change (or what it read) to become durable fails with
+   * E_REGISTRY_UNAVAILABLE; like an etcd timeout, the change may still land. Default 5000 ms.
+   */
+  requestTimeoutMs?: number;
   /** Observation points for tests and benchmarks. */
   hooks?: {
     onSync?: (records: number) => void;
+    beforeSync?: () => Promise<void> | void;
     onCompaction?: (phase: CompactionPhase, err?: unknown) => void;
   };
 }
@@ -89,6 +95,7 @@ export class EmbeddedKvStore implements KvStore {
   private compaction: Promise<void> | undefined;
   private snapshotBytes = 0;
   private compactions = 0;
+  private readonly bounded = new WeakMap<Promise<void>, Promise<void>>();
 
   /** Prefer `EmbeddedKvStore.open()`, which reports open errors (lock held, corruption) at once. */
   constructor(opts: EmbeddedKvStoreOptions = {}) {
@@ -126,6 +133,7 @@ export class EmbeddedKvStore implements KvStore {
         onDurable: (seq) => this.onDurable(seq),
         onFail: (err) => this.onFail(err),
         ...(this.opts.hooks?.onSync ? { onSync: this.opts.hooks.onSync } : {}),
+        ...(this.opts.hooks?.beforeSync ? { beforeSync: this.opts.hooks.beforeSync } : {}),
       });
       // etcd on a leader change does the same: every lease gets a full TTL for its owner to renew it.
       for (const id of r.state.leaseIds()) this.deadlines.set(id, r.state.leaseTtl(id)!);
@@ -159,13 +167,40 @@ export class EmbeddedKvStore implements KvStore {
       this.history.push(entry);
       this.unpublished.push({ seq: a.record.s, entry });
     }
-    return this.log.append(encodeRecord(a.record), a.record.s);
+    return this.timed(this.log.append(encodeRecord(a.record), a.record.s));
   }
 
   /** `value`, once everything the current state includes is durable. */
   private async settled<T>(value: T): Promise<T> {
-    if (this.durableSeq < this.state.seq) await this.log.flushed();
+    if (this.durableSeq < this.state.seq) await this.timed(this.log.flushed());
     return value;
+  }
+
+  /**
+   * A batch's durability promise bounded by the request timeout. Many requests share one batch, so
+   * the bounded promise (and its one timer) is made once per batch.
+   */
+  private timed(p: Promise<void>): Promise<void> {
+    const ms = this.opts.requestTimeoutMs ?? 5000;
+    if (!(ms > 0 && ms < Infinity)) return p;
+    let bounded = this.bounded.get(p);
+    if (!bounded) {
+      bounded = new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          reject(
+            new FlotillaError(
+              'E_REGISTRY_UNAVAILABLE',
+              `embedded registry ${this.dataDir}: a change was not durable after ${ms} ms (is the disk stalled?)`,
+              { dataDir: this.dataDir, timeoutMs: ms },
+            ),
+          );
+        }, ms);
+        void p.then(resolve, reject).finally(() => clearTimeout(timer));
+      });
+      bounded.catch(noop);
+      this.bounded.set(p, bounded);
+    }
+    return bounded;
   }
 
   private onDurable(seq: number): void {
@@ -339,7 +374,7 @@ export class EmbeddedKvStore implements KvStore {
     try {
       // The snapshot holds every record appended so far, and rotate() ends the segment right after
       // them (both happen before anything else can run): the snapshot is exactly "all segments < n".
-      const data = encodeSnapshot(this.state.snapshot());
+      const data = this.state.capture();
       const n = await this.log.rotate();
       hook('rotated');
       this.snapshotBytes = await writeSnapshot(this.dataDir, n, data);

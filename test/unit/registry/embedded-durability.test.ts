@@ -239,3 +239,29 @@ describe('embedded KvStore: group commit', () => {
     expect(syncs.length).toBeLessThanOrEqual(2);
   });
 });
+
+describe('embedded KvStore: a stalled disk', () => {
+  it('fails requests after requestTimeoutMs with E_REGISTRY_UNAVAILABLE, and recovers when the disk does', async () => {
+    const dir = await t.dir();
+    let stall: Promise<void> | undefined;
+    let release = (): void => undefined;
+    const s = await t.open(dir, { requestTimeoutMs: 100, hooks: { beforeSync: () => stall } });
+    await s.put('before', '1');
+    stall = new Promise<void>((r) => (release = r));
+    const put = s.put('during', '1');
+    const read = s.get('during'); // reads what the stalled write wrote: must wait for it too
+    for (const p of [put, read]) {
+      const err = await p.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isCode(err, 'E_REGISTRY_UNAVAILABLE')).toBe(true);
+      expect((err as Error).message).toContain(dir);
+    }
+    stall = undefined;
+    release();
+    // Like an etcd timeout, the outcome was unknown: here the write landed once the disk came back.
+    expect(await s.get('during')).toMatchObject({ value: '1', modRevision: 2 });
+    expect(await s.put('after', '1')).toEqual({ revision: 3 });
+  });
+});
