@@ -62,6 +62,7 @@ pkgs_missing() {
 # need_pkgs P...: apt-get install what is missing. Services are never started by postinst:
 # our policy-rc.d (exit 101) is in place during the install (any other one is set aside and
 # put back). "apt-get update" runs only when the install fails without it.
+# shellcheck disable=SC2086
 need_pkgs() {
   local missing; missing=$(pkgs_missing "$@" | xargs)
   [ -z "$missing" ] && return 0
@@ -74,11 +75,9 @@ need_pkgs() {
   info "apt-get install $missing"
   local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Use-Pty=0 -o DPkg::Lock::Timeout=300
              -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io)
-  # shellcheck disable=SC2086
   if ! "${apt[@]}" install --no-install-recommends $missing >"$T_LOG/apt.log" 2>&1; then
     info "install failed with the current package lists; apt-get update and retry"
     if ! "${apt[@]}" update >>"$T_LOG/apt.log" 2>&1; then rc=1
-    # shellcheck disable=SC2086
     elif ! "${apt[@]}" install --no-install-recommends $missing >>"$T_LOG/apt.log" 2>&1; then rc=2; fi
   fi
   rm -f $prc

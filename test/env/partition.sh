@@ -27,7 +27,7 @@ fi
 [ $# -ge 2 ] || usage
 m=$1 action=$2; shift 2
 valid_machine "$m" || die "bad machine name '$m'"
-[ -d "$(m_disk "$m")" ] && ns_ok "$(m_ns "$m")" || die "machine $m does not exist (machines.sh up $m)"
+if [ ! -d "$(m_disk "$m")" ] || ! ns_ok "$(m_ns "$m")"; then die "machine $m does not exist (machines.sh up $m)"; fi
 f="$T_RUN/partitions/$m"
 case $action in
   on)

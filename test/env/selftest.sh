@@ -36,7 +36,7 @@ fi
 
 # ---- loopback etcd -------------------------------------------------------------------------
 etcd_checks() {   # etcd_checks LABEL ENDPOINTS
-  local label=$1 eps=$2 e f k="/flotilla-selftest/$$"
+  local label=$1 eps=$2 e k="/flotilla-selftest/$$"
   check "etcd $label: endpoint health ($eps)" ectl --endpoints="$eps" endpoint health
   for e in ${eps//,/ }; do
     check "etcd $label: put on $e, get on every member" bash -c "
