@@ -71,6 +71,8 @@ export interface DbusConnectionOptions {
   env?: NodeJS.ProcessEnv;
   /** Default deadline for `call()`; D-Bus's own default is 25 s. */
   callTimeoutMs?: number;
+  /** Calls awaiting a reply at once; more wait in a FIFO queue. Default 64 (dbus-daemon allows 128). */
+  maxInFlight?: number;
   /** First reconnect delay; doubles up to `reconnectMaxMs`. */
   reconnectMinMs?: number;
   reconnectMaxMs?: number;
@@ -84,6 +86,14 @@ interface Pending {
   reject: (err: unknown) => void;
   timer: NodeJS.Timeout;
   member: string;
+}
+
+interface Queued {
+  gen: number;
+  c: BusCall;
+  timeoutMs: number;
+  resolve: (r: { body: unknown[]; seq: number }) => void;
+  reject: (err: unknown) => void;
 }
 
 type State = 'idle' | 'connecting' | 'ready' | 'closed';
@@ -108,6 +118,8 @@ export class DbusConnection {
   private bus: MessageBus | undefined;
   private stream: StreamLike | undefined;
   private readonly pending = new Map<number, Pending>();
+  private readonly queued: Queued[] = [];
+  private readonly maxInFlight: number;
   private readonly matches = new Set<string>();
   private readonly setups: ((ctx: SetupContext) => Promise<void>)[] = [];
   private readonly signalListeners = new Set<(s: BusSignal) => void>();
@@ -121,6 +133,7 @@ export class DbusConnection {
   constructor(opts: DbusConnectionOptions = {}) {
     this.address = systemBusAddress(opts.address, opts.env);
     this.callTimeoutMs = opts.callTimeoutMs ?? 25_000;
+    this.maxInFlight = opts.maxInFlight ?? 64;
     this.reconnectMinMs = opts.reconnectMinMs ?? 50;
     this.reconnectMaxMs = opts.reconnectMaxMs ?? 2_000;
     this.backoff = this.reconnectMinMs;
@@ -306,43 +319,59 @@ export class DbusConnection {
       clearTimeout(p.timer);
       p.reject(err);
     }
+    for (const q of this.queued.splice(0)) q.reject(err);
   }
 
+  /**
+   * Sends now, or queues when `maxInFlight` calls already wait for replies: dbus-daemon refuses more
+   * than max_replies_per_connection (128 on the system bus) with LimitsExceeded.
+   */
   private send(gen: number, c: BusCall, timeoutMs: number): Promise<{ body: unknown[]; seq: number }> {
     return new Promise<{ body: unknown[]; seq: number }>((resolve, reject) => {
-      const bus = this.bus;
-      if (gen !== this.gen || !bus) {
-        reject(new FlotillaError('E_SYSTEMD_UNAVAILABLE', 'system bus connection lost', { address: this.address }));
-        return;
-      }
-      const msg = new Message({
-        destination: c.destination,
-        path: c.path,
-        interface: c.interface,
-        member: c.member,
-        signature: c.signature ?? '',
-        body: c.body ?? [],
-      });
-      try {
-        bus.send(msg);
-      } catch (err) {
-        reject(new FlotillaError('E_SYSTEMD_UNAVAILABLE', `cannot send ${c.member}: ${describe(err)}`, {}, { cause: err }));
-        return;
-      }
-      this.stats.calls++;
-      this.stats.byMember.set(c.member, (this.stats.byMember.get(c.member) ?? 0) + 1);
-      const serial = msg.serial as number;
-      const timer = setTimeout(() => {
-        this.pending.delete(serial);
-        reject(
-          new FlotillaError('E_SYSTEMD_UNAVAILABLE', `${c.member} got no reply within ${timeoutMs} ms`, {
-            member: c.member,
-            path: c.path,
-          }),
-        );
-      }, timeoutMs);
-      this.pending.set(serial, { resolve, reject, timer, member: c.member });
+      const item: Queued = { gen, c, timeoutMs, resolve, reject };
+      if (this.pending.size >= this.maxInFlight) this.queued.push(item);
+      else this.transmit(item);
     });
+  }
+
+  private transmit({ gen, c, timeoutMs, resolve, reject }: Queued): void {
+    const bus = this.bus;
+    if (gen !== this.gen || !bus) {
+      reject(new FlotillaError('E_SYSTEMD_UNAVAILABLE', 'system bus connection lost', { address: this.address }));
+      return;
+    }
+    const msg = new Message({
+      destination: c.destination,
+      path: c.path,
+      interface: c.interface,
+      member: c.member,
+      signature: c.signature ?? '',
+      body: c.body ?? [],
+    });
+    try {
+      bus.send(msg);
+    } catch (err) {
+      reject(new FlotillaError('E_SYSTEMD_UNAVAILABLE', `cannot send ${c.member}: ${describe(err)}`, {}, { cause: err }));
+      return;
+    }
+    this.stats.calls++;
+    this.stats.byMember.set(c.member, (this.stats.byMember.get(c.member) ?? 0) + 1);
+    const serial = msg.serial as number;
+    const timer = setTimeout(() => {
+      this.pending.delete(serial);
+      this.drain();
+      reject(
+        new FlotillaError('E_SYSTEMD_UNAVAILABLE', `${c.member} got no reply within ${timeoutMs} ms`, {
+          member: c.member,
+          path: c.path,
+        }),
+      );
+    }, timeoutMs);
+    this.pending.set(serial, { resolve, reject, timer, member: c.member });
+  }
+
+  private drain(): void {
+    while (this.queued.length > 0 && this.pending.size < this.maxInFlight) this.transmit(this.queued.shift()!);
   }
 
   private dispatch(gen: number, m: DbusMessage): void {
@@ -355,6 +384,7 @@ export class DbusConnection {
         if (!p) return;
         this.pending.delete(serial);
         clearTimeout(p.timer);
+        this.drain();
         if (m.type === MessageType.ERROR) {
           const text = typeof m.body[0] === 'string' ? m.body[0] : '';
           p.reject(

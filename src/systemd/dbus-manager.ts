@@ -278,24 +278,41 @@ export class DbusSystemdManager implements SystemdManager {
   }
 
   async uninstall(name: string): Promise<void> {
+    await this.uninstallMany([name]);
+  }
+
+  async uninstallMany(names: readonly string[]): Promise<void> {
     this.assertOpen();
-    validateUnitName(name);
-    if (!(await this.files.has(name))) return;
-    try {
-      await this.runJob('stop', name, 'StopUnit', { timeoutMs: this.jobTimeoutMs });
-    } catch (err) {
-      if (dbusErrorName(err) !== 'org.freedesktop.systemd1.NoSuchUnit')
-        this.log.warn({ unit: name, error: describe(err) }, 'stop before uninstall failed; removing anyway');
-    }
-    await this.conn.call(managerCall('DisableUnitFiles', 'asb', [[name], true]));
-    try {
-      await this.conn.call(managerCall('ResetFailedUnit', 's', [name]));
-    } catch (err) {
-      if (dbusErrorName(err) !== 'org.freedesktop.systemd1.NoSuchUnit') throw err;
-    }
-    await this.files.remove(name);
+    for (const n of names) validateUnitName(n);
+    const ours: string[] = [];
+    for (const n of new Set(names)) if (await this.files.has(n)) ours.push(n);
+    if (ours.length === 0) return;
+    await Promise.all(
+      ours.map(async (n) => {
+        // A template has no state to stop (its instances are stopped by name).
+        if (isTemplateName(n)) return;
+        try {
+          await this.runJob('stop', n, 'StopUnit', { timeoutMs: this.jobTimeoutMs });
+        } catch (err) {
+          if (dbusErrorName(err) !== 'org.freedesktop.systemd1.NoSuchUnit')
+            this.log.warn({ unit: n, error: describe(err) }, 'stop before uninstall failed; removing anyway');
+        }
+      }),
+    );
+    await this.conn.call(managerCall('DisableUnitFiles', 'asb', [ours, true]));
+    await Promise.all(
+      ours
+        .filter((n) => !isTemplateName(n))
+        .map((n) =>
+          this.conn.call(managerCall('ResetFailedUnit', 's', [n])).catch((err: unknown) => {
+            if (dbusErrorName(err) !== 'org.freedesktop.systemd1.NoSuchUnit') throw err;
+            return [];
+          }),
+        ),
+    );
+    for (const n of ours) await this.files.remove(n);
     await this.reload();
-    this.log.info({ unit: name }, 'uninstalled unit');
+    this.log.info({ units: ours }, 'uninstalled units');
   }
 
   private async assertInstallable(name: string): Promise<void> {

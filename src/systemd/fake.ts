@@ -121,14 +121,20 @@ export class FakeSystemdManager implements SystemdManager {
   }
 
   uninstall(name: string): Promise<void> {
-    return this.op('uninstall', () => {
-      validateUnitName(name);
-      if (!this.files.has(name)) return;
-      this.transition(name, 'stop');
-      this.files.delete(name);
-      this.enabled.delete(name);
-      this.units.delete(name);
-      this.emit({ type: 'removed', unit: name, at: Date.now() });
+    return this.uninstallMany([name]);
+  }
+
+  uninstallMany(names: readonly string[]): Promise<void> {
+    return this.op('uninstallMany', () => {
+      for (const n of names) validateUnitName(n);
+      for (const name of names) {
+        if (!this.files.has(name)) continue;
+        if (this.units.has(name)) this.transition(name, 'stop');
+        this.files.delete(name);
+        this.enabled.delete(name);
+        this.units.delete(name);
+        this.emit({ type: 'removed', unit: name, at: Date.now() });
+      }
     });
   }
 

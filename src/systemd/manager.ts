@@ -126,9 +126,10 @@ export class SystemdJobError extends FlotillaError {
     clientTimeout?: boolean;
   }) {
     const why = args.state?.result ? ` (unit result: ${args.state.result}` : '';
+    const code = args.state?.execMainStatus;
     const status =
-      args.state?.execMainStatus !== null && args.state?.execMainStatus !== undefined && args.state.execMainCode
-        ? `, status ${args.state.execMainStatus}`
+      code !== null && code !== undefined && args.state?.execMainCode
+        ? `, status ${code}${args.state.execMainCode === 1 && exitStatusName(code) ? `/${exitStatusName(code)}` : ''}`
         : '';
     super(
       'E_SYSTEMD_JOB',
@@ -151,6 +152,47 @@ export class SystemdJobError extends FlotillaError {
     this.state = args.state;
     this.journal = args.journal ?? [];
   }
+}
+
+/**
+ * systemd's own exit statuses (exit-status.h), set when the service failed in systemd's code between
+ * fork and exec: 203/EXEC means the binary is missing or not executable, 217/USER an unknown user.
+ */
+const EXIT_STATUS: Readonly<Record<number, string>> = {
+  200: 'CHDIR',
+  201: 'NICE',
+  202: 'FDS',
+  203: 'EXEC',
+  204: 'MEMORY',
+  205: 'LIMITS',
+  206: 'OOM_ADJUST',
+  207: 'SIGNAL_MASK',
+  208: 'STDIN',
+  209: 'STDOUT',
+  210: 'CHROOT',
+  211: 'IOPRIO',
+  212: 'TIMERSLACK',
+  213: 'SECUREBITS',
+  214: 'SETSCHEDULER',
+  215: 'CPUAFFINITY',
+  216: 'GROUP',
+  217: 'USER',
+  218: 'CAPABILITIES',
+  219: 'CGROUP',
+  220: 'SETSID',
+  222: 'STDERR',
+  224: 'PAM',
+  225: 'NETWORK',
+  226: 'NAMESPACE',
+  227: 'NO_NEW_PRIVILEGES',
+  228: 'SECCOMP',
+  233: 'RUNTIME_DIRECTORY',
+  238: 'STATE_DIRECTORY',
+  243: 'CREDENTIALS',
+};
+
+export function exitStatusName(code: number): string | undefined {
+  return EXIT_STATUS[code];
 }
 
 export function isJobError(err: unknown, result?: JobResultName): err is SystemdJobError {
@@ -239,6 +281,8 @@ export interface SystemdManager {
   installMany(units: readonly UnitFileSpec[]): Promise<InstallResult[]>;
   /** Stop, disable, ResetFailedUnit, remove the file, reload. A unit that is not installed is a no-op. */
   uninstall(name: string): Promise<void>;
+  /** Same as `uninstall` for many units (stops in parallel), with one `Reload` at the end. */
+  uninstallMany(names: readonly string[]): Promise<void>;
   /** StartUnit(name, "replace"); resolves on JobRemoved `done`, else rejects with SystemdJobError. */
   start(name: string, opts?: JobOptions): Promise<JobOutcome>;
   stop(name: string, opts?: JobOptions): Promise<JobOutcome>;

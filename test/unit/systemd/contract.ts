@@ -44,7 +44,7 @@ export function systemdContract(open: () => Promise<ContractEnv>): void {
     env = await open();
   });
   afterAll(async () => {
-    for (const n of created.reverse()) await env.mgr.uninstall(n).catch(() => undefined);
+    await env.mgr.uninstallMany(created).catch(() => undefined);
     await env.close();
   });
   const install = async (name: string, body: string) => {
