@@ -4,27 +4,37 @@
  * values, hashes and error messages come out the way fleet prints them. Pure functions, no I/O.
  */
 
-/** Go's `unicode.IsSpace` set: ASCII \t \n \v \f \r space, U+0085, U+00A0 and Unicode Z-category spaces. */
-const GO_SPACE =
-  '\t\n\v\f\r \u0085\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000';
+/** Go's `unicode.IsSpace` for one UTF-16 code unit: \t \n \v \f \r space, U+0085, U+00A0, Z spaces. */
+function isGoSpaceCode(c: number): boolean {
+  if (c <= 0xa0) return c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0x85 || c === 0xa0;
+  return (
+    c === 0x1680 ||
+    (c >= 0x2000 && c <= 0x200a) ||
+    c === 0x2028 ||
+    c === 0x2029 ||
+    c === 0x202f ||
+    c === 0x205f ||
+    c === 0x3000
+  );
+}
 
-/** True when `ch` (one UTF-16 unit or code point string) is whitespace for Go's `unicode.IsSpace`. */
+/** True when `ch` (one character) is whitespace for Go's `unicode.IsSpace`. */
 export function isGoSpace(ch: string): boolean {
-  return ch.length > 0 && GO_SPACE.includes(ch);
+  return ch.length === 1 && isGoSpaceCode(ch.charCodeAt(0));
 }
 
 /** Go `strings.TrimLeft(s, unicode.IsSpace)`. */
 export function trimLeftGoSpace(s: string): string {
   let i = 0;
-  while (i < s.length && GO_SPACE.includes(s.charAt(i))) i++;
-  return s.slice(i);
+  while (i < s.length && isGoSpaceCode(s.charCodeAt(i))) i++;
+  return i === 0 ? s : s.slice(i);
 }
 
 /** Go `strings.TrimRight(s, unicode.IsSpace)`. */
 export function trimRightGoSpace(s: string): string {
   let e = s.length;
-  while (e > 0 && GO_SPACE.includes(s.charAt(e - 1))) e--;
-  return s.slice(0, e);
+  while (e > 0 && isGoSpaceCode(s.charCodeAt(e - 1))) e--;
+  return e === s.length ? s : s.slice(0, e);
 }
 
 /** Go `strings.TrimSpace`. */
