@@ -47,7 +47,8 @@ export function metadataMatches(
 
 /** True when the unit names at least one metadata value. */
 export function hasMetadata(required: Readonly<Record<string, readonly string[]>>): boolean {
-  return Object.values(required).some((v) => v.length > 0);
+  for (const key in required) if ((required[key]?.length ?? 0) > 0) return true;
+  return false;
 }
 
 /** `region=eu` / `region=eu|us, disk=ssd`: a metadata requirement as shown in reasons. */
@@ -67,9 +68,16 @@ export function metadataSignature(required: Readonly<Record<string, readonly str
     .join('\u0000');
 }
 
-/** Memoised `globMatch` (Go `path.Match`; a malformed pattern never matches). */
+/**
+ * Memoised `globMatch` (Go `path.Match`; a malformed pattern never matches). `globMatch` is pure,
+ * so answers can be kept across planning passes; past `limit` remembered answers the memo starts
+ * over, which bounds memory on clusters whose unit names churn.
+ */
 export class GlobCache {
   private readonly byPattern = new Map<string, Map<string, boolean>>();
+  private size = 0;
+
+  constructor(private readonly limit = 1_000_000) {}
 
   match(pattern: string, name: string): boolean {
     let names = this.byPattern.get(pattern);
@@ -80,11 +88,24 @@ export class GlobCache {
     let hit = names.get(name);
     if (hit === undefined) {
       hit = globMatch(pattern, name);
+      if (this.size >= this.limit) {
+        this.byPattern.clear();
+        this.size = 0;
+        names = new Map();
+        this.byPattern.set(pattern, names);
+      }
       names.set(name, hit);
+      this.size++;
     }
     return hit;
   }
 }
+
+/**
+ * One memo for every scheduling pass in this process: the engine plans every couple of seconds
+ * over mostly the same unit names, so steady-state passes do no glob matching at all.
+ */
+export const sharedGlobCache = new GlobCache();
 
 export type Matcher = (pattern: string, name: string) => boolean;
 

@@ -18,6 +18,7 @@ import {
   type ConflictCause,
   type UnitRules,
 } from './constraints.js';
+import { LoadHeap } from './load-heap.js';
 import type { RulesIndex } from './rules-index.js';
 import type { SchedulerJob } from './types.js';
 
@@ -49,6 +50,7 @@ export class Placement {
   private readonly hits: (Map<string, number> | undefined)[];
   private readonly owns: (Map<string, number> | undefined)[];
   private readonly replacers: (Set<string> | undefined)[];
+  private readonly heap: LoadHeap;
 
   constructor(
     machines: readonly MachineRecord[],
@@ -64,6 +66,12 @@ export class Placement {
     this.hits = new Array<Map<string, number> | undefined>(n).fill(undefined);
     this.owns = new Array<Map<string, number> | undefined>(n).fill(undefined);
     this.replacers = new Array<Set<string> | undefined>(n).fill(undefined);
+    this.heap = new LoadHeap(this.load);
+  }
+
+  /** The least-loaded machine of the whole cluster (lowest ID among equals). */
+  leastLoaded(): number | undefined {
+    return this.heap.peek();
   }
 
   machineID(m: number): string {
@@ -74,6 +82,7 @@ export class Placement {
 
   private count(job: SchedulerJob, m: number, by: 1 | -1): void {
     this.load[m] = (this.load[m] ?? 0) + by;
+    this.heap.update(m);
     const matching = this.rules.conflictPatternsMatching(job.name);
     if (matching.length > 0) {
       const hits = (this.hits[m] ??= new Map<string, number>());

@@ -7,8 +7,7 @@
  * by template instances (`Conflicts=web@*.service` on 1,000 instances is one pattern), so this is
  * normally a few thousand matches, however many units carry the pattern.
  */
-import { globMatch } from '../unit/glob.js';
-import { GlobCache } from './constraints.js';
+import { sharedGlobCache } from './constraints.js';
 import type { SchedulerJob } from './types.js';
 
 const META = /[*?[\\]/;
@@ -28,7 +27,7 @@ function matchAll(patterns: Iterable<string>, names: readonly string[], known: R
     } else {
       const prefix = literalPrefix(pattern);
       for (const name of names) {
-        if (name.startsWith(prefix) && globMatch(pattern, name)) hits.add(name);
+        if (name.startsWith(prefix) && sharedGlobCache.match(pattern, name)) hits.add(name);
       }
     }
     out.set(pattern, hits);
@@ -56,7 +55,6 @@ export class RulesIndex {
   private readonly conflictTargets: Map<string, string[]>;
   private readonly replaceMatched: Map<string, Set<string>>;
   private readonly replaceTargets: Map<string, string[]>;
-  private readonly fallback = new GlobCache();
   private readonly known: ReadonlySet<string>;
 
   /** `jobs`: the units that can be on a machine in this pass (desired state other than inactive). */
@@ -93,6 +91,6 @@ export class RulesIndex {
       const hits = this.conflictMatched.get(pattern) ?? this.replaceMatched.get(pattern);
       if (hits !== undefined) return hits.has(name);
     }
-    return this.fallback.match(pattern, name);
+    return sharedGlobCache.match(pattern, name);
   };
 }

@@ -93,6 +93,8 @@ class SchedulePass {
   private readonly placedOut: EngineDecision[] = [];
   private readonly candidateCache = new Map<string, { list: number[] } | { reason: string }>();
   private readonly evictions = new Map<string, number>();
+  /** Blocked-everywhere verdicts by (candidates, conflict patterns); cleared when a unit leaves. */
+  private readonly blocked = new Map<string, string>();
   /** Units found on a MachineOf cycle → the cycle, for their followers' reasons. */
   private readonly cycles = new Map<string, string>();
 
@@ -298,6 +300,11 @@ class SchedulePass {
     type Frame = { job: SchedulerJob; next: number };
     const rootJob = this.jobs.get(root);
     if (rootJob === undefined || this.done.has(root) || !this.wantsPlacement(rootJob)) return;
+    if (rootJob.requirements.machineOf.length === 0) {
+      this.decide(rootJob, again);
+      this.done.add(root);
+      return;
+    }
     const stack: Frame[] = [{ job: rootJob, next: 0 }];
     this.onPath.push(root);
     while (stack.length > 0) {
@@ -351,6 +358,7 @@ class SchedulePass {
   private evictFrom(job: SchedulerJob, m: number, again: string[]): void {
     for (const { victim, pattern } of this.state.evictedBy(job, m)) {
       this.state.remove(victim);
+      this.blocked.clear();
       this.placedOut.push({
         type: 'unschedule',
         name: victim.name,
@@ -396,8 +404,21 @@ class SchedulePass {
     } else {
       how = '';
     }
+    // Counters only grow while units are being placed, so a unit blocked everywhere stays blocked
+    // for every later unit with the same candidates and the same conflict patterns (1,000s of
+    // instances of one template on a full cluster): remember the verdict until something leaves.
+    const memo =
+      req.machineOf.length === 0 && !this.rules.isReplaceTarget(job.name) && this.conflictRelevant(job)
+        ? `${this.candidateKey(job)}\u0003${req.conflicts.join('\u0001')}\u0003${this.rules.conflictPatternsMatching(job.name).join('\u0001')}`
+        : undefined;
+    const known = memo === undefined ? undefined : this.blocked.get(memo);
+    if (known !== undefined) return { reason: known };
     const best = this.leastLoaded(job, list);
-    if (best === undefined) return { reason: this.blockedReason(job, list) };
+    if (best === undefined) {
+      const reason = this.blockedReason(job, list);
+      if (memo !== undefined) this.blocked.set(memo, reason);
+      return { reason };
+    }
     if (how === '') how = `least-loaded eligible machine (${plural(this.state.load[best] ?? 0, 'unit')})`;
     return { machine: best, how };
   }
@@ -405,7 +426,7 @@ class SchedulePass {
   /** Machines passing MachineID and MachineMetadata (cached per distinct requirement). */
   private candidates(job: SchedulerJob): { list: number[] } | { reason: string } {
     const req = job.requirements;
-    const key = `${req.machineID ?? ''}\u0002${metadataSignature(req.metadata)}`;
+    const key = this.candidateKey(job);
     const cached = this.candidateCache.get(key);
     if (cached !== undefined) return cached;
     const machines = this.state.machines;
@@ -432,6 +453,13 @@ class SchedulePass {
     if (!('reason' in result)) result = { list };
     this.candidateCache.set(key, result);
     return result;
+  }
+
+  /** Most units name no machine and no metadata: they skip building a signature. */
+  private candidateKey(job: SchedulerJob): string {
+    const req = job.requirements;
+    if (req.machineID === undefined && !hasMetadata(req.metadata)) return '';
+    return `${req.machineID ?? ''}\u0002${metadataSignature(req.metadata)}`;
   }
 
   private baseAllows(job: SchedulerJob, m: number): boolean {
@@ -509,6 +537,8 @@ class SchedulePass {
   private leastLoaded(job: SchedulerJob, list: readonly number[]): number | undefined {
     const load = this.state.load;
     const check = this.conflictRelevant(job) || this.rules.isReplaceTarget(job.name);
+    // The whole cluster and nothing to check: the heap knows the answer.
+    if (!check && list.length === this.state.machines.length) return this.state.leastLoaded();
     let best: number | undefined;
     let bestLoad = Infinity;
     for (const m of list) {
