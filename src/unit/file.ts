@@ -16,8 +16,8 @@
  * Rejected with E_UNIT_PARSE (message names the line, `details.line` is 1-based): a body over
  * 1 MiB, invalid UTF-8 (byte offset and line), NUL bytes, a carriage return not followed by "\n",
  * a line over 2048 bytes, an option once joined over 2048 bytes or ending in a backslash (which
- * the normal form could not hold), an option before the first
- * section, a malformed or empty section header, a line without "=", an empty option name.
+ * the normal form could not hold), an option before the first section, a malformed or empty
+ * section header, a line without "=", an empty option name.
  *
  * Normal form (`serialize`): per section in first-seen order, `[Section]\n` then `Name=Value\n`
  * for each of its options in order, and one blank line between sections; "" for no options.
