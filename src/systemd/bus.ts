@@ -8,7 +8,8 @@
  * - `call()` waits for the connection to be ready (connected + every setup hook done), then sends the
  *   method call and resolves with the reply body. It rejects with
  *   - `E_SYSTEMD_UNAVAILABLE` when the bus is not ready before the deadline or when the connection
- *     drops while the call is in flight (the call may or may not have been executed);
+ *     drops while the call is in flight (the call may or may not have been executed; calls marked
+ *     `idempotent` are sent once more on the next connection instead);
  *   - `E_CLOSED` after `close()`;
  *   - `E_SYSTEMD_CALL` when the peer answers with a D-Bus error (`details.name` is the error name).
  * - When the connection goes away (dbus-daemon restart, socket closed, protocol error) it reconnects
@@ -47,6 +48,8 @@ export interface BusCall {
   body?: unknown[];
   /** Overall deadline for this call, including waiting for a reconnect. */
   timeoutMs?: number;
+  /** Safe to send twice: retried once on the next connection when the connection drops under it. */
+  idempotent?: boolean;
 }
 
 export interface BusSignal {
@@ -212,9 +215,18 @@ export class DbusConnection {
    */
   async callSeq(c: BusCall): Promise<{ body: unknown[]; seq: number }> {
     const timeout = c.timeoutMs ?? this.callTimeoutMs;
-    const started = Date.now();
-    if (this.state !== 'ready') await this.ready(timeout);
-    return this.send(this.gen, c, Math.max(1, timeout - (Date.now() - started)));
+    const deadline = Date.now() + timeout;
+    for (let attempt = 0; ; attempt++) {
+      if (this.state !== 'ready') await this.ready(Math.max(1, deadline - Date.now()));
+      try {
+        return await this.send(this.gen, c, Math.max(1, deadline - Date.now()));
+      } catch (err) {
+        // A read (or another call that is safe to repeat) lost with its connection is sent again,
+        // once, on the next connection.
+        const lost = err instanceof FlotillaError && err.code === 'E_SYSTEMD_UNAVAILABLE' && err.details.lost === true;
+        if (!(c.idempotent && lost && attempt === 0 && Date.now() < deadline)) throw err;
+      }
+    }
   }
 
   /** Disconnects for good; pending and future calls fail with E_SYSTEMD_UNAVAILABLE. */
@@ -280,7 +292,10 @@ export class DbusConnection {
     const wasReady = this.state === 'ready';
     this.teardown();
     this.failPending(
-      new FlotillaError('E_SYSTEMD_UNAVAILABLE', `system bus connection lost: ${describe(err)}`, { address: this.address }),
+      new FlotillaError('E_SYSTEMD_UNAVAILABLE', `system bus connection lost: ${describe(err)}`, {
+        address: this.address,
+        lost: true,
+      }),
     );
     this.state = 'connecting';
     if (wasReady) {
@@ -337,7 +352,7 @@ export class DbusConnection {
   private transmit({ gen, c, timeoutMs, resolve, reject }: Queued): void {
     const bus = this.bus;
     if (gen !== this.gen || !bus) {
-      reject(new FlotillaError('E_SYSTEMD_UNAVAILABLE', 'system bus connection lost', { address: this.address }));
+      reject(new FlotillaError('E_SYSTEMD_UNAVAILABLE', 'system bus connection lost', { address: this.address, lost: true }));
       return;
     }
     const msg = new Message({
@@ -351,7 +366,7 @@ export class DbusConnection {
     try {
       bus.send(msg);
     } catch (err) {
-      reject(new FlotillaError('E_SYSTEMD_UNAVAILABLE', `cannot send ${c.member}: ${describe(err)}`, {}, { cause: err }));
+      reject(new FlotillaError('E_SYSTEMD_UNAVAILABLE', `cannot send ${c.member}: ${describe(err)}`, { lost: true }, { cause: err }));
       return;
     }
     this.stats.calls++;

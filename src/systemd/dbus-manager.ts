@@ -17,7 +17,15 @@
  */
 import { FlotillaError } from '../lib/errors.js';
 import dbus from 'dbus-next';
-import { DbusConnection, dbusErrorName, describe, type BusSignal, type DbusConnectionOptions, type SetupContext } from './bus.js';
+import {
+  DbusConnection,
+  dbusErrorName,
+  describe,
+  type BusCall,
+  type BusSignal,
+  type DbusConnectionOptions,
+  type SetupContext,
+} from './bus.js';
 import { JobTracker } from './jobs.js';
 import { tailUnit } from './journal.js';
 import {
@@ -160,7 +168,7 @@ export class DbusSystemdManager implements SystemdManager {
     if (ctx.reconnect) setImmediate(() => void this.recover('reconnect'));
   }
 
-  private async subscribe(call: (c: ReturnType<typeof managerCall>) => Promise<unknown[]>): Promise<void> {
+  private async subscribe(call: (c: BusCall) => Promise<unknown[]>): Promise<void> {
     try {
       await call(managerCall('Subscribe', '', []));
     } catch (err) {
@@ -548,12 +556,28 @@ function toVariantProp([name, v]: Prop): [string, InstanceType<typeof dbus.Varia
   return [name, new dbus.Variant(v.signature, v.value)];
 }
 
-function managerCall(member: string, signature: string, body: unknown[]) {
-  return { destination: SD, path: SD_PATH, interface: MANAGER, member, signature, body };
+/** Manager methods that are safe to send again if the connection dropped under them. */
+const IDEMPOTENT = new Set([
+  'LoadUnit',
+  'GetUnit',
+  'ListUnits',
+  'ListUnitsByNames',
+  'GetUnitFileState',
+  'Subscribe',
+  'Reload',
+  'LinkUnitFiles',
+  'EnableUnitFiles',
+  'DisableUnitFiles',
+  'ResetFailedUnit',
+  'SetUnitProperties',
+]);
+
+function managerCall(member: string, signature: string, body: unknown[]): BusCall {
+  return { destination: SD, path: SD_PATH, interface: MANAGER, member, signature, body, idempotent: IDEMPOTENT.has(member) };
 }
 
-function propsCall(member: string, path: string, signature: string, body: unknown[]) {
-  return { destination: SD, path, interface: PROPS, member, signature, body };
+function propsCall(member: string, path: string, signature: string, body: unknown[]): BusCall {
+  return { destination: SD, path, interface: PROPS, member, signature, body, idempotent: true };
 }
 
 function dbusCall(member: string, signature: string, body: unknown[]) {

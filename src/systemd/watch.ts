@@ -49,6 +49,7 @@ export class WatchHub {
   private readonly fetching = new Map<string, Fetching>();
   private readonly dirty = new Map<string, { fields: Set<keyof UnitState>; at: number }>();
   private flushScheduled = false;
+  private closed = false;
   private timer: NodeJS.Timeout | undefined;
   private resyncing: Promise<void> | undefined;
   private readonly resyncIntervalMs: number;
@@ -141,6 +142,7 @@ export class WatchHub {
 
   /** Ends every stream. */
   close(): void {
+    this.closed = true;
     for (const w of [...this.watchers]) w.queue.end();
     this.watchers.clear();
     this.stopTimer();
@@ -148,6 +150,7 @@ export class WatchHub {
   }
 
   private async doResync(reason: string): Promise<void> {
+    if (this.closed) return;
     this.stats.resyncs++;
     const all = [...this.watchers].some((w) => !w.filter);
     const names = new Set<string>(this.cache.keys());
@@ -167,6 +170,7 @@ export class WatchHub {
       if (all) for (const n of [...this.cache.keys()]) if (!seen.has(n) && !names.has(n)) this.unitRemoved(n);
       if (all) for (const n of names) if (!seen.has(n) && this.cache.has(n)) void this.startFetch(n, true);
     } catch (err) {
+      if (this.closed) return;
       this.log('resync failed', { reason, error: err instanceof Error ? err.message : String(err) });
     }
   }
@@ -201,6 +205,7 @@ export class WatchHub {
       },
       (err: unknown) => {
         this.fetching.delete(name);
+        if (this.closed) return;
         this.log('fetching unit state failed', { unit: name, error: err instanceof Error ? err.message : String(err) });
       },
     );

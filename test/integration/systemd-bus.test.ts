@@ -137,6 +137,28 @@ describe.runIf(haveDaemon)('DbusConnection on a private dbus-daemon', () => {
     expect(String(await pending)).toMatch(/connection lost/);
   });
 
+  it('sends an idempotent call again on the next connection when the connection drops under it', async () => {
+    await startDaemon();
+    conn = new DbusConnection({ address, reconnectMinMs: 20 });
+    conn.start();
+    await conn.ready(5000);
+    const mute = dbus.sessionBus({ busAddress: address });
+    await new Promise((r) => mute.once('connect', r));
+    const muteName = (mute as unknown as { name: string }).name;
+    mute.addMethodHandler(() => true);
+    const call = { destination: muteName, path: '/x', interface: 'org.flotilla.Mute', member: 'Hang', timeoutMs: 10_000 };
+    const retried = conn.call({ ...call, idempotent: true }).then(
+      () => new Error('resolved'),
+      (e: unknown) => e,
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    await stopDaemon();
+    mute.disconnect();
+    await startDaemon();
+    // sent again on the new bus, where the old peer no longer exists: a D-Bus error, not "lost"
+    expect(await retried).toMatchObject({ code: 'E_SYSTEMD_CALL', details: { name: 'org.freedesktop.DBus.Error.ServiceUnknown' } });
+  });
+
   it('queues calls beyond maxInFlight instead of hitting LimitsExceeded', async () => {
     await startDaemon();
     conn = new DbusConnection({ address, maxInFlight: 3 });
