@@ -42,6 +42,8 @@ export interface Snapshot {
   /** name → machineID → state */
   states: Map<string, Map<string, UnitStateRecord>>;
   leader?: LeaderRecord;
+  /** Unit bodies by hash (only with `snapshot({ bodies: true })`). */
+  bodies: Map<string, string>;
 }
 
 const MAX_RETRIES = 16;
@@ -317,7 +319,7 @@ export class Registry {
   // ---- whole-state reads and watches ---------------------------------------------------------
 
   /** Everything but the bodies, read at one revision. Watch from `revision + 1` to follow it. */
-  async snapshot(): Promise<Snapshot> {
+  async snapshot(opts: { bodies?: boolean } = {}): Promise<Snapshot> {
     const res = await this.store.txn({
       compare: [],
       success: [
@@ -326,6 +328,7 @@ export class Registry {
         op.get(KEYS.prefixes.machine, true),
         op.get(KEYS.prefixes.state, true),
         op.get(KEYS.leader),
+        ...(opts.bodies ? [op.get(KEYS.prefixes.unitBody, true)] : []),
       ],
     });
     const kvs = (i: number) => {
@@ -338,6 +341,9 @@ export class Registry {
       schedules: new Map(kvs(1).map((kv) => [kv.key.slice(KEYS.prefixes.schedule.length), parse<ScheduleRecord>(kv)])),
       machines: new Map(kvs(2).map((kv) => [kv.key.slice(KEYS.prefixes.machine.length), parse<MachineRecord>(kv)])),
       states: new Map(),
+      bodies: new Map(
+        kvs(5).map((kv) => [kv.key.slice(KEYS.prefixes.unitBody.length), parse<UnitBody>(kv).body]),
+      ),
     };
     for (const kv of kvs(3)) {
       const s = parse<UnitStateRecord>(kv);

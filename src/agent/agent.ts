@@ -1,0 +1,252 @@
+/**
+ * MachineAgent: turns the cluster's schedule into systemd actions on this machine and publishes what
+ * systemd reports. Event-driven: registry changes (ClusterView) and systemd change events trigger a
+ * reconcile; a periodic resync is only a safety net.
+ *
+ * INVARIANTS
+ *   - One reconcile at a time (an exclusive runner); triggers that arrive during a run coalesce into
+ *     one more run.
+ *   - Only units this agent installed (files in its units directory) are ever stopped or removed.
+ *   - While the registry cannot be read, nothing is stopped (fleet #1289/#1690): the planner gets
+ *     `registryAvailable: false`.
+ *   - Adoption: after a restart, units already running the right file are left alone (fleet #1086).
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Registry } from '../registry/registry.js';
+import type { LeaseKeeper } from '../registry/lease.js';
+import type { MachineRecord, UnitStateRecord } from '../registry/types.js';
+import type { Logger, SystemdManager, UnitState, UnitWatch } from '../systemd/manager.js';
+import { UnitFile, validateUnitName } from '../unit/index.js';
+import type { ClusterView } from './cluster-view.js';
+import { execute } from './executor.js';
+import { planDesiredUnits } from './plan-desired.js';
+import { planAgent, type DesiredUnit, type ObservedUnit, type ReportedState } from './planner.js';
+
+export interface MachineAgentDeps {
+  registry: Registry;
+  view: ClusterView;
+  systemd: SystemdManager;
+  lease: LeaseKeeper;
+  machine: MachineRecord;
+  /** The units directory as this process sees it (to find what we installed after a restart). */
+  unitsDir: string;
+  log: Logger;
+  /** Safety-net resync, ms. */
+  resyncMs: number;
+}
+
+export class MachineAgent {
+  /** Installed units → hash of the installed file (undefined: unreadable). */
+  readonly installed = new Map<string, string | undefined>();
+  private readonly observed = new Map<string, UnitState>();
+  private readonly jobStates = new Map<string, 'loaded' | 'launched'>();
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+  private fenced = false;
+  private watch: UnitWatch | undefined;
+  private resync: NodeJS.Timeout | undefined;
+  /** Resolves after the first complete reconcile (READY=1 waits for it). */
+  readonly firstReconcile: Promise<void>;
+  private resolveFirst!: () => void;
+  reconciles = 0;
+
+  constructor(private readonly d: MachineAgentDeps) {
+    this.firstReconcile = new Promise((r) => (this.resolveFirst = r));
+  }
+
+  async start(): Promise<void> {
+    this.scanInstalled();
+    const names = [...this.installed.keys()];
+    if (names.length > 0) {
+      for (const st of await this.d.systemd.states(names)) {
+        this.observed.set(st.name, st);
+        this.jobStates.set(st.name, ['active', 'activating', 'reloading'].includes(st.activeState) ? 'launched' : 'loaded');
+      }
+    }
+    this.watch = this.d.systemd.watch();
+    void this.follow(this.watch);
+    this.d.view.on('changed', () => this.trigger());
+    this.d.view.on('available', () => this.trigger());
+    this.resync = setInterval(() => this.trigger(), this.d.resyncMs);
+    this.resync.unref();
+    this.trigger();
+  }
+
+  /** Read the units directory: what we installed, and the hash of each file. */
+  private scanInstalled(): void {
+    let files: string[] = [];
+    try {
+      files = readdirSync(this.d.unitsDir);
+    } catch {
+      return; // nothing installed yet
+    }
+    for (const f of files) {
+      try {
+        validateUnitName(f);
+      } catch {
+        continue; // temp files, foreign names
+      }
+      let hash: string | undefined;
+      try {
+        hash = UnitFile.parse(readFileSync(join(this.d.unitsDir, f))).hash();
+      } catch {
+        hash = undefined;
+      }
+      this.installed.set(f, hash);
+    }
+  }
+
+  private async follow(w: UnitWatch): Promise<void> {
+    try {
+      for await (const ev of w) {
+        if (!this.installed.has(ev.unit)) continue;
+        if (ev.type === 'changed') this.observed.set(ev.unit, ev.state);
+        else this.observed.delete(ev.unit);
+        this.trigger();
+      }
+    } catch (err) {
+      if (!this.stopped) this.d.log.warn({ err: (err as Error).message }, 'systemd watch ended');
+    }
+  }
+
+  /** Ask for a reconcile; runs now or right after the current one. */
+  trigger(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.reconcile();
+        } catch (err) {
+          this.d.log.warn({ err: (err as Error).message }, 'reconcile failed');
+        }
+      } while (this.again && !this.stopped);
+      this.running = undefined;
+    })();
+  }
+
+  /** Stop every unit here (the registry says this machine is gone, or we leave the cluster). */
+  fence(on: boolean): void {
+    if (this.fenced === on) return;
+    this.fenced = on;
+    this.d.log.warn({ fenced: on }, on ? 'fenced: stopping local units' : 'unfenced');
+    this.trigger();
+  }
+
+  private async reconcile(): Promise<void> {
+    const view = this.d.view;
+    if (!view.snap) return;
+    const t0 = performance.now();
+    const me = this.d.machine;
+    let desired: DesiredUnit[] = [];
+    if (!this.fenced) {
+      const { units } = planDesiredUnits({ machine: me, jobs: view.schedulerJobs(), schedules: view.snap.schedules });
+      desired = units.flatMap((j) => {
+        const body = view.body(j);
+        return body === undefined ? [] : [{ name: j.name, hash: j.hash, desiredState: j.desiredState, body }];
+      });
+    }
+    const observed = new Map<string, ObservedUnit>();
+    for (const [name, hash] of this.installed) {
+      const st = this.observed.get(name);
+      observed.set(name, {
+        loadState: st?.loadState ?? 'loaded',
+        activeState: st?.activeState ?? 'inactive',
+        subState: st?.subState ?? 'dead',
+        hash,
+      });
+    }
+    const reported = new Map<string, ReportedState>();
+    for (const [name, byMachine] of view.snap.states) {
+      const r = byMachine.get(me.id);
+      if (r) reported.set(name, r);
+    }
+    const actions = planAgent({
+      machineID: me.id,
+      desired,
+      observed,
+      registryAvailable: view.available || this.fenced,
+      reported,
+    });
+    if (actions.length > 0) {
+      await execute(
+        this.d.systemd,
+        actions,
+        {
+          installed: (name, hash) => {
+            if (hash === undefined) {
+              this.installed.delete(name);
+              this.observed.delete(name);
+              this.jobStates.delete(name);
+            } else this.installed.set(name, hash);
+          },
+          jobState: (name, s) => this.jobStates.set(name, s),
+          report: (name) => this.publish(name),
+        },
+        this.d.log,
+      );
+    }
+    this.reconciles++;
+    const ms = performance.now() - t0;
+    if (actions.length > 0) this.d.log.debug({ actions: actions.length, ms }, 'reconciled');
+    this.resolveFirst();
+  }
+
+  /** Publish a unit's state for this machine (or delete it when the unit is gone). */
+  async publish(name: string): Promise<void> {
+    const leaseId = this.d.lease.id;
+    if (leaseId === undefined || !this.d.view.available) return;
+    if (!this.installed.has(name)) {
+      await this.d.registry.clearUnitState(name, this.d.machine.id);
+      return;
+    }
+    const st = await this.d.systemd.state(name);
+    this.observed.set(name, st);
+    const rec: UnitStateRecord = {
+      name,
+      machineID: this.d.machine.id,
+      hash: this.installed.get(name) ?? '',
+      loadState: st.loadState,
+      activeState: st.activeState,
+      subState: st.subState,
+      jobState: this.jobStates.get(name) ?? 'loaded',
+    };
+    await this.d.registry.reportUnitState(rec, leaseId);
+  }
+
+  /** Re-publish every state (after a new lease was granted: the old records went with the old lease). */
+  async republish(): Promise<void> {
+    for (const name of this.installed.keys()) await this.publish(name).catch(() => undefined);
+  }
+
+  /** Stop reconciling. With `stopUnits`, stop and remove every unit we installed first. */
+  async shutdown(stopUnits: boolean): Promise<void> {
+    if (stopUnits) {
+      this.fenced = true;
+      this.trigger();
+      while (this.running) await this.running;
+    }
+    this.stopped = true;
+    clearInterval(this.resync);
+    this.watch?.close();
+    while (this.running) await this.running;
+  }
+
+  /** For SIGUSR1: the agent's state as plain JSON. */
+  dump(): Record<string, unknown> {
+    return {
+      machine: this.d.machine,
+      fenced: this.fenced,
+      reconciles: this.reconciles,
+      installed: Object.fromEntries(this.installed),
+      jobStates: Object.fromEntries(this.jobStates),
+      observed: Object.fromEntries([...this.observed].map(([k, v]) => [k, `${v.loadState}/${v.activeState}/${v.subState}`])),
+    };
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * ClusterView: this process's copy of the registry, kept current by ONE watch (fleet did a recursive
+ * GET of everything on every tick and every event; we read once and then apply changes).
+ *
+ *   start(): snapshot (with unit bodies) at revision R, then watch everything from R + 1.
+ *   Every watch batch is applied in order; listeners get `changed(kinds)` once per batch.
+ *   A broken watch (registry down) is retried with backoff from the last applied revision; while it
+ *   is down `available` is false (the agent then stops nothing). A compacted revision means: read a
+ *   fresh snapshot and watch again.
+ *
+ * Bodies are content-addressed and immutable, so parsed [X-Fleet] requirements are cached by hash.
+ */
+import { EventEmitter } from 'node:events';
+import { isCode } from '../lib/errors.js';
+import type { Registry, Snapshot } from '../registry/registry.js';
+import {
+  KEYS,
+  type JobRecord,
+  type LeaderRecord,
+  type MachineRecord,
+  type ScheduleRecord,
+  type UnitBody,
+  type UnitStateRecord,
+} from '../registry/types.js';
+import type { SchedulerJob } from '../engine/types.js';
+import { UnitFile, fleetRequirements } from '../unit/index.js';
+
+export type ChangeKind = 'job' | 'schedule' | 'machine' | 'state' | 'leader' | 'body';
+
+export interface ClusterViewEvents {
+  changed: [kinds: Set<ChangeKind>];
+  available: [up: boolean];
+  error: [err: Error];
+}
+
+export class ClusterView extends EventEmitter<ClusterViewEvents> {
+  snap: Snapshot | undefined;
+  revision = 0;
+  available = false;
+  private readonly parsed = new Map<string, SchedulerJob['requirements'] | null>();
+  private stopped = false;
+  private watch: { close(): void } | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly registry: Registry) {
+    super();
+  }
+
+  async start(): Promise<void> {
+    await this.resync();
+    void this.follow();
+  }
+
+  private async resync(): Promise<void> {
+    this.snap = await this.registry.snapshot({ bodies: true });
+    this.revision = this.snap.revision;
+    this.setAvailable(true);
+    this.emit('changed', new Set<ChangeKind>(['job', 'schedule', 'machine', 'state', 'leader', 'body']));
+  }
+
+  private setAvailable(up: boolean): void {
+    if (this.available === up) return;
+    this.available = up;
+    this.emit('available', up);
+  }
+
+  private async follow(): Promise<void> {
+    let backoff = 250;
+    while (!this.stopped) {
+      const w = this.registry.watch({ fromRevision: this.revision + 1 });
+      this.watch = w;
+      try {
+        for await (const batch of w) {
+          backoff = 250;
+          this.setAvailable(true);
+          this.apply(batch.revision, batch.events);
+        }
+        if (this.stopped) return;
+      } catch (err) {
+        if (this.stopped) return;
+        this.emit('error', err as Error);
+        this.setAvailable(false);
+        if (isCode(err, 'E_REGISTRY_COMPACTED')) {
+          try {
+            await this.resync();
+            continue;
+          } catch (e) {
+            this.emit('error', e as Error);
+          }
+        }
+      }
+      await new Promise<void>((r) => (this.retryTimer = setTimeout(r, backoff)));
+      backoff = Math.min(backoff * 2, 5000);
+      // Probe the registry so `available` recovers even when nothing changes.
+      try {
+        await this.registry.store.revision();
+        this.setAvailable(true);
+      } catch {
+        /* still down */
+      }
+    }
+  }
+
+  private apply(revision: number, events: { type: 'put' | 'delete'; kv: { key: string; value: string } }[]): void {
+    const snap = this.snap!;
+    const kinds = new Set<ChangeKind>();
+    for (const e of events) {
+      const k = e.kv.key;
+      const put = e.type === 'put';
+      const val = <T>() => JSON.parse(e.kv.value) as T;
+      if (k.startsWith(KEYS.prefixes.job)) {
+        const name = k.slice(KEYS.prefixes.job.length);
+        if (put) snap.jobs.set(name, val<JobRecord>());
+        else snap.jobs.delete(name);
+        kinds.add('job');
+      } else if (k.startsWith(KEYS.prefixes.schedule)) {
+        const name = k.slice(KEYS.prefixes.schedule.length);
+        if (put) snap.schedules.set(name, val<ScheduleRecord>());
+        else snap.schedules.delete(name);
+        kinds.add('schedule');
+      } else if (k.startsWith(KEYS.prefixes.machine)) {
+        const id = k.slice(KEYS.prefixes.machine.length);
+        if (put) snap.machines.set(id, val<MachineRecord>());
+        else snap.machines.delete(id);
+        kinds.add('machine');
+      } else if (k.startsWith(KEYS.prefixes.state)) {
+        const rest = k.slice(KEYS.prefixes.state.length);
+        const slash = rest.lastIndexOf('/');
+        const name = rest.slice(0, slash);
+        const machine = rest.slice(slash + 1);
+        let m = snap.states.get(name);
+        if (put) {
+          if (!m) snap.states.set(name, (m = new Map()));
+          m.set(machine, val<UnitStateRecord>());
+        } else if (m) {
+          m.delete(machine);
+          if (m.size === 0) snap.states.delete(name);
+        }
+        kinds.add('state');
+      } else if (k === KEYS.leader) {
+        if (put) snap.leader = val<LeaderRecord>();
+        else delete snap.leader;
+        kinds.add('leader');
+      } else if (k.startsWith(KEYS.prefixes.unitBody)) {
+        const hash = k.slice(KEYS.prefixes.unitBody.length);
+        if (put) snap.bodies.set(hash, val<UnitBody>().body);
+        else snap.bodies.delete(hash);
+        kinds.add('body');
+      }
+    }
+    this.revision = revision;
+    snap.revision = revision;
+    if (kinds.size > 0) this.emit('changed', kinds);
+  }
+
+  /** The body of a job, or undefined if its body is not (yet) known. */
+  body(job: JobRecord): string | undefined {
+    return this.snap?.bodies.get(job.hash);
+  }
+
+  /** Jobs with parsed requirements, for the scheduler and the agent's desired-state planner. */
+  schedulerJobs(): SchedulerJob[] {
+    const out: SchedulerJob[] = [];
+    for (const job of this.snap?.jobs.values() ?? []) {
+      const key = `${job.name}\0${job.hash}`; // specifiers (%n, %i …) make requirements name-dependent
+      let req = this.parsed.get(key);
+      if (req === undefined) {
+        const body = this.body(job);
+        if (body === undefined) continue; // the body arrives with the same revision; skip until known
+        try {
+          const { warnings: _w, ...r } = fleetRequirements(job.name, UnitFile.parse(body));
+          req = r;
+        } catch {
+          req = null; // invalid [X-Fleet] (stored by an older writer): never placed without its rules
+        }
+        if (this.parsed.size > 50_000) this.parsed.clear();
+        this.parsed.set(key, req);
+      }
+      if (req) out.push({ ...job, requirements: req });
+    }
+    return out;
+  }
+
+  machines(): MachineRecord[] {
+    return [...(this.snap?.machines.values() ?? [])];
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.watch?.close();
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * The agent's executor: runs the planner's actions (src/agent/planner.ts) through the SystemdManager,
+ * in the order given. It decides nothing. A failing action is logged with its reason and the unit's
+ * later actions in the same plan are skipped; other units go on (one bad unit must not block the
+ * machine). Returns what it did, for logs and metrics.
+ */
+import type { SystemdManager, Logger } from '../systemd/manager.js';
+import type { AgentAction } from './planner.js';
+
+export interface ExecResult {
+  action: AgentAction;
+  ok: boolean;
+  error?: string;
+  ms: number;
+}
+
+export interface ExecutorHooks {
+  /** Called after a unit's file was written (hash known) or removed (undefined). */
+  installed(name: string, hash: string | undefined): void;
+  /** Publish (or clear) the unit's state for this machine; `launched` when we started it. */
+  report(name: string): Promise<void>;
+  /** The agent started or stopped the unit (its job state). */
+  jobState(name: string, state: 'loaded' | 'launched'): void;
+}
+
+export async function execute(
+  systemd: SystemdManager,
+  actions: readonly AgentAction[],
+  hooks: ExecutorHooks,
+  log: Logger,
+): Promise<ExecResult[]> {
+  const failed = new Set<string>();
+  const results: ExecResult[] = [];
+  const installs = actions.filter((a): a is Extract<AgentAction, { type: 'install' }> => a.type === 'install');
+  let installedBatch = false;
+  for (const a of actions) {
+    const names = a.type === 'load' ? a.names : [a.name];
+    if (a.type !== 'load' && failed.has(a.name)) continue;
+    const t0 = performance.now();
+    try {
+      switch (a.type) {
+        case 'stop':
+          await systemd.stop(a.name);
+          hooks.jobState(a.name, 'loaded');
+          break;
+        case 'unload':
+          await systemd.uninstall(a.name);
+          hooks.installed(a.name, undefined);
+          break;
+        case 'install':
+          // All installs of the plan in one go: one write each, one daemon-reload.
+          if (!installedBatch) {
+            installedBatch = true;
+            const todo = installs.filter((i) => !failed.has(i.name));
+            await systemd.installMany(todo.map((i) => ({ name: i.name, contents: i.body })));
+            for (const i of todo) {
+              hooks.installed(i.name, i.hash);
+              hooks.jobState(i.name, 'loaded');
+            }
+          }
+          break;
+        case 'load':
+          if (!installedBatch) await systemd.reload();
+          break;
+        case 'start':
+          await systemd.start(a.name);
+          hooks.jobState(a.name, 'launched');
+          break;
+        case 'report-state':
+          await hooks.report(a.name);
+          break;
+      }
+      results.push({ action: a, ok: true, ms: performance.now() - t0 });
+      if (a.type !== 'report-state') log.info({ action: a.type, units: names, reason: a.reason }, `${a.type} ${names.join(', ')}`);
+    } catch (err) {
+      const msg = (err as Error).message;
+      results.push({ action: a, ok: false, error: msg, ms: performance.now() - t0 });
+      log.warn({ action: a.type, units: names, reason: a.reason, err: msg }, `${a.type} ${names.join(', ')} failed`);
+      if (a.type === 'install') for (const i of installs) failed.add(i.name);
+      else if (a.type !== 'load') failed.add(a.name);
+      // The unit's state still gets reported (failed units show as failed in list-units).
+      if (a.type === 'start') await hooks.report(a.name).catch(() => undefined);
+    }
+  }
+  return results;
+}
