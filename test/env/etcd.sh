@@ -14,6 +14,7 @@
 #                              http://10.214.0.(10+K):2379 (and 127.0.0.1:2379 inside the machine)
 #   etcd.sh status
 #
+# Ports: $TESTENV_ETCD_PORTS overrides the 5 client ports ("2379 22379 32379 42379 52379").
 # Data: $TESTENV_ETCD_DATA (default /var/lib/flotilla-testenv/etcd)/memberI, e.g. set
 # TESTENV_ETCD_DATA=/dev/shm/flotilla-etcd for tmpfs. Logs: /var/lib/flotilla-testenv/log/etcdI.log.
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
@@ -24,7 +25,9 @@ DATA=${TESTENV_ETCD_DATA:-$T_STATE/etcd}
 PIDS="$T_RUN/etcd"
 COMMON=(--enable-v2=true --logger=zap --initial-cluster-token flotilla-testenv --initial-cluster-state new)
 
-cport() { if [ "$1" = 1 ]; then echo 2379; else echo $(( $1 * 10000 + 2379 )); fi; }
+read -r -a CPORTS <<< "${TESTENV_ETCD_PORTS:-2379 22379 32379 42379 52379}"   # client ports; peer = +1
+[ ${#CPORTS[@]} = 5 ] || die "TESTENV_ETCD_PORTS needs 5 client ports"
+cport() { echo "${CPORTS[$(($1 - 1))]}"; }
 endpoints() { local i e=""; for i in $(seq "$1"); do e+="${e:+,}http://127.0.0.1:$(cport "$i")"; done; echo "$e"; }
 ectl() { ETCDCTL_API=3 etcdctl --dial-timeout=1s --command-timeout=3s "$@"; }
 listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
