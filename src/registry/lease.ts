@@ -44,6 +44,12 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     return grant.id;
   }
 
+  /** Take over a lease that is known to be alive (e.g. our own, from before a restart). */
+  adopt(id: string): void {
+    this.leaseId = id;
+    this.schedule();
+  }
+
   private schedule(): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => void this.renew(), Math.max(200, (this.ttl * 1000) / 3));

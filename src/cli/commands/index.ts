@@ -1,11 +1,13 @@
 /** Every CLI command, in the order `help` lists them. */
 import type { Command } from '../command.js';
+import { agent } from './agent.js';
 import { help } from './help.js';
 import { listMachinesCmd, listUnitFilesCmd, listUnitsCmd } from './list.js';
 import { cat, destroy, load, start, stop, submit, unload } from './units.js';
 import { version } from './version.js';
 
 export const COMMANDS: readonly Command[] = [
+  agent,
   cat,
   destroy,
   help,

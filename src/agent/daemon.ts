@@ -1,0 +1,248 @@
+/**
+ * `flotilla agent`: the daemon. Wires config → registry (etcd or embedded) → presence lease →
+ * systemd → cluster view → machine agent + engine → API, and owns the process lifecycle:
+ *
+ *   READY=1 after listeners are up and the first reconcile finished; STOPPING=1 on shutdown.
+ *   SIGTERM/SIGINT: graceful. Under `systemctl restart` (our unit has a restart job queued) the
+ *     units keep running and the lease is kept, so the next agent adopts everything (fleet #1086).
+ *     Otherwise (`systemctl stop`, or not under systemd) local units are stopped and the lease is
+ *     revoked, so the machine leaves and its units move at once. A second signal forces exit.
+ *   SIGHUP: re-read the config; metadata and verbosity apply live (others need a restart, logged).
+ *   SIGUSR1: dump the agent's state as JSON to the log.
+ *
+ * The lease ID is kept in <data_dir>/agent.lease so a restarted agent (also after kill -9) resumes its
+ * own lease while it is alive, instead of colliding with itself.
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { ApiServer, activationFds } from '../api/server.js';
+import { FleetV1 } from '../api/fleet-v1.js';
+import { Engine } from '../engine/engine.js';
+import { isCode } from '../lib/errors.js';
+import { createLogger } from '../lib/log.js';
+import { LeaseKeeper } from '../registry/lease.js';
+import { openStore } from '../registry/open.js';
+import { Registry } from '../registry/registry.js';
+import type { MachineRecord } from '../registry/types.js';
+import { DbusSystemdManager } from '../systemd/dbus-manager.js';
+import { VERSION } from '../version.js';
+import { MachineAgent } from './agent.js';
+import { ClusterView } from './cluster-view.js';
+import { loadConfig, type LoadOptions } from './config.js';
+import { detectPublicIp, readMachineId } from './identity.js';
+import { SdNotify } from './sdnotify.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function writeAtomic(path: string, data: string): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, data, { mode: 0o600 });
+  const fd = openSync(tmp, 'r');
+  fsyncSync(fd);
+  closeSync(fd);
+  renameSync(tmp, path);
+}
+
+/** Is our own systemd unit being restarted (a restart job queued for it)? */
+async function restartPending(): Promise<boolean> {
+  if (!process.env.INVOCATION_ID) return false;
+  let unit: string | undefined;
+  try {
+    const cg = readFileSync('/proc/self/cgroup', 'utf8');
+    unit = /\/([^/\n]+\.service)(?:\/[^\n]*)?$/m.exec(cg)?.[1];
+  } catch {
+    return false;
+  }
+  if (!unit) return false;
+  try {
+    const { stdout } = await promisify(execFile)('systemctl', ['list-jobs', '--no-legend', '--full', '--plain'], {
+      timeout: 3000,
+    });
+    return stdout.split('\n').some((l) => {
+      const [, u, type] = l.trim().split(/\s+/);
+      return u === unit && type === 'restart';
+    });
+  } catch {
+    return false;
+  }
+}
+
+export async function runAgent(opts: LoadOptions): Promise<number> {
+  const loaded = loadConfig(opts);
+  const config = loaded.config;
+  const log = createLogger({ verbosity: config.verbosity });
+  log.info({ file: loaded.file ?? '(none)', version: VERSION }, `flotilla agent ${VERSION} starting`);
+  for (const msg of loaded.ignored) log.warn({}, msg);
+
+  const machineID = readMachineId(config.machineIdFile);
+  const machine: MachineRecord = {
+    id: machineID,
+    publicIP: config.publicIp ?? detectPublicIp(),
+    metadata: config.metadata,
+    version: VERSION,
+  };
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const store = await openStore(config);
+  const registry = new Registry(store);
+  log.info(
+    { registry: store.backend, endpoints: config.etcdServers.length ? config.etcdServers : undefined },
+    `registry: ${store.backend === 'etcd' ? `etcd ${config.etcdServers.join(',')}` : `embedded in ${config.dataDir}/registry`}`,
+  );
+
+  // Presence: resume our own lease if it is still alive, else grant a new one.
+  const lease = new LeaseKeeper(store, Math.max(1, Math.round(config.agentTtl)));
+  const leaseFile = join(config.dataDir, 'agent.lease');
+  let resumed: string | undefined;
+  try {
+    const old = readFileSync(leaseFile, 'utf8').trim();
+    if (old) {
+      await store.keepAliveOnce(old);
+      resumed = old;
+    }
+  } catch {
+    /* none, or expired */
+  }
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if (resumed) lease.adopt(resumed);
+      else await lease.start();
+      break;
+    } catch (err) {
+      if (attempt % 10 === 0) log.warn({ err: (err as Error).message }, 'registry unreachable; retrying');
+      await sleep(Math.min(5000, 250 * 2 ** Math.min(attempt, 5)));
+    }
+  }
+  const register = async () => {
+    const id = lease.id;
+    if (id === undefined) return;
+    writeAtomic(leaseFile, id);
+    await registry.registerMachine(machine, id);
+  };
+  try {
+    await register();
+  } catch (err) {
+    if (isCode(err, 'E_CONFLICT')) {
+      // Tell the other side too: it logs the collision.
+      await store.put(`collision/${machineID}`, JSON.stringify({ publicIP: machine.publicIP, at: Date.now() }), { lease: lease.id! }).catch(() => undefined);
+      log.error({ machineID }, `${err.message}`);
+      await lease.stop(true);
+      await store.close();
+      throw err;
+    }
+    throw err;
+  }
+  lease.on('granted', () => {
+    log.warn({ lease: lease.id }, 'presence lease was lost; registered again with a new lease');
+    void register()
+      .then(() => agent.republish())
+      .catch((e: Error) => log.error({ err: e.message }, 'could not register again'));
+  });
+  lease.on('error', (e) => log.warn({ err: e.message }, 'lease renewal failed'));
+
+  const systemd = await DbusSystemdManager.connect({
+    ...(config.dbusAddress ? { address: config.dbusAddress } : {}),
+    unitsDir: config.unitsDirectory,
+    logger: log,
+  });
+  const view = new ClusterView(registry);
+  view.on('error', (e) => log.debug({ err: e.message }, 'registry watch interrupted'));
+  view.on('available', (up) => (up ? log.info({}, 'registry reachable') : log.warn({}, 'registry unreachable: keeping units running')));
+  const agent = new MachineAgent({
+    registry,
+    view,
+    systemd,
+    lease,
+    machine,
+    unitsDir: config.unitsDirectory,
+    log,
+    resyncMs: Math.max(5000, config.engineReconcileInterval * 5000),
+  });
+  const engine = config.disableEngine
+    ? undefined
+    : new Engine({ registry, view, lease, machineID, log, intervalMs: config.engineReconcileInterval * 1000 });
+
+  await view.start();
+  await agent.start();
+  engine?.start();
+
+  const fleet = new FleetV1(registry);
+  const api = new ApiServer([(req) => fleet.route(req)]);
+  const fds = activationFds();
+  await api.listen({
+    socketPath: config.socketPath,
+    activationFds: fds,
+    ...(config.apiListen
+      ? {
+          tcp: {
+            host: config.apiListen.slice(0, config.apiListen.lastIndexOf(':')),
+            port: Number(config.apiListen.slice(config.apiListen.lastIndexOf(':') + 1)),
+            ca: config.apiCafile!,
+            cert: config.apiCertfile!,
+            key: config.apiKeyfile!,
+          },
+        }
+      : {}),
+  });
+  log.info({ socket: fds.length ? `fds ${fds.join(',')}` : config.socketPath, tcp: config.apiListen }, 'API listening');
+
+  await agent.firstReconcile;
+  const notify = new SdNotify();
+  await notify.ready(`machine ${machineID.slice(0, 8)} in cluster (${store.backend})`);
+  let lastReconciles = -1;
+  notify.startWatchdog(() => {
+    const alive = agent.reconciles !== lastReconciles || view.available;
+    lastReconciles = agent.reconciles;
+    return alive;
+  });
+  log.info({ machineID, publicIP: machine.publicIP }, 'agent ready');
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const shutdown = async (signal: string) => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      stopping = true;
+      await notify.stopping();
+      notify.stopWatchdog();
+      const restart = await restartPending();
+      log.info({ signal, restart }, restart ? 'restarting: units keep running' : 'stopping: leaving the cluster');
+      const force = setTimeout(() => {
+        log.error({}, 'shutdown took longer than 60 s; exiting');
+        process.exit(1);
+      }, 60_000);
+      force.unref();
+      try {
+        await api.close();
+        await engine?.stop(!restart);
+        await agent.shutdown(!restart);
+        view.stop();
+        await lease.stop(!restart);
+        await systemd.close();
+        await store.close();
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'error during shutdown');
+      }
+      clearTimeout(force);
+      resolve(0);
+    };
+    process.on('SIGTERM', () => void shutdown('SIGTERM'));
+    process.on('SIGINT', () => void shutdown('SIGINT'));
+    process.on('SIGUSR1', () => log.info({ state: { agent: agent.dump(), engine: engine?.stats } }, 'state dump'));
+    process.on('SIGHUP', () => {
+      try {
+        const next = loadConfig(opts).config;
+        machine.metadata = next.metadata;
+        log.level = next.verbosity > 0 ? 'debug' : 'info';
+        void register().catch((e: Error) => log.error({ err: e.message }, 'could not update machine record'));
+        log.info({ metadata: next.metadata }, 'configuration reloaded');
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'configuration reload failed; keeping the old one');
+      }
+    });
+  });
+}
+

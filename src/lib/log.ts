@@ -1,0 +1,49 @@
+/**
+ * Logging through pino. Under journald (JOURNAL_STREAM names our stderr) lines are plain text with an
+ * sd-daemon priority prefix and no timestamp (journald adds one): `<6>message key=value`, so
+ * `journalctl -p warning -u flotilla` works. Elsewhere: one JSON object per line on stderr.
+ * Secrets never reach here: callers log names and paths, not file contents or keys.
+ */
+import { fstatSync } from 'node:fs';
+import { pino, type Logger as PinoLogger } from 'pino';
+
+const PRIORITY: Record<number, number> = { 10: 7, 20: 7, 30: 6, 40: 4, 50: 3, 60: 2 };
+
+/** True when stderr is connected to the journal (sd_journal_stream_fd semantics). */
+export function underJournald(env = process.env): boolean {
+  const js = env.JOURNAL_STREAM;
+  if (!js) return false;
+  const [dev, ino] = js.split(':');
+  try {
+    const st = fstatSync(2);
+    return String(st.dev) === dev && String(st.ino) === ino;
+  } catch {
+    return false;
+  }
+}
+
+function fmtValue(v: unknown): string {
+  const s = typeof v === 'string' ? v : JSON.stringify(v);
+  return /[\s"=]/.test(s) ? JSON.stringify(s) : s;
+}
+
+/** Render one pino JSON line as a journald line. */
+export function journalLine(json: string): string {
+  const o = JSON.parse(json) as Record<string, unknown>;
+  const { level, msg, ...rest } = o;
+  const fields = Object.entries(rest)
+    .map(([k, v]) => `${k}=${fmtValue(v)}`)
+    .join(' ');
+  return `<${PRIORITY[level as number] ?? 6}>${String(msg ?? '')}${fields ? ` ${fields}` : ''}\n`;
+}
+
+export function createLogger(opts: { verbosity?: number; journald?: boolean } = {}): PinoLogger {
+  const level = (opts.verbosity ?? 0) > 0 ? 'debug' : 'info';
+  if (opts.journald ?? underJournald()) {
+    return pino(
+      { level, base: null, timestamp: false },
+      { write: (line: string) => void process.stderr.write(journalLine(line)) },
+    );
+  }
+  return pino({ level, base: null }, pino.destination({ fd: 2, sync: true }));
+}
