@@ -8,7 +8,7 @@
 #                           (images kept; --purge deletes /var/lib/docker too)
 #   docker.sh status
 #
-# Engine flags: --bridge=none --iptables=false --ip6tables=false, so it never touches the host's
+# Engine flags: --bridge=none --iptables=false --ip6tables=false --ip-forward=false, so it never touches the host's
 # firewall or routing; containers get network "none" or "--network host". Storage driver: the
 # first of $TESTENV_DOCKER_STORAGE ("overlay2 fuse-overlayfs vfs") that works.
 # Sockets: $TESTENV_DOCKER_SOCKET (/var/run/docker.sock) and /run/flotilla-testenv/docker/
@@ -40,7 +40,7 @@ start_dockerd() {
     rm -f "$SHARED"
     info "starting dockerd (storage driver $drv; log $T_LOG/dockerd.log)"
     echo "=== $(date -Is) dockerd --storage-driver=$drv ===" >> "$T_LOG/dockerd.log"
-    setsid dockerd --storage-driver="$drv" --bridge=none --iptables=false --ip6tables=false \
+    setsid dockerd --storage-driver="$drv" --bridge=none --iptables=false --ip6tables=false --ip-forward=false \
       --log-level=warn -H "unix://$SOCK" -H "unix://$SHARED" \
       </dev/null >>"$T_LOG/dockerd.log" 2>&1 8>&- 9>&- &
     pid=$!; echo "$pid" > "$PIDF"
@@ -62,7 +62,7 @@ cmd_up() {
   lock docker
   mkdir -p "$T_RUN/docker"
   local t0; t0=$(now_ms)
-  need_pkgs docker.io busybox-static iptables
+  need_pkgs docker.io busybox-static iptables curl
   if answers "$SOCK"; then
     if alive_file "$PIDF" dockerd; then info "docker engine (ours) already answers on $SOCK"
     else info "a docker engine already answers on $SOCK (not started by docker.sh; left alone)"; share_foreign_socket; fi
