@@ -37,7 +37,10 @@ export interface EngineStats {
 }
 
 /** Collapse a plan into the final record per unit: a put (placed or unplaceable) or a delete. */
-export function collapse(decisions: readonly EngineDecision[]): { puts: ScheduleRecord[]; deletes: string[] } {
+export function collapse(decisions: readonly EngineDecision[]): {
+  puts: ScheduleRecord[];
+  deletes: string[];
+} {
   const last = new Map<string, ScheduleRecord | null>();
   for (const d of decisions) {
     switch (d.type) {
@@ -74,7 +77,11 @@ export class Engine {
 
   start(): void {
     const relevant = (kinds: Set<string>) =>
-      kinds.has('job') || kinds.has('schedule') || kinds.has('machine') || kinds.has('body') || kinds.has('leader');
+      kinds.has('job') ||
+      kinds.has('schedule') ||
+      kinds.has('machine') ||
+      kinds.has('body') ||
+      kinds.has('leader');
     this.d.view.on('changed', (kinds) => {
       if (relevant(kinds)) this.trigger();
     });
@@ -129,7 +136,8 @@ export class Engine {
     const was = this.guard !== undefined;
     this.guard = g;
     this.stats.leader = g !== undefined;
-    if (was !== (g !== undefined)) this.d.log.info({ leader: g !== undefined }, g ? 'became engine leader' : 'not the engine leader');
+    if (was !== (g !== undefined))
+      this.d.log.info({ leader: g !== undefined }, g ? 'became engine leader' : 'not the engine leader');
   }
 
   private async tick(): Promise<void> {
@@ -145,7 +153,10 @@ export class Engine {
     this.stats.lastPlanMs = performance.now() - t0;
     if (decisions.length === 0) return;
     for (const dcs of decisions) {
-      this.d.log.info({ unit: dcs.name, decision: dcs.type, reason: dcs.reason }, `${dcs.type} ${dcs.name}: ${dcs.reason}`);
+      this.d.log.info(
+        { unit: dcs.name, decision: dcs.type, reason: dcs.reason },
+        `${dcs.type} ${dcs.name}: ${dcs.reason}`,
+      );
     }
     const { puts, deletes } = collapse(decisions);
     const guard = this.guard!;

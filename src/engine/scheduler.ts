@@ -76,7 +76,11 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
 
-type Outcome = { machine: number; how: string } | { reason: string };
+/**
+ * Where a unit goes; or why it cannot go anywhere; or `blocked`: every candidate runs a conflicting
+ * or replacing unit. The reason for `blocked` is written at the end of the pass (see `run`).
+ */
+type Outcome = { machine: number; how: string } | { reason: string } | { blocked: readonly number[] };
 
 /** At most this many times may one unit be evicted (Replaces=) and placed again in one pass. */
 const MAX_EVICTIONS = 2;
@@ -94,7 +98,13 @@ class SchedulePass {
   private readonly candidateCache = new Map<string, { list: number[] } | { reason: string }>();
   private readonly evictions = new Map<string, number>();
   /** Blocked-everywhere verdicts by (candidates, conflict patterns); cleared when a unit leaves. */
-  private readonly blocked = new Map<string, string>();
+  private readonly blocked = new Set<string>();
+  /** Units found blocked everywhere, to be explained at the end of the pass. */
+  private readonly blockedUnits: {
+    decision: { type: 'unschedulable'; name: string; reason: string };
+    job: SchedulerJob;
+    list: readonly number[];
+  }[] = [];
   /** Units found on a MachineOf cycle → the cycle, for their followers' reasons. */
   private readonly cycles = new Map<string, string>();
 
@@ -125,8 +135,29 @@ class SchedulePass {
     this.evictReplaced();
     this.unscheduleStrayFollowers([...this.state.where.keys()].sort(compareNames));
     this.scheduleAll();
+    this.explainBlocked();
     const first = [...this.unscheduled].sort((a, b) => compareNames(a.name, b.name));
-    return [...first, ...this.placedOut];
+    // An unschedulable verdict already on record is not written again: a steady cluster is quiet.
+    const later = this.placedOut.filter((d) => {
+      if (d.type !== 'unschedulable' || this.evictions.has(d.name)) return true;
+      const rec = this.records.get(d.name);
+      return !(rec !== undefined && rec.machineID === undefined && rec.reason === d.reason);
+    });
+    return [...first, ...later];
+  }
+
+  /**
+   * Name what blocks each blocked unit, against the state at the end of the pass: that is the state
+   * the next pass sees when it reaches the unit, so the reason is the same next time and is not
+   * rewritten every pass (a reason taken mid-pass would name whatever was least loaded then).
+   */
+  private explainBlocked(): void {
+    for (const { decision, job, list } of this.blockedUnits) {
+      decision.reason =
+        this.leastLoaded(job, list) === undefined
+          ? this.blockedReason(job, list)
+          : 'a conflicting unit left its machine during this pass; placement is retried on the next pass';
+    }
   }
 
   // ---- phase 1 ------------------------------------------------------------------------------
@@ -334,13 +365,13 @@ class SchedulePass {
   private decide(job: SchedulerJob, again: string[]): void {
     const outcome = this.choose(job);
     if ('reason' in outcome) {
-      const rec = this.records.get(job.name);
-      const unchanged =
-        rec !== undefined &&
-        rec.machineID === undefined &&
-        rec.reason === outcome.reason &&
-        !this.evictions.has(job.name);
-      if (!unchanged) this.placedOut.push({ type: 'unschedulable', name: job.name, reason: outcome.reason });
+      this.placedOut.push({ type: 'unschedulable', name: job.name, reason: outcome.reason });
+      return;
+    }
+    if ('blocked' in outcome) {
+      const decision = { type: 'unschedulable' as const, name: job.name, reason: '' };
+      this.placedOut.push(decision);
+      this.blockedUnits.push({ decision, job, list: outcome.blocked });
       return;
     }
     const m = outcome.machine;
@@ -411,13 +442,11 @@ class SchedulePass {
       req.machineOf.length === 0 && !this.rules.isReplaceTarget(job.name) && this.conflictRelevant(job)
         ? `${this.candidateKey(job)}\u0003${req.conflicts.join('\u0001')}\u0003${this.rules.conflictPatternsMatching(job.name).join('\u0001')}`
         : undefined;
-    const known = memo === undefined ? undefined : this.blocked.get(memo);
-    if (known !== undefined) return { reason: known };
+    if (memo !== undefined && this.blocked.has(memo)) return { blocked: list };
     const best = this.leastLoaded(job, list);
     if (best === undefined) {
-      const reason = this.blockedReason(job, list);
-      if (memo !== undefined) this.blocked.set(memo, reason);
-      return { reason };
+      if (memo !== undefined) this.blocked.add(memo);
+      return { blocked: list };
     }
     if (how === '') how = `least-loaded eligible machine (${plural(this.state.load[best] ?? 0, 'unit')})`;
     return { machine: best, how };

@@ -53,60 +53,64 @@ function cluster() {
 }
 
 describe('planSchedule at scale', () => {
-  it('plans 10,000 units on 1,000 machines in one pass, and a second pass plans nothing', () => {
-    const { machines, jobs } = cluster();
-    expect(jobs.length).toBe(UNITS);
+  it(
+    'plans 10,000 units on 1,000 machines in one pass, and a second pass plans nothing',
+    { timeout: 60_000 },
+    () => {
+      const { machines, jobs } = cluster();
+      expect(jobs.length).toBe(UNITS);
 
-    const first = timed(() => planSchedule({ jobs, machines, schedules: [] }));
-    const plan = first.value;
-    const placed = plan.filter((d) => d.type === 'schedule').length;
-    console.log(
-      `planSchedule: ${jobs.length} units × ${machines.length} machines → ${placed} placements in ${first.text}` +
-        ` (${Math.round((placed / first.wall) * 1000)} placements/s wall)`,
-    );
+      const first = timed(() => planSchedule({ jobs, machines, schedules: [] }));
+      const plan = first.value;
+      const placed = plan.filter((d) => d.type === 'schedule').length;
+      console.log(
+        `planSchedule: ${jobs.length} units × ${machines.length} machines → ${placed} placements in ${first.text}` +
+          ` (${Math.round((placed / first.wall) * 1000)} placements/s wall)`,
+      );
 
-    // Every non-global, non-inactive unit is placed (the web@ template fits: 1,000 machines).
-    expect(placed).toBe(UNITS - 5 - 1);
-    expect(plan.filter((d) => d.type !== 'schedule')).toEqual([]);
+      // Every non-global, non-inactive unit is placed (the web@ template fits: 1,000 machines).
+      expect(placed).toBe(UNITS - 5 - 1);
+      expect(plan.filter((d) => d.type !== 'schedule')).toEqual([]);
 
-    const records = new Map<string, ScheduleRecord>();
-    apply(records, plan);
-    const where = placements(records);
-    const webMachines = new Set(Array.from({ length: 1_000 }, (_, i) => where[`web@${i}.service`]));
-    expect(webMachines.size).toBe(1_000);
-    for (let i = 0; i < 500; i++) expect(where[`app-${i}.service`]).toBe(where[`db-${i}.service`]);
+      const records = new Map<string, ScheduleRecord>();
+      apply(records, plan);
+      const where = placements(records);
+      const webMachines = new Set(Array.from({ length: 1_000 }, (_, i) => where[`web@${i}.service`]));
+      expect(webMachines.size).toBe(1_000);
+      for (let i = 0; i < 500; i++) expect(where[`app-${i}.service`]).toBe(where[`db-${i}.service`]);
 
-    // Spread: machines that only ever receive unconstrained units (hdd ones) stay within one unit
-    // of each other; ssd machines also carry the 5 Global units and every ssd-bound unit.
-    const load = new Map<string, number>(machines.map((m) => [m.id, m.metadata.disk === 'ssd' ? 5 : 0]));
-    for (const m of Object.values(where)) load.set(m, (load.get(m) ?? 0) + 1);
-    const hdd = machines.filter((m) => m.metadata.disk === 'hdd').map((m) => load.get(m.id) ?? 0);
-    const all = [...load.values()];
-    console.log(
-      `load per machine: ${Math.min(...all)}..${Math.max(...all)} (hdd machines ${Math.min(...hdd)}..${Math.max(...hdd)})`,
-    );
-    expect(Math.max(...hdd) - Math.min(...hdd)).toBeLessThanOrEqual(1);
+      // Spread: machines that only ever receive unconstrained units (hdd ones) stay within one unit
+      // of each other; ssd machines also carry the 5 Global units and every ssd-bound unit.
+      const load = new Map<string, number>(machines.map((m) => [m.id, m.metadata.disk === 'ssd' ? 5 : 0]));
+      for (const m of Object.values(where)) load.set(m, (load.get(m) ?? 0) + 1);
+      const hdd = machines.filter((m) => m.metadata.disk === 'hdd').map((m) => load.get(m.id) ?? 0);
+      const all = [...load.values()];
+      console.log(
+        `load per machine: ${Math.min(...all)}..${Math.max(...all)} (hdd machines ${Math.min(...hdd)}..${Math.max(...hdd)})`,
+      );
+      expect(Math.max(...hdd) - Math.min(...hdd)).toBeLessThanOrEqual(1);
 
-    const again = timed(() => planSchedule({ jobs, machines, schedules: records }));
-    console.log(`planSchedule steady state (no changes): ${again.text}`);
-    expect(again.value).toEqual([]);
+      const again = timed(() => planSchedule({ jobs, machines, schedules: records }));
+      console.log(`planSchedule steady state (no changes): ${again.text}`);
+      expect(again.value).toEqual([]);
 
-    // Lose 10 machines: only their units move, in one pass.
-    const lost = new Set(machines.slice(0, 10).map((m) => m.id));
-    const lossPlan = timed(() =>
-      planSchedule({ jobs, machines: machines.filter((m) => !lost.has(m.id)), schedules: records }),
-    );
-    const failover = lossPlan.value;
-    console.log(`planSchedule after losing 10 machines: ${failover.length} decisions in ${lossPlan.text}`);
-    const unscheduled = failover.filter((d) => d.type === 'unschedule');
-    expect(unscheduled.length).toBe(Object.values(where).filter((m) => lost.has(m)).length);
-    // 1,000 web@ instances no longer fit on 990 machines: the surplus says why.
-    const stuck = failover.filter((d) => d.type === 'unschedulable');
-    expect(stuck.length).toBe(10);
-    for (const d of stuck) {
-      expect(d.name).toMatch(/^web@/);
-      expect(d.reason).toBe('every matching machine runs a conflicting unit (Conflicts=web@*.service)');
-    }
-    expect(failover.filter((d) => d.type === 'schedule').length).toBe(unscheduled.length - stuck.length);
-  });
+      // Lose 10 machines: only their units move, in one pass.
+      const lost = new Set(machines.slice(0, 10).map((m) => m.id));
+      const lossPlan = timed(() =>
+        planSchedule({ jobs, machines: machines.filter((m) => !lost.has(m.id)), schedules: records }),
+      );
+      const failover = lossPlan.value;
+      console.log(`planSchedule after losing 10 machines: ${failover.length} decisions in ${lossPlan.text}`);
+      const unscheduled = failover.filter((d) => d.type === 'unschedule');
+      expect(unscheduled.length).toBe(Object.values(where).filter((m) => lost.has(m)).length);
+      // 1,000 web@ instances no longer fit on 990 machines: the surplus says why.
+      const stuck = failover.filter((d) => d.type === 'unschedulable');
+      expect(stuck.length).toBe(10);
+      for (const d of stuck) {
+        expect(d.name).toMatch(/^web@/);
+        expect(d.reason).toBe('every matching machine runs a conflicting unit (Conflicts=web@*.service)');
+      }
+      expect(failover.filter((d) => d.type === 'schedule').length).toBe(unscheduled.length - stuck.length);
+    },
+  );
 });
