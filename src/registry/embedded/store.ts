@@ -31,7 +31,7 @@ import { op } from '../kv.js';
 import { listDataDir, segmentName, snapshotName, syncDir } from './files.js';
 import type { History, RevisionEntry } from './history.js';
 import { type Clock, LeaseDeadlines } from './leases.js';
-import { DirLock } from './lock.js';
+import { type DirLock, lockDir } from './lock.js';
 import { LogWriter } from './log.js';
 import { encodeRecord } from './records.js';
 import { recover } from './recover.js';
@@ -116,7 +116,7 @@ export class EmbeddedKvStore implements KvStore {
   private async open(): Promise<void> {
     const dir = this.dataDir;
     if ((await mkdir(dir, { recursive: true, mode: 0o700 })) !== undefined) await chmod(dir, 0o700);
-    this.lock = await DirLock.acquire(dir);
+    this.lock = await lockDir(dir);
     try {
       const r = await recover(dir, this.opts.historyRevisions ?? 10_000);
       this.state = r.state;

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { isCode } from '../../../src/lib/errors.js';
 import { SEGMENT_HEADER, validFrameAt } from '../../../src/registry/embedded/frame.js';
 import type { EmbeddedKvStore } from '../../../src/registry/embedded/index.js';
+import { PidFileLock } from '../../../src/registry/embedded/lock.js';
 import { op } from '../../../src/registry/kv.js';
 import { tempStores } from './embedded-support.js';
 
@@ -199,12 +200,29 @@ describe('embedded KvStore: recovery', () => {
     expect(await s3.revision()).toBe(4);
   });
 
-  it('takes over the lock of a process that died', async () => {
+  it('opens a directory whose LOCK names a process that died', async () => {
     const dir = await t.dir();
     await (await t.open(dir)).close();
     await writeFile(join(dir, 'LOCK'), '999999999 12345\n'); // no such PID
     const s = await t.open(dir);
     expect(await s.revision()).toBe(0);
+  });
+
+  it('falls back to a PID file lock: refuses a live holder, takes over a dead one', async () => {
+    const dir = await t.dir();
+    const a = await PidFileLock.acquire(dir);
+    const err = await PidFileLock.acquire(dir).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isCode(err, 'E_REGISTRY_UNAVAILABLE')).toBe(true);
+    expect((err as { details: unknown }).details).toMatchObject({ dataDir: dir, pid: process.pid });
+    await a.release();
+    await writeFile(join(dir, 'LOCK'), '999999999 12345\n');
+    const b = await PidFileLock.acquire(dir);
+    expect(await readFile(join(dir, 'LOCK'), 'utf8')).toMatch(new RegExp(`^${process.pid} `));
+    await b.release();
+    expect(await readdir(dir)).toEqual([]);
   });
 });
 
