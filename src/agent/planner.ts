@@ -24,6 +24,7 @@
  *   are left to settle.
  * - Desired loaded and running (or failed): stop.
  * - Not wanted here (not in `desired`, or desired inactive): stop if it runs, then uninstall.
+ * - A unit an administrator masked (load state `masked`) is left alone while it should be here.
  * - Units flotilla did not install never appear in `observed`, so they are never touched.
  * - Registry unavailable (`registryAvailable: false`, fleet #1289/#1690/#1145): no stop, no
  *   uninstall, no rewrite of a running unit's file, no state reports. Units that run keep running;
@@ -222,6 +223,9 @@ function planWanted(plan: AgentPlan, d: DesiredUnit, o: ObservedUnit | undefined
     if (launched) plan.add({ type: 'start', name, reason: 'desired state is launched' });
     return;
   }
+
+  // An administrator masked it: starting or rewriting it would fail or fight them.
+  if (o.loadState === 'masked') return;
 
   if (o.hash !== undefined && o.hash !== d.hash) {
     const change = `unit file changed (${shortHash(o.hash)} → ${shortHash(d.hash)})`;

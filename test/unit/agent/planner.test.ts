@@ -133,6 +133,12 @@ describe('planAgent: installing and starting', () => {
       ],
     },
     {
+      name: 'masked by an administrator: left alone (no start, no rewrite)',
+      desired: [want('a.service', 'launched', H2)],
+      observed: { 'a.service': seen('inactive', 'dead', H1, 'masked') },
+      want: [],
+    },
+    {
       name: 'desired inactive and not installed: nothing',
       desired: [want('a.service', 'inactive')],
       want: [],
