@@ -59,10 +59,15 @@ export class MachineAgent {
   async start(): Promise<void> {
     this.scanInstalled();
     const names = [...this.installed.keys()];
-    if (names.length > 0) {
-      for (const st of await this.d.systemd.states(names)) {
-        this.observed.set(st.name, st);
-        this.jobStates.set(st.name, ['active', 'activating', 'reloading'].includes(st.activeState) ? 'launched' : 'loaded');
+    for (const name of names) {
+      try {
+        const st = await this.d.systemd.state(name);
+        this.observed.set(name, st);
+        this.jobStates.set(name, ['active', 'activating', 'reloading'].includes(st.activeState) ? 'launched' : 'loaded');
+      } catch (err) {
+        // One unreadable unit must not keep the agent from starting; the planner reinstalls it.
+        this.installed.set(name, undefined);
+        this.d.log.warn({ unit: name, err: (err as Error).message }, 'cannot read the state of an installed unit');
       }
     }
     this.watch = this.d.systemd.watch();

@@ -23,6 +23,14 @@ export const agent: Command = {
     }
     // Loaded on demand: the CLI's other commands must not pay for D-Bus, etcd and the engine.
     const { runAgent } = await import('../../agent/daemon.js');
-    return runAgent({ ...(typeof ctx.flags.config === 'string' ? { configFile: ctx.flags.config } : {}), flags: given });
+    let code = 1;
+    try {
+      code = await runAgent({ ...(typeof ctx.flags.config === 'string' ? { configFile: ctx.flags.config } : {}), flags: given });
+    } catch (err) {
+      ctx.io.err(`flotilla agent: ${(err as Error).message}\n`);
+      code = (err as { exitCode?: number }).exitCode ?? 1;
+    }
+    // Open registry/D-Bus handles must not keep a stopped daemon alive (stderr is synchronous here).
+    process.exit(code);
   },
 };

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# A flotilla cluster on the test machines: in each running machine, the agent runs as a real
+# systemd service (flotilla.service, from the repo's systemd/flotilla.service) against the etcd
+# member inside that machine (etcd.sh up --machines), or the embedded registry.
+#
+#   cluster.sh up [--ttl 3s] [--interval 1] [--embedded] [mK...]   install + (re)start the agents
+#   cluster.sh down [mK...]        stop the agents (their units stop and they leave the cluster)
+#   cluster.sh wipe                stop the agents and delete flotilla's keys from the machines' etcd
+#   cluster.sh ctl mK ARGS...      run `flotilla ARGS...` (also `fleetctl`) inside mK
+#
+# The machines see the repository read-only at /project (built dist/ and node_modules are needed:
+# `npm run build` first) and the host's node at /usr/local/bin/node.
+source "$(dirname "$(readlink -f "$0")")/lib.sh"
+strict
+
+ttl=3s interval=1 embedded=0
+usage() { die "usage: cluster.sh up [--ttl D] [--interval S] [--embedded] [mK...] | down [mK...] | wipe | ctl mK ARGS..."; }
+
+want_machines() {
+  if [ $# -gt 0 ]; then printf '%s\n' "$@"; else machines_running; fi
+}
+
+install_agent() { # install_agent mK
+  local m=$1 servers="" unit
+  if [ $embedded = 0 ]; then
+    servers=$(sed -n 's/^TESTENV_MACHINES_ETCD_ENDPOINTS=//p' "$T_RUN/etcd-machines.env" 2>/dev/null || true)
+    [ -n "$servers" ] || die "no etcd members in the machines: run 'etcd.sh up --machines' (or use --embedded)"
+  fi
+  unit=$(sed -e 's|^ExecStart=.*|ExecStart=/usr/local/bin/node /project/bin/flotilla agent|' \
+             -e 's|^WatchdogSec=.*|WatchdogSec=30|' "$TESTENV_DIR/../../systemd/flotilla.service")
+  m_exec "$m" mkdir -p /etc/flotilla
+  printf '%s\n' "$unit" | m_exec "$m" sh -c 'cat > /etc/systemd/system/flotilla.service'
+  {
+    echo "FLOTILLA_AGENT_TTL=$ttl"
+    echo "FLOTILLA_ENGINE_RECONCILE_INTERVAL=$interval"
+    echo "FLOTILLA_METADATA=name=$m"
+    echo "FLOTILLA_PUBLIC_IP=$(m_ip "$m")"
+    [ -n "$servers" ] && echo "FLOTILLA_ETCD_SERVERS=$servers"
+    echo "FLOTILLA_ETCD_REQUEST_TIMEOUT=2"
+    # Not the default /run/flotilla/units: the systemd driver tests use that one in the same machines.
+    echo "FLOTILLA_UNITS_DIRECTORY=/run/flotilla/cluster-units"
+  } | m_exec "$m" sh -c 'cat > /etc/flotilla/flotilla.env'
+  m_exec "$m" ln -sf /project/bin/flotilla /usr/local/bin/flotilla
+  m_exec "$m" ln -sf /project/bin/flotilla /usr/local/bin/fleetctl
+  m_exec "$m" systemctl daemon-reload
+  m_exec "$m" systemctl enable flotilla.service >/dev/null 2>&1
+  m_exec "$m" systemctl restart flotilla.service
+}
+
+cmd=${1:-}; [ $# -gt 0 ] && shift
+case "$cmd" in
+  up)
+    as_root
+    ms=()
+    while [ $# -gt 0 ]; do
+      case $1 in
+        --ttl) ttl=$2; shift 2 ;;
+        --interval) interval=$2; shift 2 ;;
+        --embedded) embedded=1; shift ;;
+        m*) valid_machine "$1" || usage; ms+=("$1"); shift ;;
+        *) usage ;;
+      esac
+    done
+    [ -f "$TESTENV_DIR/../../dist/cli/main.js" ] || die "dist/ is missing: run 'npm run build' first"
+    t0=$(now_ms)
+    mapfile -t list < <(want_machines "${ms[@]}")
+    [ ${#list[@]} -gt 0 ] || die "no machines are running: machines.sh up N"
+    for m in "${list[@]}"; do install_agent "$m" & done
+    wait
+    for m in "${list[@]}"; do
+      m_exec "$m" systemctl is-active --quiet flotilla.service || { m_exec "$m" journalctl -u flotilla --no-pager -n 30 >&2; die "flotilla did not start in $m"; }
+    done
+    info "cluster: agents running in ${list[*]} (ttl $ttl) in $(since "$t0")"
+    ;;
+  down)
+    as_root
+    mapfile -t list < <(want_machines "$@")
+    for m in "${list[@]}"; do m_exec "$m" systemctl stop flotilla.service 2>/dev/null || true & done
+    wait
+    ;;
+  wipe)
+    as_root
+    mapfile -t list < <(machines_running)
+    for m in "${list[@]}"; do m_exec "$m" systemctl stop flotilla.service 2>/dev/null || true & done
+    wait
+    for m in "${list[@]}"; do
+      m_exec "$m" rm -rf /var/lib/flotilla /run/flotilla
+    done
+    if [ ${#list[@]} -gt 0 ]; then
+      m_exec "${list[0]}" env ETCDCTL_API=3 etcdctl --endpoints=http://127.0.0.1:2379 del --prefix /flotilla/ >/dev/null 2>&1 || true
+    fi
+    ;;
+  ctl)
+    [ $# -ge 1 ] || usage
+    m=$1; shift
+    valid_machine "$m" || usage
+    m_exec "$m" /usr/local/bin/node /project/bin/flotilla "$@"
+    ;;
+  *) usage ;;
+esac
