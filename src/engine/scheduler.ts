@@ -92,7 +92,10 @@ function plural(n: number, word: string): string {
  * Where a unit goes; or why it cannot go anywhere; or `blocked`: every candidate runs a conflicting
  * or replacing unit. The reason for `blocked` is written at the end of the pass (`explainBlocked`).
  */
-type Outcome = { machine: number; how: string } | { reason: string } | { blocked: readonly number[] };
+type Outcome =
+  | { machine: number; how: string }
+  | { reason: string }
+  | { blocked: readonly number[]; memo: string | undefined };
 
 /** At most this many times may one unit be evicted (Replaces=) and placed again in one pass. */
 const MAX_EVICTIONS = 2;
@@ -116,6 +119,8 @@ class SchedulePass {
     decision: { type: 'unschedulable'; name: string; reason: string };
     job: SchedulerJob;
     list: readonly number[];
+    /** Same signature, same verdict (see `choose`); undefined when the unit has its own. */
+    memo: string | undefined;
   }[] = [];
   /** Units found on a MachineOf cycle → the cycle, for their followers' reasons. */
   private readonly cycles = new Map<string, string>();
@@ -164,11 +169,19 @@ class SchedulePass {
    * rewritten every pass (a reason taken mid-pass would name whatever was least loaded then).
    */
   private explainBlocked(): void {
-    for (const { decision, job, list } of this.blockedUnits) {
+    // The state no longer changes here, so units with one blocking signature share one reason.
+    const explained = new Map<string, string>();
+    for (const { decision, job, list, memo } of this.blockedUnits) {
+      const known = memo === undefined ? undefined : explained.get(memo);
+      if (known !== undefined) {
+        decision.reason = known;
+        continue;
+      }
       decision.reason =
         this.leastLoaded(job, list) === undefined
           ? this.blockedReason(job, list)
           : 'a conflicting unit left its machine during this pass; placement is retried on the next pass';
+      if (memo !== undefined) explained.set(memo, decision.reason);
     }
   }
 
@@ -383,7 +396,7 @@ class SchedulePass {
     if ('blocked' in outcome) {
       const decision = { type: 'unschedulable' as const, name: job.name, reason: '' };
       this.placedOut.push(decision);
-      this.blockedUnits.push({ decision, job, list: outcome.blocked });
+      this.blockedUnits.push({ decision, job, list: outcome.blocked, memo: outcome.memo });
       return;
     }
     const m = outcome.machine;
@@ -454,11 +467,11 @@ class SchedulePass {
       req.machineOf.length === 0 && !this.rules.isReplaceTarget(job.name) && this.conflictRelevant(job)
         ? `${this.candidateKey(job)}\u0003${req.conflicts.join('\u0001')}\u0003${this.rules.conflictPatternsMatching(job.name).join('\u0001')}`
         : undefined;
-    if (memo !== undefined && this.blocked.has(memo)) return { blocked: list };
+    if (memo !== undefined && this.blocked.has(memo)) return { blocked: list, memo };
     const best = this.leastLoaded(job, list);
     if (best === undefined) {
       if (memo !== undefined) this.blocked.add(memo);
-      return { blocked: list };
+      return { blocked: list, memo };
     }
     if (how === '') how = `least-loaded eligible machine (${plural(this.state.load[best] ?? 0, 'unit')})`;
     return { machine: best, how };
