@@ -31,7 +31,8 @@ import { VERSION } from '../version.js';
 import { MachineAgent } from './agent.js';
 import { ClusterView } from './cluster-view.js';
 import { loadConfig, type LoadOptions } from './config.js';
-import { detectPublicIp, readMachineId } from './identity.js';
+import { detectPublicIp, localAddresses, readMachineId } from './identity.js';
+import { FenceMonitor } from './fence.js';
 import { SdNotify } from './sdnotify.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -166,6 +167,14 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   await view.start();
   await agent.start();
   engine?.start();
+  const fence = new FenceMonitor({
+    ttlMs: config.agentTtl * 1000,
+    lastRenewed: () => lease.lastRenewed,
+    endpoints: config.etcdServers,
+    ownAddresses: new Set([machine.publicIP, ...localAddresses()]),
+    setFenced: (on) => agent.fence(on),
+  });
+  fence.start();
 
   const fleet = new FleetV1(registry);
   const api = new ApiServer([(req) => fleet.route(req)]);
@@ -216,6 +225,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
       }, 60_000);
       force.unref();
       try {
+        fence.stop();
         await api.close();
         await engine?.stop(!restart);
         await agent.shutdown(!restart);

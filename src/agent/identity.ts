@@ -32,3 +32,8 @@ export function detectPublicIp(ifaces = networkInterfaces()): string {
   }
   return '';
 }
+
+/** Every address of this machine (to tell local etcd members from remote ones). */
+export function localAddresses(ifaces = networkInterfaces()): string[] {
+  return Object.values(ifaces).flatMap((list) => (list ?? []).map((a) => a.address));
+}

@@ -13,6 +13,8 @@ import type { KvStore } from './kv.js';
 
 export interface LeaseKeeperEvents {
   granted: [id: string];
+  /** The registry confirmed the lease (grant or keepalive) at this time (ms since epoch). */
+  renewed: [at: number];
   lost: [id: string];
   error: [err: Error];
 }
@@ -22,6 +24,8 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private renewing = false;
+  /** When the registry last confirmed the lease (ms since epoch). */
+  lastRenewed = 0;
 
   constructor(
     private readonly store: KvStore,
@@ -39,6 +43,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   async start(): Promise<string> {
     const grant = await this.store.grantLease(this.ttl);
     this.leaseId = grant.id;
+    this.lastRenewed = Date.now();
     this.schedule();
     this.emit('granted', grant.id);
     return grant.id;
@@ -47,6 +52,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   /** Take over a lease that is known to be alive (e.g. our own, from before a restart). */
   adopt(id: string): void {
     this.leaseId = id;
+    this.lastRenewed = Date.now();
     this.schedule();
   }
 
@@ -64,6 +70,8 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
       if (this.leaseId !== undefined) {
         try {
           await this.store.keepAliveOnce(this.leaseId);
+          this.lastRenewed = Date.now();
+          this.emit('renewed', this.lastRenewed);
           return;
         } catch (err) {
           if (!isCode(err, 'E_LEASE_NOT_FOUND')) throw err;
@@ -74,7 +82,9 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
       }
       const grant = await this.store.grantLease(this.ttl);
       this.leaseId = grant.id;
+      this.lastRenewed = Date.now();
       this.emit('granted', grant.id);
+      this.emit('renewed', this.lastRenewed);
     } catch (err) {
       // Unreachable registry: try again at the next tick; the lease lives on until its TTL.
       if (this.listenerCount('error') > 0) this.emit('error', err as Error);

@@ -1,0 +1,88 @@
+/**
+ * Self-fencing: a machine cut off from the cluster stops its units once the cluster must consider it
+ * dead, so a unit never runs twice for long (fleet #1690 left the stale copy running until the
+ * partition healed).
+ *
+ * The rule, checked every 500 ms:
+ *   fenced  ⇔  the presence lease was last confirmed more than agent_ttl ago  (the cluster's side has
+ *              expired it, so its units are being started elsewhere)
+ *           ∧  no etcd host other than this machine answers at the network level.
+ * "Answers" means a TCP connect succeeds or is refused: a refused connect proves the path works and
+ * only etcd is down. That is a whole-cluster etcd outage, in which nothing is rescheduled, so the units
+ * keep running (fleet #1289). Only silence from every other host (a partition) fences.
+ * The fence lifts as soon as the lease is confirmed again; the planner then restores what is still
+ * scheduled here.
+ */
+import { connect } from 'node:net';
+
+export interface FenceDeps {
+  ttlMs: number;
+  lastRenewed: () => number;
+  /** etcd endpoints (URLs); those on this machine are ignored. */
+  endpoints: string[];
+  ownAddresses: Set<string>;
+  setFenced: (on: boolean) => void;
+  now?: () => number;
+  /** TCP probe: resolves true when the host answered (connected or refused). */
+  probe?: (host: string, port: number, timeoutMs: number) => Promise<boolean>;
+}
+
+export function tcpAnswers(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect({ host, port });
+    const done = (v: boolean) => {
+      clearTimeout(t);
+      sock.destroy();
+      resolve(v);
+    };
+    const t = setTimeout(() => done(false), timeoutMs);
+    sock.once('connect', () => done(true));
+    sock.once('error', (err: NodeJS.ErrnoException) => done(err.code === 'ECONNREFUSED'));
+  });
+}
+
+export class FenceMonitor {
+  private timer: NodeJS.Timeout | undefined;
+  private fenced = false;
+  private checking = false;
+  private readonly remote: { host: string; port: number }[];
+
+  constructor(private readonly d: FenceDeps) {
+    this.remote = d.endpoints
+      .map((e) => new URL(e))
+      .map((u) => ({ host: u.hostname, port: Number(u.port || 2379) }))
+      .filter((h) => !d.ownAddresses.has(h.host) && !h.host.startsWith('127.') && h.host !== 'localhost' && h.host !== '[::1]');
+  }
+
+  start(): void {
+    if (this.remote.length === 0) return; // nothing to tell a partition from an outage with
+    this.timer = setInterval(() => void this.check(), 500);
+    this.timer.unref();
+  }
+
+  async check(): Promise<boolean> {
+    if (this.checking) return this.fenced;
+    this.checking = true;
+    try {
+      const now = (this.d.now ?? Date.now)();
+      const expired = now - this.d.lastRenewed() > this.d.ttlMs;
+      let fence = false;
+      if (expired) {
+        const probe = this.d.probe ?? tcpAnswers;
+        const answers = await Promise.all(this.remote.map((h) => probe(h.host, h.port, 400)));
+        fence = !answers.some(Boolean);
+      }
+      if (fence !== this.fenced) {
+        this.fenced = fence;
+        this.d.setFenced(fence);
+      }
+      return fence;
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
