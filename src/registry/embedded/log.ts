@@ -26,6 +26,8 @@ interface Batch {
   lastSeq: number;
   rotateAfter: boolean;
   promise: Promise<void>;
+  /** `promise` bounded by the timeout: made once per batch, shared by all its waiters. */
+  bounded?: Promise<void>;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -47,6 +49,11 @@ export interface LogWriterOptions {
   segment: number;
   handle: FileHandle;
   size: number;
+  /**
+   * A waiter whose batch is not durable after this many ms gets E_REGISTRY_UNAVAILABLE (the batch
+   * still completes, or fails, later: like an etcd timeout, the outcome is unknown). 0 = no limit.
+   */
+  timeoutMs: number;
   /** Called after each durable flush with the last durable record's sequence number. */
   onDurable: (seq: number) => void;
   /** Called once when the writer fails; the store stops serving. */
@@ -89,7 +96,7 @@ export class LogWriter {
     this.open.records.push(json);
     this.open.lastSeq = seq;
     this.kick();
-    return this.open.promise;
+    return this.waitFor(this.open);
   }
 
   /** Resolves when every record appended so far is durable. */
@@ -97,9 +104,32 @@ export class LogWriter {
     if (this.failed) return Promise.reject(this.failed);
     for (let i = this.batches.length - 1; i >= 0; i--) {
       const b = this.batches[i]!;
-      if (b.records.length || b.rotateAfter) return b.promise;
+      if (b.records.length || b.rotateAfter) return this.waitFor(b);
     }
     return Promise.resolve();
+  }
+
+  private waitFor(b: Batch): Promise<void> {
+    const ms = this.opts.timeoutMs;
+    if (!(ms > 0 && ms < Infinity)) return b.promise;
+    b.bounded ??= new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const dir = this.opts.dir;
+        reject(
+          new FlotillaError(
+            'E_REGISTRY_UNAVAILABLE',
+            `registry log in ${dir} not durable after ${ms} ms (disk stalled?)`,
+            {
+              dataDir: dir,
+              timeoutMs: ms,
+            },
+          ),
+        );
+      }, ms);
+      void b.promise.then(resolve, reject).finally(() => clearTimeout(timer));
+    });
+    b.bounded.catch(() => undefined);
+    return b.bounded;
   }
 
   /** End the segment after the records queued so far; resolves with the new segment's number. */

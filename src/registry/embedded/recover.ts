@@ -42,7 +42,7 @@ export async function recover(dir: string, historyRevisions: number): Promise<Re
   let snapshotBytes = 0;
   if (snap !== undefined) {
     const { data, size } = await readSnapshot(dir, snap);
-    state = KvState.fromSnapshot(data);
+    state = KvState.fromSnapshot(data, `registry snapshot ${join(dir, snapshotName(snap))}`);
     snapshotBytes = size;
   }
   const first = snap ?? 1;

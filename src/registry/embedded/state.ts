@@ -262,14 +262,18 @@ export class KvState {
     };
   }
 
-  static fromSnapshot(data: SnapshotData): KvState {
+  static fromSnapshot(data: SnapshotData, where = 'snapshot'): KvState {
     const s = new KvState();
     s.seq = data.seq;
     s.revision = data.revision;
     for (const [id, ttl] of data.leases) s.grant(id, ttl);
     for (const [key, value, createRevision, modRevision, version, lease] of data.kvs) {
       s.kvs.set(key, { key, value, createRevision, modRevision, version, lease });
-      if (lease !== NO_LEASE) s.leases.get(lease)?.keys.add(key);
+      if (lease === NO_LEASE) continue;
+      const l = s.leases.get(lease);
+      if (!l)
+        throw new FlotillaError('E_REGISTRY_CORRUPT', `${where}: key ${key} names unknown lease ${lease}`);
+      l.keys.add(key);
     }
     s.index = SortedKeys.from(s.kvs.keys());
     return s;

@@ -13,8 +13,7 @@
  * includes, the snapshot written atomically, then the older segments and snapshots deleted.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, mkdir } from 'node:fs/promises';
 import { FlotillaError } from '../../lib/errors.js';
 import type {
   KeyValue,
@@ -24,24 +23,20 @@ import type {
   Txn,
   TxnResult,
   Watch,
-  WatchBatch,
   WatchOptions,
 } from '../kv.js';
 import { op } from '../kv.js';
-import { listDataDir, segmentName, snapshotName, syncDir } from './files.js';
+import { type CompactionPhase, Compactor } from './compaction.js';
 import type { History, RevisionEntry } from './history.js';
 import { type Clock, LeaseDeadlines } from './leases.js';
 import { type DirLock, lockDir } from './lock.js';
 import { LogWriter } from './log.js';
 import { encodeRecord } from './records.js';
 import { recover } from './recover.js';
-import { writeSnapshot } from './snapshot.js';
 import type { Applied, KvState } from './state.js';
-import { WatchHub } from './watch.js';
+import { WatchHub, deferredWatch } from './watch.js';
 
 export const DEFAULT_DATA_DIR = '/var/lib/flotilla/registry';
-
-export type CompactionPhase = 'start' | 'rotated' | 'snapshot' | 'done' | 'failed';
 
 export interface EmbeddedKvStoreOptions {
   /** Data directory, created 0700. Default /var/lib/flotilla/registry. */
@@ -92,10 +87,7 @@ export class EmbeddedKvStore implements KvStore {
   private unpublished: { seq: number; entry: RevisionEntry }[] = [];
   private published = 0;
   private durableSeq = 0;
-  private compaction: Promise<void> | undefined;
-  private snapshotBytes = 0;
-  private compactions = 0;
-  private readonly bounded = new WeakMap<Promise<void>, Promise<void>>();
+  private compactor!: Compactor;
 
   /** Prefer `EmbeddedKvStore.open()`, which reports open errors (lock held, corruption) at once. */
   constructor(opts: EmbeddedKvStoreOptions = {}) {
@@ -124,16 +116,24 @@ export class EmbeddedKvStore implements KvStore {
       this.hub = new WatchHub(r.history);
       this.published = r.state.revision;
       this.durableSeq = r.state.seq;
-      this.snapshotBytes = r.snapshotBytes;
       this.log = new LogWriter({
         dir,
         segment: r.segment,
         handle: r.handle,
         size: r.size,
+        timeoutMs: this.opts.requestTimeoutMs ?? 5000,
         onDurable: (seq) => this.onDurable(seq),
         onFail: (err) => this.onFail(err),
         ...(this.opts.hooks?.onSync ? { onSync: this.opts.hooks.onSync } : {}),
         ...(this.opts.hooks?.beforeSync ? { beforeSync: this.opts.hooks.beforeSync } : {}),
+      });
+      this.compactor = new Compactor({
+        dir,
+        log: this.log,
+        capture: () => this.state.capture(),
+        thresholdBytes: this.opts.compactBytes ?? 64 * 1024 * 1024,
+        snapshotBytes: r.snapshotBytes,
+        ...(this.opts.hooks?.onCompaction ? { onPhase: this.opts.hooks.onCompaction } : {}),
       });
       // etcd on a leader change does the same: every lease gets a full TTL for its owner to renew it.
       for (const id of r.state.leaseIds()) this.deadlines.set(id, r.state.leaseTtl(id)!);
@@ -167,40 +167,13 @@ export class EmbeddedKvStore implements KvStore {
       this.history.push(entry);
       this.unpublished.push({ seq: a.record.s, entry });
     }
-    return this.timed(this.log.append(encodeRecord(a.record), a.record.s));
+    return this.log.append(encodeRecord(a.record), a.record.s);
   }
 
   /** `value`, once everything the current state includes is durable. */
   private async settled<T>(value: T): Promise<T> {
-    if (this.durableSeq < this.state.seq) await this.timed(this.log.flushed());
+    if (this.durableSeq < this.state.seq) await this.log.flushed();
     return value;
-  }
-
-  /**
-   * A batch's durability promise bounded by the request timeout. Many requests share one batch, so
-   * the bounded promise (and its one timer) is made once per batch.
-   */
-  private timed(p: Promise<void>): Promise<void> {
-    const ms = this.opts.requestTimeoutMs ?? 5000;
-    if (!(ms > 0 && ms < Infinity)) return p;
-    let bounded = this.bounded.get(p);
-    if (!bounded) {
-      bounded = new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => {
-          reject(
-            new FlotillaError(
-              'E_REGISTRY_UNAVAILABLE',
-              `embedded registry ${this.dataDir}: a change was not durable after ${ms} ms (is the disk stalled?)`,
-              { dataDir: this.dataDir, timeoutMs: ms },
-            ),
-          );
-        }, ms);
-        void p.then(resolve, reject).finally(() => clearTimeout(timer));
-      });
-      bounded.catch(noop);
-      this.bounded.set(p, bounded);
-    }
-    return bounded;
   }
 
   private onDurable(seq: number): void {
@@ -212,7 +185,7 @@ export class EmbeddedKvStore implements KvStore {
       this.hub.publish(entry);
     }
     if (n) this.unpublished = this.unpublished.slice(n);
-    this.maybeCompact();
+    if (!this.closed && !this.failure) this.compactor.maybe();
   }
 
   private onFail(err: FlotillaError): void {
@@ -333,70 +306,24 @@ export class EmbeddedKvStore implements KvStore {
       return this.hub.open(prefix, from, opts.prevKv ?? false, this.published);
     };
     if (this.opened) return start();
-    // Still opening: start the watch once open (or fail it with the open error).
-    let inner: Watch | undefined;
-    let stopped = false;
-    const innerReady = this.ready.then(() => {
-      inner = start();
-      if (stopped) inner.close();
-      return inner;
-    });
-    innerReady.catch(noop);
-    const stop = (): void => {
-      stopped = true;
-      inner?.close();
-    };
-    return {
-      close: stop,
-      [Symbol.asyncIterator]: (): AsyncIterator<WatchBatch> => ({
-        next: async () => (await innerReady)[Symbol.asyncIterator]().next(),
-        return: () => {
-          stop();
-          return Promise.resolve({ value: undefined, done: true });
-        },
-      }),
-    };
-  }
-
-  // ---- compaction --------------------------------------------------------------------------------
-
-  private maybeCompact(): void {
-    if (this.compaction || this.closed || this.failure) return;
-    if (this.log.size < Math.max(this.opts.compactBytes ?? 64 * 1024 * 1024, this.snapshotBytes)) return;
-    this.compaction = this.compact().finally(() => {
-      this.compaction = undefined;
-    });
-  }
-
-  private async compact(): Promise<void> {
-    const hook = this.opts.hooks?.onCompaction ?? noop;
-    hook('start');
-    try {
-      // The snapshot holds every record appended so far, and rotate() ends the segment right after
-      // them (both happen before anything else can run): the snapshot is exactly "all segments < n".
-      const data = this.state.capture();
-      const n = await this.log.rotate();
-      hook('rotated');
-      this.snapshotBytes = await writeSnapshot(this.dataDir, n, data);
-      hook('snapshot');
-      const ls = await listDataDir(this.dataDir);
-      for (const s of ls.segments) if (s < n) await unlink(join(this.dataDir, segmentName(s)));
-      for (const s of ls.snapshots) if (s < n) await unlink(join(this.dataDir, snapshotName(s)));
-      await syncDir(this.dataDir);
-      this.compactions++;
-      hook('done');
-    } catch (err) {
-      // The log is intact; a failed compaction is retried when the new segment grows past the limit.
-      hook('failed', err);
-    }
+    return deferredWatch(this.ready.then(start)); // still opening
   }
 
   /** Counters for tests and benchmarks. */
-  get stats(): { syncs: number; records: number; compactions: number; segment: number; revision: number } {
+  get stats(): {
+    syncs: number;
+    records: number;
+    compactions: number;
+    /** The last compaction failure's message, if the last compaction failed. */
+    compactionError: string | undefined;
+    segment: number;
+    revision: number;
+  } {
     return {
+      compactionError: this.compactor?.lastError,
       syncs: this.log?.stats.syncs ?? 0,
       records: this.log?.stats.records ?? 0,
-      compactions: this.compactions,
+      compactions: this.compactor?.count ?? 0,
       segment: this.log?.segment ?? 0,
       revision: this.state?.revision ?? 0,
     };
@@ -419,7 +346,7 @@ export class EmbeddedKvStore implements KvStore {
     }
     this.deadlines.stop();
     await this.log.flushed().catch(noop);
-    while (this.compaction) await this.compaction;
+    await this.compactor.stop();
     this.hub.stopAll(this.failure);
     await this.log.close();
     await this.lock.release();

@@ -99,3 +99,29 @@ export class WatchHub {
     };
   }
 }
+
+/** A watch whose real watch starts later (the store is still opening); fails with the open error. */
+export function deferredWatch(inner: Promise<Watch>): Watch {
+  let started: Watch | undefined;
+  let stopped = false;
+  const ready = inner.then((w) => {
+    started = w;
+    if (stopped) w.close();
+    return w;
+  });
+  ready.catch(() => undefined);
+  const stop = (): void => {
+    stopped = true;
+    started?.close();
+  };
+  return {
+    close: stop,
+    [Symbol.asyncIterator]: (): AsyncIterator<WatchBatch> => ({
+      next: async () => (await ready)[Symbol.asyncIterator]().next(),
+      return: () => {
+        stop();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    }),
+  };
+}
