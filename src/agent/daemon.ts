@@ -47,6 +47,19 @@ function writeAtomic(path: string, data: string): void {
 }
 
 /** Is our own systemd unit being restarted (a restart job queued for it)? */
+/** Endpoints on this machine first, the rest in the order given. */
+export function preferLocal(endpoints: string[], local: Set<string>): string[] {
+  const isLocal = (e: string) => {
+    try {
+      const h = new URL(e).hostname;
+      return local.has(h) || h === 'localhost' || h.startsWith('127.');
+    } catch {
+      return false;
+    }
+  };
+  return [...endpoints.filter(isLocal), ...endpoints.filter((e) => !isLocal(e))];
+}
+
 async function restartPending(): Promise<boolean> {
   if (!process.env.INVOCATION_ID) return false;
   let unit: string | undefined;
@@ -85,6 +98,9 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     version: VERSION,
   };
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // Prefer this machine's own etcd member: a partitioned remote member then costs nothing.
+  const local = new Set([machine.publicIP, ...localAddresses()]);
+  config.etcdServers = preferLocal(config.etcdServers, local);
   const store = await openStore(config);
   const registry = new Registry(store);
   log.info(
@@ -171,7 +187,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     ttlMs: config.agentTtl * 1000,
     lastRenewed: () => lease.lastRenewed,
     endpoints: config.etcdServers,
-    ownAddresses: new Set([machine.publicIP, ...localAddresses()]),
+    ownAddresses: local,
     setFenced: (on) => agent.fence(on),
   });
   fence.start();

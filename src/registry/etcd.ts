@@ -12,10 +12,12 @@
  *     has not delivered yet (a watch created at an old revision, or a catch-up batch), so we correct
  *     the resume point on every disconnect;
  *   - compaction reported as E_REGISTRY_COMPACTED;
- *   - one shared keep-alive stream for all leases.
+ *   - one shared keep-alive stream for all leases;
+ *   - endpoints tried in the configured order (preferred first) instead of at random.
  */
 import { readFileSync } from 'node:fs';
 import { Etcd3, EtcdLeaseInvalidError, type IOptions, type Watcher } from 'etcd3';
+import { ConnectionPool } from 'etcd3/lib/connection-pool.js';
 import type * as RPC from 'etcd3/lib/rpc.js';
 import { FlotillaError } from '../lib/errors.js';
 import { AsyncQueue } from '../lib/queue.js';
@@ -91,8 +93,13 @@ export class EtcdKvStore implements KvStore {
       }
       return u.host;
     });
+    // Endpoints are tried in the order given (the first is preferred; the next ones on failure),
+    // not at random: an agent lists its own machine's member first, so a silently partitioned
+    // remote member cannot stall its lease keepalives and watches (etcd3 walks hosts from the end
+    // of its list when deterministicOrder is set).
+    ConnectionPool.deterministicOrder = true;
     const options: IOptions = {
-      hosts,
+      hosts: [...hosts].reverse(),
       dialTimeout: config.dialTimeoutMs ?? 3000,
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
     };
