@@ -14,6 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import { FlotillaError } from '../../lib/errors.js';
 import type {
   KeyValue,
@@ -27,6 +28,7 @@ import type {
 } from '../kv.js';
 import { op } from '../kv.js';
 import { type CompactionPhase, Compactor } from './compaction.js';
+import { syncDir } from './files.js';
 import type { History, RevisionEntry } from './history.js';
 import { type Clock, LeaseDeadlines } from './leases.js';
 import { type DirLock, lockDir } from './lock.js';
@@ -41,7 +43,7 @@ export const DEFAULT_DATA_DIR = '/var/lib/flotilla/registry';
 export interface EmbeddedKvStoreOptions {
   /** Data directory, created 0700. Default /var/lib/flotilla/registry. */
   dataDir?: string;
-  /** Time source for lease expiry (ms). Default Date. */
+  /** Time source for lease expiry (ms; only differences matter). Default: monotonic `performance.now()`. */
   clock?: Clock;
   /** Revisions kept for watches that resume from a revision. Default 10,000. */
   historyRevisions?: number;
@@ -93,7 +95,7 @@ export class EmbeddedKvStore implements KvStore {
   constructor(opts: EmbeddedKvStoreOptions = {}) {
     this.opts = opts;
     this.dataDir = opts.dataDir ?? DEFAULT_DATA_DIR;
-    this.clock = opts.clock ?? Date;
+    this.clock = opts.clock ?? { now: () => performance.now() }; // immune to wall-clock jumps
     this.deadlines = new LeaseDeadlines(this.clock, () => void this.expireLeases().catch(noop));
     this.ready = this.open();
     this.ready.catch(noop); // surfaced by every request instead
@@ -107,7 +109,15 @@ export class EmbeddedKvStore implements KvStore {
 
   private async open(): Promise<void> {
     const dir = this.dataDir;
-    if ((await mkdir(dir, { recursive: true, mode: 0o700 })) !== undefined) await chmod(dir, 0o700);
+    const created = await mkdir(dir, { recursive: true, mode: 0o700 });
+    if (created !== undefined) {
+      await chmod(dir, 0o700);
+      // Make the new directories' entries durable too, or a power cut could lose the whole store.
+      for (let d = resolve(dir); ; d = dirname(d)) {
+        await syncDir(dirname(d));
+        if (d === resolve(created) || dirname(d) === d) break;
+      }
+    }
     this.lock = await lockDir(dir);
     try {
       const r = await recover(dir, this.opts.historyRevisions ?? 10_000);
