@@ -1,0 +1,414 @@
+/**
+ * Helpers for the real-machine cluster suites (test/integration/cluster-*.test.ts) and the
+ * real-cluster benchmark (bench/cluster-real.ts): a flotilla agent runs as `flotilla.service` in each
+ * test machine (test/env/cluster.sh) against the etcd members inside the machines.
+ *
+ * Everything that talks to a machine is asynchronous (execFile of test/env/exec.sh or cluster.sh), so
+ * several machines can be watched at once; every child is awaited, so no test leaves one running.
+ *
+ * Timing: the machines share the host's kernel and therefore its CLOCK_MONOTONIC. systemd's
+ * `*TimestampMonotonic` properties (µs) inside any machine and `process.hrtime` on the host are one
+ * clock, so failover and duplicate windows are computed from systemd's own transition timestamps,
+ * not from polling latency (`monoNowUs`, `unitTimes`).
+ */
+import { execFile } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { envDir, heal, bootMachine, machines as runningAtImport } from './testbed.js';
+
+/** The cluster's settings for every suite: `cluster.sh up --ttl 3s --interval 1`. */
+export const AGENT_TTL_MS = 3000;
+export const RECONCILE_INTERVAL_MS = 1000;
+
+/** Directory inside the machines where the suites write their unit files. */
+export const UNIT_DIR = '/tmp/flotilla-cluster-tests';
+
+/** Every machine of the test environment (also those that are down right now), e.g. m1..m3. */
+export const allMachines: readonly string[] = (() => {
+  const state = process.env.TESTENV_STATE ?? '/var/lib/flotilla-testenv';
+  let names: string[] = [];
+  try {
+    names = readdirSync(`${state}/machines`).filter((n) => /^m\d+$/.test(n));
+  } catch {
+    /* no state dir: fall back to what env.sh said */
+  }
+  const set = new Set([...runningAtImport, ...names]);
+  return [...set].sort((a, b) => Number(a.slice(1)) - Number(b.slice(1)));
+})();
+
+export interface Run {
+  stdout: string;
+  stderr: string;
+  code: number;
+  /** Wall time of the command, ms. */
+  ms: number;
+}
+
+/** Run a program asynchronously; never throws for a non-zero exit (see `code`). */
+export function run(file: string, args: string[], timeoutMs = 120_000): Promise<Run> {
+  const t0 = performance.now();
+  return new Promise((resolve) => {
+    execFile(
+      file,
+      args,
+      { encoding: 'utf8', timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, killSignal: 'SIGKILL' },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ stdout, stderr: err && !stderr ? err.message : stderr, code, ms: performance.now() - t0 });
+      },
+    );
+  });
+}
+
+/** Run CMD inside machine m (test/env/exec.sh). */
+export function inMachine(m: string, ...cmd: string[]): Promise<Run> {
+  return run('bash', [`${envDir}exec.sh`, m, ...cmd]);
+}
+
+/** Like inMachine, but throws (with stderr) on a non-zero exit; returns stdout. */
+export async function inMachineOk(m: string, ...cmd: string[]): Promise<string> {
+  const r = await inMachine(m, ...cmd);
+  if (r.code !== 0) throw new Error(`${m}: ${cmd.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** Run a test/env/cluster.sh subcommand; throws on failure. */
+export async function clusterSh(...args: string[]): Promise<string> {
+  const r = await run('bash', [`${envDir}cluster.sh`, ...args], 300_000);
+  if (r.code !== 0) throw new Error(`cluster.sh ${args.join(' ')} exited ${r.code}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** The CLI inside machine m: `cluster.sh ctl m ARGS...` (cluster.sh's own error line is dropped from stderr). */
+export async function ctl(m: string, ...args: string[]): Promise<Run> {
+  const r = await run('bash', [`${envDir}cluster.sh`, 'ctl', m, ...args]);
+  return { ...r, stderr: r.stderr.replace(/^\[testenv\] ERROR: cluster\.sh: .*\n?/gm, '') };
+}
+
+/** The CLI inside m; throws with its stderr on a non-zero exit. Returns stdout. */
+export async function ctlOk(m: string, ...args: string[]): Promise<string> {
+  const r = await ctl(m, ...args);
+  if (r.code !== 0) {
+    throw new Error(`flotilla ${args.join(' ')} (in ${m}) exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+  }
+  return r.stdout;
+}
+
+/** fleetctl's tabwriter output (TAB padding) as rows of cells. */
+export function table(stdout: string): string[][] {
+  return stdout
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => l.split(/\t+/));
+}
+
+export interface MachineRow {
+  id: string;
+  ip: string;
+  metadata: Record<string, string>;
+}
+
+export async function listMachines(from: string): Promise<MachineRow[]> {
+  const out = await ctlOk(from, 'list-machines', '--full', '--no-legend');
+  return table(out).map(([id = '', ip = '', md = '']) => ({
+    id,
+    ip,
+    metadata: Object.fromEntries(
+      md === '-' ? [] : md.split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+    ),
+  }));
+}
+
+export interface UnitRow {
+  unit: string;
+  machineID: string;
+  ip: string;
+  active: string;
+  sub: string;
+}
+
+/** `list-units --full`: one row per (unit, machine) state record. */
+export async function listUnits(from: string): Promise<UnitRow[]> {
+  const out = await ctlOk(from, 'list-units', '--full', '--no-legend', '--fields=unit,machine,active,sub');
+  return table(out).map(([unit = '', machine = '', active = '', sub = '']) => {
+    const [machineID = '', ip = ''] = machine.split('/');
+    return { unit, machineID, ip, active, sub };
+  });
+}
+
+export interface UnitFileRow {
+  unit: string;
+  dstate: string;
+  state: string;
+  /** Machine ID (full), 'global', or '-'. */
+  target: string;
+  reason: string;
+}
+
+/** `list-unit-files --full --fields=unit,dstate,state,target,reason`. */
+export async function listUnitFiles(from: string): Promise<UnitFileRow[]> {
+  const out = await ctlOk(from, 'list-unit-files', '--full', '--no-legend', '--fields=unit,dstate,state,target,reason');
+  return table(out).map(([unit = '', dstate = '', state = '', target = '', reason = '']) => ({
+    unit,
+    dstate,
+    state,
+    target: target.split('/')[0] ?? target,
+    reason,
+  }));
+}
+
+/** Write a file inside machine m (its parent directory is created). */
+export async function putFile(m: string, path: string, content: string): Promise<void> {
+  await inMachineOk(m, 'sh', '-c', 'mkdir -p "$(dirname "$2")" && printf %s "$1" > "$2"', 'sh', content, path);
+}
+
+/** Write a unit file into UNIT_DIR inside m; returns its path there. */
+export async function writeUnit(m: string, name: string, body: string): Promise<string> {
+  const path = `${UNIT_DIR}/${name}`;
+  await putFile(m, path, body);
+  return path;
+}
+
+/** A long-running service (`sleep infinity`) with optional [X-Fleet] lines. */
+export function sleepUnit(xfleet: string[] = [], description = 'flotilla cluster test'): string {
+  const x = xfleet.length > 0 ? `\n[X-Fleet]\n${xfleet.join('\n')}\n` : '';
+  return `[Unit]\nDescription=${description}\n\n[Service]\nExecStart=/bin/sleep infinity\n${x}`;
+}
+
+let seq = 0;
+/** A name stem unique to this process and call: `<stem>-<base36 time><seq>`. */
+export function uniq(stem: string): string {
+  seq++;
+  return `${stem}-${Date.now().toString(36)}${seq}`;
+}
+
+/** `systemctl is-active UNIT` inside m ('active', 'inactive', 'failed', ... or 'unreachable'). */
+export async function isActive(m: string, unit: string): Promise<string> {
+  const r = await inMachine(m, 'systemctl', 'is-active', unit);
+  const s = r.stdout.trim();
+  return s === '' ? 'unreachable' : s;
+}
+
+/** `systemctl show -p A,B,... UNIT` inside m, as a record. */
+export async function unitProps(m: string, unit: string, props: string[]): Promise<Record<string, string>> {
+  const out = await inMachineOk(m, 'systemctl', 'show', '-p', props.join(','), unit);
+  const rec: Record<string, string> = {};
+  for (const line of out.split('\n')) {
+    const i = line.indexOf('=');
+    if (i > 0) rec[line.slice(0, i)] = line.slice(i + 1);
+  }
+  return rec;
+}
+
+export interface UnitTimes {
+  activeState: string;
+  mainPid: number;
+  /** CLOCK_MONOTONIC µs of the last transitions (0 = never). */
+  activeEnterUs: number;
+  activeExitUs: number;
+}
+
+/** State, MainPID and the monotonic transition timestamps of a unit inside m. */
+export async function unitTimes(m: string, unit: string): Promise<UnitTimes> {
+  const p = await unitProps(m, unit, [
+    'ActiveState',
+    'MainPID',
+    'ActiveEnterTimestampMonotonic',
+    'ActiveExitTimestampMonotonic',
+  ]);
+  return {
+    activeState: p.ActiveState ?? '',
+    mainPid: Number(p.MainPID ?? 0),
+    activeEnterUs: Number(p.ActiveEnterTimestampMonotonic ?? 0),
+    activeExitUs: Number(p.ActiveExitTimestampMonotonic ?? 0),
+  };
+}
+
+/** The host's CLOCK_MONOTONIC in µs: the clock of systemd's *TimestampMonotonic in the machines. */
+export function monoNowUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
+/** MainPID of a unit inside m (0 when it is not running). */
+export async function mainPid(m: string, unit: string): Promise<number> {
+  return Number((await unitProps(m, unit, ['MainPID'])).MainPID ?? 0);
+}
+
+/** Machines (of `among`) where `unit` is active right now. */
+export async function activeOn(unit: string, among: readonly string[] = allMachines): Promise<string[]> {
+  const states = await Promise.all(among.map(async (m) => [m, await isActive(m, unit)] as const));
+  return states.filter(([, s]) => s === 'active').map(([m]) => m);
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Poll `probe` until it returns something other than undefined/false; throws after `timeoutMs`
+ * with `what` and the last value seen (or the last error).
+ */
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  timeoutMs: number,
+  pollMs = 250,
+): Promise<T> {
+  const deadline = performance.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined && v !== false) return v;
+      last = v;
+    } catch (err) {
+      last = err;
+    }
+    if (performance.now() >= deadline) {
+      const detail = last instanceof Error ? last.message : JSON.stringify(last);
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${detail})`);
+    }
+    await sleep(pollMs);
+  }
+}
+
+/** machine-id of every machine (read from /etc/machine-id; works with the agent down). */
+export async function machineIds(ms: readonly string[] = allMachines): Promise<Map<string, string>> {
+  const ids = new Map<string, string>();
+  for (const m of ms) ids.set(m, (await inMachineOk(m, 'cat', '/etc/machine-id')).trim());
+  return ids;
+}
+
+/** Names and IDs of the cluster's machines, both ways. */
+export class ClusterMap {
+  constructor(readonly ids: Map<string, string>) {}
+  id(m: string): string {
+    const id = this.ids.get(m);
+    if (!id) throw new Error(`unknown machine ${m}`);
+    return id;
+  }
+  /** Machine name (mK) of a machine ID, also for an 8-char prefix; '?<id>' when unknown. */
+  name(id: string): string {
+    for (const [m, mid] of this.ids) if (mid === id || (id.length >= 8 && mid.startsWith(id))) return m;
+    return `?${id}`;
+  }
+  get names(): string[] {
+    return [...this.ids.keys()];
+  }
+}
+
+/** Is machine m running (its systemd answers)? */
+export async function machineUp(m: string): Promise<boolean> {
+  return (await inMachine(m, 'true')).code === 0;
+}
+
+/** Is the etcd member inside m healthy (from inside m)? */
+export async function etcdMemberHealthy(m: string): Promise<boolean> {
+  const r = await inMachine(
+    m,
+    'env',
+    'ETCDCTL_API=3',
+    'etcdctl',
+    '--endpoints=http://127.0.0.1:2379',
+    '--command-timeout=2s',
+    'endpoint',
+    'health',
+  );
+  return r.code === 0 && /is healthy/.test(r.stdout + r.stderr);
+}
+
+/**
+ * Wait until every machine in `ms` is registered in the cluster (list-machines seen from `from`)
+ * and its etcd member is healthy again.
+ */
+export async function waitForMembers(from: string, map: ClusterMap, ms: readonly string[], timeoutMs = 60_000): Promise<void> {
+  await waitFor(
+    `etcd members healthy in ${ms.join(',')}`,
+    async () => (await Promise.all(ms.map(etcdMemberHealthy))).every(Boolean),
+    timeoutMs,
+    300,
+  );
+  await waitFor(
+    `machines ${ms.join(',')} in list-machines (from ${from})`,
+    async () => {
+      const listed = new Set((await listMachines(from)).map((r) => r.id));
+      return ms.every((m) => listed.has(map.id(m)));
+    },
+    timeoutMs,
+    300,
+  );
+}
+
+/**
+ * Undo whatever a failure-injecting test may have left: heal each machine's partition, boot
+ * machines that are down, start the etcd member and the agent wherever they are stopped. Does not
+ * wipe anything. Returns the machines it had to fix.
+ */
+export async function restoreMachines(ms: readonly string[] = allMachines): Promise<string[]> {
+  const fixed: string[] = [];
+  for (const m of ms) {
+    try {
+      heal(m);
+    } catch {
+      /* not partitioned */
+    }
+  }
+  for (const m of ms) {
+    if (!(await machineUp(m))) {
+      bootMachine(m);
+      fixed.push(m);
+    }
+  }
+  await Promise.all(
+    ms.map(async (m) => {
+      for (const svc of ['flotilla-etcd', 'flotilla']) {
+        const st = (await inMachine(m, 'systemctl', 'is-active', svc)).stdout.trim();
+        if (st !== 'active') {
+          await inMachine(m, 'systemctl', 'reset-failed', svc);
+          await inMachineOk(m, 'systemctl', 'start', svc);
+          if (!fixed.includes(m)) fixed.push(m);
+        }
+      }
+    }),
+  );
+  return fixed;
+}
+
+/**
+ * A clean cluster for a suite: restore the machines, `cluster.sh wipe`, `cluster.sh up --ttl 3s
+ * --interval 1`, then wait until every machine is listed and an engine leader answers.
+ */
+export async function freshCluster(): Promise<ClusterMap> {
+  await restoreMachines();
+  await waitFor(
+    'every etcd member healthy',
+    async () => (await Promise.all(allMachines.map(etcdMemberHealthy))).every(Boolean),
+    60_000,
+    300,
+  );
+  await clusterSh('wipe');
+  await clusterSh('up', '--ttl', `${AGENT_TTL_MS / 1000}s`, '--interval', String(RECONCILE_INTERVAL_MS / 1000));
+  const map = new ClusterMap(await machineIds());
+  await waitForMembers(allMachines[0]!, map, allMachines);
+  return map;
+}
+
+/** Destroy units (from the first machine of `from` that answers); ignores failures. */
+export async function destroyUnits(from: readonly string[], units: string[]): Promise<void> {
+  if (units.length === 0) return;
+  for (const m of from) {
+    const r = await ctl(m, 'destroy', ...units);
+    if (r.code === 0) return;
+  }
+}
+
+/** Where each of `units` runs according to list-units (only `active` rows), seen from `from`. */
+export async function placement(from: string, units: readonly string[]): Promise<Map<string, string[]>> {
+  const rows = await listUnits(from);
+  const out = new Map<string, string[]>();
+  for (const u of units) out.set(u, rows.filter((r) => r.unit === u && r.active === 'active').map((r) => r.machineID));
+  return out;
+}
+
+/** The journal of flotilla.service inside m since `since` (systemd time spec), for bug reports. */
+export async function agentJournal(m: string, since = '-5min'): Promise<string> {
+  const r = await inMachine(m, 'journalctl', '-u', 'flotilla', '--no-pager', '-o', 'short-precise', '--since', since);
+  return r.stdout;
+}
