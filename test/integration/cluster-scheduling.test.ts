@@ -11,7 +11,6 @@ import {
   allMachines,
   clusterSh,
   ctl,
-  ctlOk,
   destroyUnits,
   freshCluster,
   isActive,
