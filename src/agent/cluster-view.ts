@@ -130,7 +130,7 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
         const machine = rest.slice(slash + 1);
         let m = snap.states.get(name);
         if (put) {
-          if (!m) snap.states.set(name, (m = new Map()));
+          if (!m) snap.states.set(name, (m = new Map<string, UnitStateRecord>()));
           m.set(machine, val<UnitStateRecord>());
         } else if (m) {
           m.delete(machine);

@@ -138,7 +138,7 @@ export class FleetV1 {
     if (body.desiredState !== undefined && !isDesiredState(body.desiredState)) {
       throw new HttpError(400, `invalid desiredState ${JSON.stringify(body.desiredState)}: must be inactive, loaded or launched`);
     }
-    const desired = body.desiredState as DesiredState | undefined;
+    const desired = body.desiredState;
     if (body.options !== undefined && !Array.isArray(body.options)) throw new HttpError(400, 'unable to decode body: options must be an array');
     const options = (body.options ?? []) as UnitOption[];
     if (desired !== undefined && desired !== 'inactive' && isTemplateName(name)) {

@@ -7,7 +7,6 @@
 import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { dirname } from 'node:path';
 import { HttpError, readBody, send, toErrorResponse, type ApiRequest, type ApiResponse } from './http.js';
 
@@ -125,7 +124,7 @@ export class ApiServer {
   tcpPort(): number | undefined {
     for (const s of this.servers) {
       const a = s.address();
-      if (a && typeof a === 'object') return (a as AddressInfo).port;
+      if (a && typeof a === 'object') return a.port;
     }
     return undefined;
   }

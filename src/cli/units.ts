@@ -38,7 +38,7 @@ async function getAll<T>(client: ApiClient, path: string, key: string): Promise<
   do {
     const q = token ? `?nextPageToken=${encodeURIComponent(token)}` : '';
     const r = await client.request<Record<string, unknown>>('GET', `${path}${q}`);
-    out.push(...(((r.body?.[key] as T[] | undefined) ?? []) as T[]));
+    out.push(...((r.body?.[key] as T[] | undefined) ?? []));
     token = r.body?.nextPageToken as string | undefined;
   } while (token);
   return out;

@@ -34,7 +34,7 @@ export function journalLine(json: string): string {
   const fields = Object.entries(rest)
     .map(([k, v]) => `${k}=${fmtValue(v)}`)
     .join(' ');
-  return `<${PRIORITY[level as number] ?? 6}>${String(msg ?? '')}${fields ? ` ${fields}` : ''}\n`;
+  return `<${PRIORITY[level as number] ?? 6}>${typeof msg === 'string' ? msg : JSON.stringify(msg ?? '')}${fields ? ` ${fields}` : ''}\n`;
 }
 
 export function createLogger(opts: { verbosity?: number; journald?: boolean } = {}): PinoLogger {

@@ -60,7 +60,7 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
       if (this.error !== undefined) {
         const e = this.error;
         this.error = undefined; // report once, then behave as ended
-        return Promise.reject(e instanceof Error ? e : new Error(String(e)));
+        return Promise.reject(e instanceof Error ? e : new Error(typeof e === 'string' ? e : JSON.stringify(e)));
       }
       return Promise.resolve({ value: undefined, done: true });
     }

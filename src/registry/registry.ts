@@ -348,7 +348,7 @@ export class Registry {
     for (const kv of kvs(3)) {
       const s = parse<UnitStateRecord>(kv);
       let m = snap.states.get(s.name);
-      if (!m) snap.states.set(s.name, (m = new Map()));
+      if (!m) snap.states.set(s.name, (m = new Map<string, UnitStateRecord>()));
       m.set(s.machineID, s);
     }
     const leader = kvs(4)[0];

@@ -385,7 +385,7 @@ export function kvContract(name: string, target: ContractTarget): void {
         );
         w.close();
         const mine = batches.flatMap((b) => b.events).filter((e) => e.kv.key === `job/${name}`);
-        expect(mine.map((e) => JSON.parse(e.kv.value).desiredState)).toEqual(['inactive', 'loaded']);
+        expect(mine.map((e) => (JSON.parse(e.kv.value) as { desiredState: string }).desiredState)).toEqual(['inactive', 'loaded']);
         expect(snap.jobs.has(name)).toBe(false);
         await reg.destroyUnit(name);
       });

@@ -35,7 +35,7 @@ function render(ctx: Context, valid: readonly string[], rows: Row[], json: () =>
   }
   const lines: string[][] = [];
   if (ctx.flags['no-legend'] !== true) lines.push(fields.map((f) => f.toUpperCase()));
-  for (const r of rows) lines.push(fields.map((f) => (r[f] === undefined || r[f] === '' ? '-' : r[f]!)));
+  for (const r of rows) lines.push(fields.map((f) => (r[f] === undefined || r[f] === '' ? '-' : r[f])));
   ctx.io.out(tabwrite(lines));
   return 0;
 }
