@@ -26,8 +26,8 @@ interface Batch {
   lastSeq: number;
   rotateAfter: boolean;
   promise: Promise<void>;
-  /** `promise` bounded by the timeout: made once per batch, shared by all its waiters. */
-  bounded?: Promise<void>;
+  /** `promise` bounded by the timeout, shared by the waiters that started before it timed out. */
+  bounded?: Promise<void> | undefined;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -114,6 +114,7 @@ export class LogWriter {
     if (!(ms > 0 && ms < Infinity)) return b.promise;
     b.bounded ??= new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
+        b.bounded = undefined; // later waiters get their own full timeout
         const dir = this.opts.dir;
         reject(
           new FlotillaError(
@@ -128,8 +129,9 @@ export class LogWriter {
       }, ms);
       void b.promise.then(resolve, reject).finally(() => clearTimeout(timer));
     });
-    b.bounded.catch(() => undefined);
-    return b.bounded;
+    const bounded = b.bounded;
+    bounded.catch(() => undefined);
+    return bounded;
   }
 
   /** End the segment after the records queued so far; resolves with the new segment's number. */
@@ -158,15 +160,15 @@ export class LogWriter {
         this.open = newBatch(); // seal it: later appends go to the next batch
         this.batches.push(this.open);
       }
-      this.batches.shift();
+      // The batch stays first in `batches` until it is done, so `flushed()` waits for it.
       try {
         if (batch.records.length) await this.flush(batch);
         if (batch.rotateAfter) await this.nextSegment();
       } catch (err) {
         this.fail(err);
-        batch.reject(this.failed);
         return;
       }
+      this.batches.shift();
       batch.resolve();
       await new Promise<void>((r) => setImmediate(r));
       if (this.failed) return;

@@ -282,4 +282,54 @@ describe('embedded KvStore: a stalled disk', () => {
     expect(await s.get('during')).toMatchObject({ value: '1', modRevision: 2 });
     expect(await s.put('after', '1')).toEqual({ revision: 3 });
   });
+
+  it('answers a read of a change whose sync is in flight only once that sync is done', async () => {
+    const dir = await t.dir();
+    let stalled = (): void => undefined;
+    const atSync = new Promise<void>((r) => (stalled = r));
+    let release = (): void => undefined;
+    const stall = new Promise<void>((r) => (release = r));
+    let first = true;
+    const s = await t.open(dir, {
+      hooks: {
+        beforeSync: () => {
+          if (!first) return;
+          first = false;
+          stalled();
+          return stall;
+        },
+      },
+    });
+    const events: string[] = [];
+    const put = s.put('k', 'v').then(() => events.push('put'));
+    await atSync; // the put's batch is written and its fdatasync is pending
+    const get = s.get('k').then((kv) => events.push(`get ${kv?.value}`));
+    const rev = s.revision().then((r) => events.push(`revision ${r}`));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(events).toEqual([]);
+    release();
+    await Promise.all([put, get, rev]);
+    expect(events).toEqual(['put', 'get v', 'revision 1']);
+    await s.close();
+  });
+
+  it('close() waits for a sync in flight', async () => {
+    const dir = await t.dir();
+    let stalled = (): void => undefined;
+    const atSync = new Promise<void>((r) => (stalled = r));
+    const s = await t.open(dir, {
+      hooks: {
+        beforeSync: () => {
+          stalled();
+          return new Promise((r) => setTimeout(r, 50));
+        },
+      },
+    });
+    const put = s.put('k', 'v');
+    await atSync;
+    await s.close();
+    expect(await put).toEqual({ revision: 1 });
+    const s2 = await t.open(dir);
+    expect(await s2.get('k')).toMatchObject({ value: 'v' });
+  });
 });
