@@ -29,6 +29,8 @@ export type ChangeKind = 'job' | 'schedule' | 'machine' | 'state' | 'leader' | '
 
 export interface ClusterViewEvents {
   changed: [kinds: Set<ChangeKind>];
+  /** Another agent tried to register with `machineID` (a duplicate /etc/machine-id). */
+  collision: [machineID: string, publicIP: string];
   available: [up: boolean];
   error: [err: Error];
 }
@@ -141,6 +143,9 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
         if (put) snap.leader = val<LeaderRecord>();
         else delete snap.leader;
         kinds.add('leader');
+      } else if (k.startsWith('collision/') && put) {
+        const c = val<{ publicIP?: string }>();
+        this.emit('collision', k.slice('collision/'.length), c.publicIP ?? '?');
       } else if (k.startsWith(KEYS.prefixes.unitBody)) {
         const hash = k.slice(KEYS.prefixes.unitBody.length);
         if (put) snap.bodies.set(hash, val<UnitBody>().body);

@@ -142,7 +142,9 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   } catch (err) {
     if (isCode(err, 'E_CONFLICT')) {
       // Tell the other side too: it logs the collision.
-      await store.put(`collision/${machineID}`, JSON.stringify({ publicIP: machine.publicIP, at: Date.now() }), { lease: lease.id! }).catch(() => undefined);
+      await store
+        .put(`collision/${machineID}`, JSON.stringify({ publicIP: machine.publicIP, at: Date.now() }), { lease: lease.id! })
+        .catch(() => undefined);
       log.error({ machineID }, `${err.message}`);
       await lease.stop(true);
       await store.close();
@@ -165,6 +167,11 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   });
   const view = new ClusterView(registry);
   view.on('error', (e) => log.debug({ err: e.message }, 'registry watch interrupted'));
+  view.on('collision', (id, ip) => {
+    if (id === machineID) {
+      log.error({ machineID, otherIP: ip }, `another agent at ${ip} tried to join with this machine's ID ${machineID}; it was refused (duplicate /etc/machine-id)`);
+    }
+  });
   view.on('available', (up) => (up ? log.info({}, 'registry reachable') : log.warn({}, 'registry unreachable: keeping units running')));
   const agent = new MachineAgent({
     registry,
