@@ -79,7 +79,7 @@ export async function main(argv: string[], io: Io = defaultIo, env = process.env
     } catch (err) {
       throw new UsageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
     }
-    const values = parsed.values as Record<string, string | boolean | undefined>;
+    const values = { ...(parsed.values as Record<string, string | boolean | undefined>) };
     for (const [name, spec] of Object.entries(flagSpecs)) {
       if (values[name] === undefined && spec.default !== undefined) values[name] = spec.default;
     }
