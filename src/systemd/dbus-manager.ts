@@ -58,6 +58,19 @@ const UNIT = 'org.freedesktop.systemd1.Unit';
 const PROPS = 'org.freedesktop.DBus.Properties';
 const UNIT_PATH_PREFIX = '/org/freedesktop/systemd1/unit/';
 
+/** Type-specific interface of each unit type that has one with a `Result` (suffix → interface). */
+const TYPE_INTERFACES: Readonly<Record<string, string>> = {
+  service: 'Service',
+  socket: 'Socket',
+  mount: 'Mount',
+  swap: 'Swap',
+  timer: 'Timer',
+  path: 'Path',
+  automount: 'Automount',
+  scope: 'Scope',
+};
+const SERVICE_PROPS = ['Result', 'MainPID', 'ExecMainCode', 'ExecMainStatus', 'ExecMainStartTimestamp', 'ExecMainExitTimestamp', 'NRestarts'];
+
 export interface DbusSystemdManagerOptions {
   /** Bus address; default `$DBUS_SYSTEM_BUS_ADDRESS`, else the standard system bus socket. */
   address?: string;
@@ -493,11 +506,36 @@ export class DbusSystemdManager implements SystemdManager {
   /**
    * One GetAll with an empty interface name: systemd (sd-bus) then returns the properties of every
    * interface of the object (Unit + Service/Socket/…) in one reply.
+   *
+   * That reply fails as a whole (InvalidArgs) when any one property cannot be marshalled, e.g. an
+   * ExecStart= whose arguments are not valid UTF-8 after unescaping. Then we fall back to GetAll on the
+   * Unit interface plus one Get per type-specific property we use, each allowed to fail alone.
    */
   private async fetchProps(name: string): Promise<{ props: Record<string, unknown>; seq: number }> {
     const path = await this.pathFor(name);
-    const { body, seq } = await this.conn.callSeq(propsCall('GetAll', path, 's', ['']));
-    return { props: (body[0] ?? {}) as Record<string, unknown>, seq };
+    try {
+      const { body, seq } = await this.conn.callSeq(propsCall('GetAll', path, 's', ['']));
+      return { props: (body[0] ?? {}) as Record<string, unknown>, seq };
+    } catch (err) {
+      if (dbusErrorName(err) !== 'org.freedesktop.DBus.Error.InvalidArgs') throw err;
+    }
+    const { body, seq } = await this.conn.callSeq(propsCall('GetAll', path, 's', [UNIT]));
+    const props = { ...(body[0] as Record<string, unknown>) };
+    const type = TYPE_INTERFACES[name.slice(name.lastIndexOf('.') + 1)];
+    if (type) {
+      const names = type === 'Service' ? SERVICE_PROPS : ['Result'];
+      await Promise.all(
+        names.map(async (p) => {
+          try {
+            const [v] = await this.conn.call(propsCall('Get', path, 'ss', [`${SD}.${type}`, p]));
+            props[p] = v;
+          } catch {
+            /* this one property stays unknown */
+          }
+        }),
+      );
+    }
+    return { props, seq };
   }
 
   private async listByNames(names: readonly string[]): Promise<UnitSummary[]> {

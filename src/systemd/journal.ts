@@ -12,7 +12,9 @@
  *   (too large without --all; we pass --all), or an array of those for repeated fields. A line that is
  *   not JSON is skipped and counted (`reader.skipped`), never fatal.
  * - Backpressure: journalctl's stdout is paused while more than `highWater` entries wait unread.
- * - `follow` without `lines`, `since` or a cursor starts at the end (`--lines=0`): only new entries.
+ * - `follow` without `lines`, `since` or a cursor starts at the end (`--lines=0`): only entries written
+ *   after journalctl opened the journal, which is some time after `readJournal` returns. To not miss
+ *   entries around the start, pass `since` (or resume with `afterCursor`).
  * - Every unit name is validated first; option values travel as single `--opt=value` argv elements.
  */
 import { spawn, type ChildProcess } from 'node:child_process';

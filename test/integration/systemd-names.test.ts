@@ -77,6 +77,20 @@ describeSystemd(`unit names and scale on real systemd (${m}, from the host)`, ()
     for (const i of instances) await mgr.stop(i);
   });
 
+  it('reads the state of a unit whose ExecStart is not valid UTF-8 (GetAll("") fails for it)', async () => {
+    const name = `${uniq('badutf8')}.service`;
+    created.push(name);
+    await mgr.install(name, "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/echo '\\377'\n");
+    await mgr.start(name);
+    expect(await mgr.state(name)).toMatchObject({ activeState: 'active', result: 'success', execMainStatus: 0, execMainCode: 1 });
+    const w = mgr.watch({ units: [name] });
+    try {
+      expect(await nextEvent(w, () => true)).toMatchObject({ type: 'changed', state: { activeState: 'active' } });
+    } finally {
+      w.close();
+    }
+  });
+
   it('refuses invalid names before any file is written', async () => {
     const before = readdirSync(join(machineRoot(m), UNITS_DIR));
     const bad = ['flotilla-\u2603.service', 'flotilla-t-a b.service', '../flotilla.service', 'flotilla-t-x.service/..', 'flotilla-t-x.exe', '@x.service', 'flotilla-t-a\0b.service', `${'a'.repeat(260)}.service`, 'flotilla-t-a@b.mount'];

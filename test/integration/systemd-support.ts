@@ -12,7 +12,8 @@ import { DbusSystemdManager, type DbusSystemdManagerOptions } from '../../src/sy
 import { tailUnit } from '../../src/systemd/journal.js';
 import { envDir, machineBusAddress, machineExec } from '../support/testbed.js';
 
-export const UNITS_DIR = '/run/flotilla/units';
+/** Our own units directory in the machines: not the agent's default, which other suites' agents manage. */
+export const UNITS_DIR = '/run/flotilla-systemd-tests/units';
 
 /** The machine's root directory as seen from the host. */
 export function machineRoot(m: string): string {

@@ -116,7 +116,7 @@ describe('readJournal (child process)', () => {
       (async () => {
         for await (const e of r) got.push(e.message);
       })(),
-    ).rejects.toMatchObject({ code: 'E_JOURNAL', message: expect.stringContaining('No journal files') });
+    ).rejects.toMatchObject({ code: 'E_JOURNAL', message: expect.stringContaining('No journal files') as unknown });
     expect(got).toEqual(['x']);
   });
 
@@ -127,7 +127,7 @@ describe('readJournal (child process)', () => {
 
   it('fails with E_JOURNAL when journalctl cannot be started', async () => {
     const r = readJournal({}, { command: ['/nonexistent/journalctl'] });
-    await expect(r.next()).rejects.toMatchObject({ code: 'E_JOURNAL', message: expect.stringContaining('cannot run') });
+    await expect(r.next()).rejects.toMatchObject({ code: 'E_JOURNAL', message: expect.stringContaining('cannot run') as unknown });
   });
 
   it('kills journalctl when the reader is cancelled (break out of for await)', async () => {
