@@ -49,6 +49,16 @@ export class History {
     }
   }
 
+  /** Drop the revisions before `revision` (etcd's Compact): watching from them is then compacted. */
+  compact(revision: number): void {
+    const drop = Math.min(revision - this.first, this.entries.length - this.head);
+    if (drop <= 0) return;
+    this.head += drop;
+    this.first += drop;
+    this.entries = this.entries.slice(this.head);
+    this.head = 0;
+  }
+
   /** Entries with from ≤ revision ≤ to, oldest first (from must be ≥ start). */
   slice(from: number, to: number): RevisionEntry[] {
     const lo = this.head + Math.max(0, from - this.first);

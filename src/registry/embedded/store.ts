@@ -319,6 +319,15 @@ export class EmbeddedKvStore implements KvStore {
     return deferredWatch(this.ready.then(start)); // still opening
   }
 
+  /**
+   * Forget the watch history before `revision` (etcd's Compact; the history is also bounded by
+   * `historyRevisions`). Watches from an earlier revision then fail with E_REGISTRY_COMPACTED.
+   */
+  async compactHistory(revision: number): Promise<void> {
+    await this.begin();
+    this.history.compact(Math.min(revision, this.published + 1));
+  }
+
   /** Counters for tests and benchmarks. */
   get stats(): {
     syncs: number;

@@ -58,7 +58,7 @@ export class WatchHub {
         new FlotillaError(
           'E_REGISTRY_COMPACTED',
           `watch from revision ${from}: history up to revision ${compactRevision} is compacted`,
-          { compactRevision, fromRevision: from },
+          { compactRevision, revision: from },
         ),
       );
     } else {

@@ -293,6 +293,26 @@ describe('embedded KvStore: watches', () => {
     expect((err as { details: unknown }).details).toMatchObject({ compactRevision: 7 });
   });
 
+  it('compactHistory() drops the history before a revision, as etcd Compact does', async () => {
+    const s = await fresh();
+    for (let i = 0; i < 6; i++) await s.put(`k${i}`, 'v');
+    await s.compactHistory(4);
+    const ok = s.watch('', { fromRevision: 4 });
+    expect((await take(ok, 3)).map((b) => b.revision)).toEqual([4, 5, 6]);
+    ok.close();
+    const old = s.watch('', { fromRevision: 3 })[Symbol.asyncIterator]();
+    const err = await old.next().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isCode(err, 'E_REGISTRY_COMPACTED')).toBe(true);
+    expect((err as { details: unknown }).details).toMatchObject({ compactRevision: 3, revision: 3 });
+    await s.compactHistory(100); // past the end: everything so far, and later revisions still come
+    const later = s.watch('');
+    await s.put('k', 'v');
+    expect((await take(later, 1))[0]?.revision).toBe(7);
+  });
+
   it('resumes across a restart from the log (history starts after the last snapshot)', async () => {
     const dir = await t.dir();
     const s1 = await t.open(dir);
