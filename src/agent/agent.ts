@@ -72,7 +72,10 @@ export class MachineAgent {
     }
     this.watch = this.d.systemd.watch();
     void this.follow(this.watch);
-    this.d.view.on('changed', () => this.trigger());
+    // Other machines' unit states and the leader key do not change what runs here.
+    this.d.view.on('changed', (kinds) => {
+      if (kinds.has('job') || kinds.has('schedule') || kinds.has('body') || kinds.has('machine')) this.trigger();
+    });
     this.d.view.on('available', () => this.trigger());
     this.resync = setInterval(() => this.trigger(), this.d.resyncMs);
     this.resync.unref();

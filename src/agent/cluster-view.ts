@@ -43,6 +43,7 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
   private stopped = false;
   private watch: { close(): void } | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  private jobsCache: SchedulerJob[] | undefined;
 
   constructor(private readonly registry: Registry) {
     super();
@@ -56,6 +57,7 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
   private async resync(): Promise<void> {
     this.snap = await this.registry.snapshot({ bodies: true });
     this.revision = this.snap.revision;
+    this.jobsCache = undefined;
     this.setAvailable(true);
     this.emit('changed', new Set<ChangeKind>(['job', 'schedule', 'machine', 'state', 'leader', 'body']));
   }
@@ -155,6 +157,7 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
     }
     this.revision = revision;
     snap.revision = revision;
+    if (kinds.has('job') || kinds.has('body')) this.jobsCache = undefined;
     if (kinds.size > 0) this.emit('changed', kinds);
   }
 
@@ -163,8 +166,12 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
     return this.snap?.bodies.get(job.hash);
   }
 
-  /** Jobs with parsed requirements, for the scheduler and the agent's desired-state planner. */
+  /**
+   * Jobs with parsed requirements, for the scheduler and the agent's desired-state planner. Built
+   * once per change of jobs or bodies and shared (treat as read-only).
+   */
   schedulerJobs(): SchedulerJob[] {
+    if (this.jobsCache) return this.jobsCache;
     const out: SchedulerJob[] = [];
     for (const job of this.snap?.jobs.values() ?? []) {
       const key = `${job.name}\0${job.hash}`; // specifiers (%n, %i …) make requirements name-dependent
@@ -183,6 +190,7 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
       }
       if (req) out.push({ ...job, requirements: req });
     }
+    this.jobsCache = out;
     return out;
   }
 
