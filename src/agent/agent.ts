@@ -19,6 +19,7 @@ import type { MachineRecord, UnitStateRecord } from '../registry/types.js';
 import type { Logger, SystemdManager, UnitState, UnitWatch } from '../systemd/manager.js';
 import { UnitFile, validateUnitName } from '../unit/index.js';
 import type { ClusterView } from './cluster-view.js';
+import { SerialRunner } from '../lib/runner.js';
 import { execute } from './executor.js';
 import { planDesiredUnits } from './plan-desired.js';
 import { planAgent, type DesiredUnit, type ObservedUnit, type ReportedState } from './planner.js';
@@ -41,8 +42,7 @@ export class MachineAgent {
   readonly installed = new Map<string, string | undefined>();
   private readonly observed = new Map<string, UnitState>();
   private readonly jobStates = new Map<string, 'loaded' | 'launched'>();
-  private running: Promise<void> | undefined;
-  private again = false;
+  private readonly runner: SerialRunner;
   private stopped = false;
   private fenced = false;
   private watch: UnitWatch | undefined;
@@ -54,6 +54,10 @@ export class MachineAgent {
 
   constructor(private readonly d: MachineAgentDeps) {
     this.firstReconcile = new Promise((r) => (this.resolveFirst = r));
+    this.runner = new SerialRunner(
+      () => this.reconcile(),
+      (err) => this.d.log.warn({ err: err.message }, 'reconcile failed'),
+    );
   }
 
   async start(): Promise<void> {
@@ -121,22 +125,7 @@ export class MachineAgent {
 
   /** Ask for a reconcile; runs now or right after the current one. */
   trigger(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        try {
-          await this.reconcile();
-        } catch (err) {
-          this.d.log.warn({ err: (err as Error).message }, 'reconcile failed');
-        }
-      } while (this.again && !this.stopped);
-      this.running = undefined;
-    })();
+    this.runner.trigger();
   }
 
   /** Stop every unit here (the registry says this machine is gone, or we leave the cluster). */
@@ -238,12 +227,12 @@ export class MachineAgent {
     if (stopUnits) {
       this.fenced = true;
       this.trigger();
-      while (this.running) await this.running;
+      await this.runner.idle();
     }
     this.stopped = true;
     clearInterval(this.resync);
     this.watch?.close();
-    while (this.running) await this.running;
+    await this.runner.stop();
   }
 
   /** For SIGUSR1: the agent's state as plain JSON. */

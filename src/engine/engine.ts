@@ -16,6 +16,7 @@ import type { LeaseKeeper } from '../registry/lease.js';
 import type { LeaderGuard, Registry } from '../registry/registry.js';
 import type { ScheduleRecord } from '../registry/types.js';
 import type { Logger } from '../systemd/manager.js';
+import { SerialRunner } from '../lib/runner.js';
 import { planSchedule } from './scheduler.js';
 import type { EngineDecision } from './types.js';
 
@@ -67,13 +68,16 @@ export function collapse(decisions: readonly EngineDecision[]): {
 
 export class Engine {
   private guard: LeaderGuard | undefined;
-  private running: Promise<void> | undefined;
-  private again = false;
-  private stopped = false;
+  private readonly runner: SerialRunner;
   private timer: NodeJS.Timeout | undefined;
   readonly stats: EngineStats = { leader: false, plans: 0, decisions: 0, lastPlanMs: 0 };
 
-  constructor(private readonly d: EngineDeps) {}
+  constructor(private readonly d: EngineDeps) {
+    this.runner = new SerialRunner(
+      () => this.tick(),
+      (err) => this.d.log.warn({ err: err.message }, 'engine pass failed'),
+    );
+  }
 
   start(): void {
     const relevant = (kinds: Set<string>) =>
@@ -100,22 +104,7 @@ export class Engine {
   }
 
   trigger(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = (async () => {
-      do {
-        this.again = false;
-        try {
-          await this.tick();
-        } catch (err) {
-          this.d.log.warn({ err: (err as Error).message }, 'engine pass failed');
-        }
-      } while (this.again && !this.stopped);
-      this.running = undefined;
-    })();
+    this.runner.trigger();
   }
 
   private async ensureLeadership(): Promise<boolean> {
@@ -173,14 +162,13 @@ export class Engine {
     } else {
       // Leadership lost or a unit vanished meanwhile: re-check and re-plan from fresh state.
       this.setLeader(undefined);
-      this.again = true;
+      this.runner.rerun();
     }
   }
 
   async stop(resign: boolean): Promise<void> {
-    this.stopped = true;
     clearInterval(this.timer);
-    while (this.running) await this.running;
+    await this.runner.stop();
     if (resign && this.guard) await this.d.registry.resignLeadership(this.guard).catch(() => undefined);
   }
 }
