@@ -18,12 +18,12 @@ import {
   listUnitFiles,
   monoNowUs,
   placement,
+  recoverCluster,
   restoreMachines,
   sleepUnit,
   uniq,
   unitTimes,
   waitFor,
-  waitForMembers,
   writeUnit,
   type ClusterMap,
 } from '../support/cluster.js';
@@ -41,8 +41,7 @@ describeSystemd('cluster scheduling on real machines', () => {
   }, 180_000);
 
   afterEach(async () => {
-    const fixed = await restoreMachines();
-    if (fixed.length > 0) await waitForMembers(allMachines[0]!, map, allMachines);
+    await recoverCluster(map);
     cli = allMachines[0]!;
     await destroyUnits(allMachines, created.splice(0));
   }, 120_000);
@@ -123,7 +122,7 @@ describeSystemd('cluster scheduling on real machines', () => {
     const after = await targets([db, web]);
     expect(after.get(db)).toBe(moved);
     expect(after.get(web)).toBe(moved);
-  });
+  }, 180_000);
 
   it('Conflicts: instances land on distinct machines; one more than machines is unschedulable and start fails fast', async () => {
     const stem = uniq('app');
@@ -153,7 +152,7 @@ describeSystemd('cluster scheduling on real machines', () => {
     expect(row).toMatchObject({ dstate: 'launched', state: 'inactive', target: '-' });
     expect(row?.reason).toMatch(/[Cc]onflict/);
     expect(await Promise.all(allMachines.map((m) => isActive(m, inst[3]!)))).not.toContain('active');
-  });
+  }, 180_000);
 
   it('Replaces: A steered onto B’s machine evicts B to another machine', async () => {
     const b = `${uniq('old')}.service`;
@@ -179,7 +178,7 @@ describeSystemd('cluster scheduling on real machines', () => {
     expect(t.get(a)).toBe(home);
     expect(t.get(b)).toBe(bNow);
     expect(await isActive(home, b)).not.toBe('active');
-  });
+  }, 180_000);
 
   it('Global: runs on every machine, and on a machine whose agent joins later', async () => {
     const last = allMachines[allMachines.length - 1]!;
@@ -211,7 +210,7 @@ describeSystemd('cluster scheduling on real machines', () => {
       },
       10_000,
     );
-  });
+  }, 180_000);
 
   it('MachineMetadata: one value, OR of two values (two lines and quoted), AND of two keys without a match', async () => {
     const stem = uniq('md');
@@ -243,7 +242,7 @@ describeSystemd('cluster scheduling on real machines', () => {
     expect(row).toMatchObject({ target: '-' });
     expect(row?.reason).toMatch(/metadata/i);
     console.log(`[cluster] AND of two keys: start failed after ${ms.toFixed(0)} ms, reason: ${row?.reason}`);
-  });
+  }, 180_000);
 
   it('MachineID: pinned by full ID and by 8-char prefix (IDs from list-machines --full); an unknown ID is unschedulable', async () => {
     const ms = await listMachines(cli);
@@ -268,5 +267,5 @@ describeSystemd('cluster scheduling on real machines', () => {
     const rn = await start({ [nowhere]: sleepUnit(['MachineID=0123456789abcdef0123456789abcdef']) });
     expect(rn.code).toBe(1);
     expect(rn.stderr).toContain(`unit ${nowhere} not scheduled: `);
-  });
+  }, 180_000);
 });

@@ -337,6 +337,25 @@ export async function waitForMembers(from: string, map: ClusterMap, ms: readonly
 }
 
 /**
+ * After a failure-injecting test: `restoreMachines`, then wait until every machine is back in the
+ * cluster. An agent that does not rejoin within `graceMs` (a bug the test has already reported) is
+ * restarted, so that the next test starts from a whole cluster; that is logged.
+ */
+export async function recoverCluster(map: ClusterMap, graceMs = 20_000): Promise<void> {
+  await restoreMachines();
+  const from = allMachines[0]!;
+  try {
+    await waitForMembers(from, map, allMachines, graceMs);
+    return;
+  } catch (err) {
+    console.log(`[cluster] recovery: ${(err as Error).message}; restarting the agents that did not rejoin`);
+  }
+  const listed = new Set((await listMachines(from).catch(() => [])).map((r) => r.id));
+  for (const m of allMachines) if (!listed.has(map.id(m))) await inMachineOk(m, 'systemctl', 'restart', 'flotilla');
+  await waitForMembers(from, map, allMachines);
+}
+
+/**
  * Undo whatever a failure-injecting test may have left: heal each machine's partition, boot
  * machines that are down, start the etcd member and the agent wherever they are stopped. Does not
  * wipe anything. Returns the machines it had to fix.
