@@ -102,6 +102,8 @@ export class DbusSystemdManager implements SystemdManager {
   readonly conn: DbusConnection;
   readonly files: UnitFileStore;
   private readonly jobs = new JobTracker();
+  /** What each job we wait for is (to judge a lost JobRemoved from the unit's state). */
+  private readonly jobKinds = new Map<string, JobKind>();
   private readonly hub: WatchHub;
   private readonly paths = new Map<string, string>();
   private readonly transientPrefix: string;
@@ -219,8 +221,6 @@ export class DbusSystemdManager implements SystemdManager {
     this.jobs.settle(job, inferResult(kind, s));
   }
 
-  private readonly jobKinds = new Map<string, JobKind>();
-
   private onSignal(s: BusSignal): void {
     if (s.interface === 'org.freedesktop.DBus' && s.member === 'NameOwnerChanged') {
       const [name, , newOwner] = s.body as [string, string, string];
@@ -247,9 +247,6 @@ export class DbusSystemdManager implements SystemdManager {
           this.jobs.removed(job, result);
           break;
         }
-        case 'UnitRemoved':
-          this.hub.unitRemoved(s.body[0] as string);
-          break;
         case 'Reloading':
           if (s.body[0] === false) void this.hub.resync('daemon-reload');
           break;

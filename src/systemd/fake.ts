@@ -132,8 +132,8 @@ export class FakeSystemdManager implements SystemdManager {
         if (this.units.has(name)) this.transition(name, 'stop');
         this.files.delete(name);
         this.enabled.delete(name);
+        this.update(name, { loadState: 'not-found', fragmentPath: null, unitFileState: null });
         this.units.delete(name);
-        this.emit({ type: 'removed', unit: name, at: Date.now() });
       }
     });
   }
@@ -297,9 +297,8 @@ export class FakeSystemdManager implements SystemdManager {
         });
       }
       if (this.transient.has(name)) {
-        this.transient.delete(name);
+        this.transient.delete(name); // collected (CollectMode=inactive-or-failed)
         this.units.delete(name);
-        this.emit({ type: 'removed', unit: name, at: now });
       }
     } else {
       this.update(name, {

@@ -246,15 +246,17 @@ export interface TransientUnitSpec extends ResourceLimits {
   collect?: boolean;
 }
 
-export type UnitEvent =
-  /** Properties changed; `state` is the full state after the change. */
-  | { type: 'changed'; unit: string; state: UnitState; changed: (keyof UnitState)[]; at: number }
-  /**
-   * systemd unloaded the unit from memory: garbage collection of an inactive unit (normal, and also
-   * caused by merely reading the state of an unloaded unit) or its file went away. Reading its state
-   * now gives what a fresh load gives; a later change arrives as a `changed` event again.
-   */
-  | { type: 'removed'; unit: string; at: number };
+/** A pushed change (a union so that other kinds can be added later). */
+export type UnitEvent = {
+  type: 'changed';
+  unit: string;
+  /** The full state after the change. */
+  state: UnitState;
+  /** The fields that changed (every field for the first event of a named unit). */
+  changed: (keyof UnitState)[];
+  /** When flotilla received the change (ms since the epoch). */
+  at: number;
+};
 
 export interface WatchOptions {
   /**

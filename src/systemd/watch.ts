@@ -13,6 +13,9 @@
  * - systemd sends one PropertiesChanged per interface (Unit, Service …) for one transition; changes are
  *   coalesced per unit until the next turn of the event loop, so one transition is usually one event.
  * - An event is emitted only when a field actually changed. `state` is always the full state.
+ * - UnitRemoved is ignored on purpose: systemd garbage-collects inactive units constantly (even ones
+ *   we just read), and a collected unit loads again as inactive/dead, so the last state stays valid.
+ *   A unit whose file went away shows up as `not-found` at the resync after the reload.
  */
 import { AsyncQueue } from '../lib/queue.js';
 import type { UnitEvent, UnitState, UnitSummary, UnitWatch, WatchOptions } from './manager.js';
@@ -115,19 +118,6 @@ export class WatchHub {
     if (invalidated.some((p) => p in PROPERTY_FIELDS)) void this.startFetch(name, true);
   }
 
-  /** Feed a UnitRemoved signal (systemd unloaded the unit). */
-  unitRemoved(name: string): void {
-    // A unit is often unloaded right after its last change (GC of a stopped unit): deliver that first.
-    const d = this.dirty.get(name);
-    if (d) {
-      this.dirty.delete(name);
-      this.emitChanged(name, d);
-    }
-    if (!this.cache.delete(name)) return;
-    const ev: UnitEvent = { type: 'removed', unit: name, at: Date.now() };
-    for (const w of this.watchers) if (!w.filter || w.filter.has(name)) w.queue.push(ev);
-  }
-
   /**
    * Compares what we hold with systemd (one list call) and fetches the units that differ. Concurrent
    * calls share one run.
@@ -153,22 +143,21 @@ export class WatchHub {
     if (this.closed) return;
     this.stats.resyncs++;
     const all = [...this.watchers].some((w) => !w.filter);
-    const names = new Set<string>(this.cache.keys());
+    const names = new Set<string>();
     for (const w of this.watchers) if (w.filter) for (const n of w.filter) names.add(n);
     if (names.size === 0 && !all) return;
     try {
+      // An all-units watch compares the loaded units (one ListUnits); named units are compared even
+      // when not loaded (one ListUnitsByNames).
       const summaries = all ? await this.source.listAll() : await this.source.list([...names]);
-      const seen = new Set<string>();
       for (const s of summaries) {
-        seen.add(s.name);
         if (!this.interested(s.name)) continue;
         const cur = this.cache.get(s.name);
         if (!cur || cur.loadState !== s.loadState || cur.activeState !== s.activeState || cur.subState !== s.subState) {
           if (cur || !all) void this.startFetch(s.name, true);
         }
       }
-      if (all) for (const n of [...this.cache.keys()]) if (!seen.has(n) && !names.has(n)) this.unitRemoved(n);
-      if (all) for (const n of names) if (!seen.has(n) && this.cache.has(n)) void this.startFetch(n, true);
+
     } catch (err) {
       if (this.closed) return;
       this.log('resync failed', { reason, error: err instanceof Error ? err.message : String(err) });
