@@ -223,6 +223,49 @@ export async function unitTimes(m: string, unit: string): Promise<UnitTimes> {
   };
 }
 
+/** `unitTimes` for several units of one machine in one `systemctl show` call (same order). */
+export async function unitsTimes(m: string, units: readonly string[]): Promise<UnitTimes[]> {
+  if (units.length === 0) return [];
+  const props = ['ActiveState', 'MainPID', 'ActiveEnterTimestampMonotonic', 'ActiveExitTimestampMonotonic'];
+  const out = await inMachineOk(m, 'systemctl', 'show', '-p', props.join(','), ...units);
+  const blocks = out.split(/\n\s*\n/).filter((b) => b.trim() !== '');
+  if (blocks.length !== units.length) throw new Error(`systemctl show in ${m}: ${blocks.length} blocks for ${units.length} units`);
+  return blocks.map((b) => {
+    const p: Record<string, string> = {};
+    for (const line of b.split('\n')) {
+      const i = line.indexOf('=');
+      if (i > 0) p[line.slice(0, i)] = line.slice(i + 1);
+    }
+    return {
+      activeState: p.ActiveState ?? '',
+      mainPid: Number(p.MainPID ?? 0),
+      activeEnterUs: Number(p.ActiveEnterTimestampMonotonic ?? 0),
+      activeExitUs: Number(p.ActiveExitTimestampMonotonic ?? 0),
+    };
+  });
+}
+
+/**
+ * When systemd in m began stopping each unit (its "Stopping ..." job message: the unit leaves
+ * `active` then), as CLOCK_MONOTONIC µs, from the journal; only stops after `afterUs`. Works after
+ * the unit was unloaded (then `systemctl show` has no timestamps any more).
+ */
+export async function stopStartedUs(m: string, units: readonly string[], afterUs = 0): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  if (units.length === 0) return out;
+  const r = await inMachineOk(m, 'journalctl', '-o', 'json', '--no-pager', ...units.flatMap((u) => ['-u', u]));
+  for (const line of r.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const e = JSON.parse(line) as Record<string, unknown>;
+    const unit = typeof e.UNIT === 'string' ? e.UNIT : undefined;
+    const us = Number(e.__MONOTONIC_TIMESTAMP);
+    if (!unit || !units.includes(unit) || !(us > afterUs)) continue;
+    if (e.JOB_TYPE !== 'stop' || e.CODE_FUNC !== 'job_emit_start_message') continue;
+    if (!out.has(unit)) out.set(unit, us);
+  }
+  return out;
+}
+
 /** The host's CLOCK_MONOTONIC in µs: the clock of systemd's *TimestampMonotonic in the machines. */
 export function monoNowUs(): number {
   return Number(process.hrtime.bigint() / 1000n);
