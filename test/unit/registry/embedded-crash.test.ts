@@ -59,7 +59,7 @@ async function runChild(
     killedBy = why;
     proc.kill('SIGKILL');
   };
-  const timer = setTimeout(() => kill('timeout'), 20_000);
+  const timer = setTimeout(() => kill('timeout'), 60_000);
   proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   proc.stdout.on('data', (d: Buffer) => {
     buf += d.toString();
@@ -130,7 +130,8 @@ async function verify(s: EmbeddedKvStore, acked: Acked): Promise<void> {
   }
   for (const [key, { lease, revision: rev }] of acked.leases) {
     expect(all.get(key), `leased ${key} at ${rev}`).toMatchObject({ value: lease, lease, modRevision: rev });
-    expect(await s.leaseTimeToLive(lease)).toBe(3600);
+    // A fresh full TTL on open (minus the time this check took to get here).
+    expect(await s.leaseTimeToLive(lease)).toBeGreaterThan(3500);
   }
   for (const kv of all.values()) {
     expect(kv.createRevision).toBeGreaterThan(0);
@@ -141,7 +142,7 @@ async function verify(s: EmbeddedKvStore, acked: Acked): Promise<void> {
 
 it(
   'never loses an acknowledged write when killed with SIGKILL, compacting or not',
-  { timeout: 180_000 },
+  { timeout: 400_000 },
   async () => {
     const dir = await t.dir();
     const acked: Acked = {
@@ -185,6 +186,7 @@ it(
           const { writeFile } = await import('node:fs/promises');
           await writeFile(`${process.env.CRASH_KEEP}.acked.json`, JSON.stringify([...acked.puts], null, 0));
         }
+        if (err instanceof Error) err.message = `round ${round} (killed ${why}): ${err.message}`;
         throw err;
       }
       await s.close();
