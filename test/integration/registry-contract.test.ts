@@ -29,6 +29,7 @@ describe('embedded', () => {
       dirs.push(dir);
       return EmbeddedKvStore.open({ dataDir: dir });
     },
+    compact: (store, revision) => (store as EmbeddedKvStore).compactHistory(revision),
   });
 });
 
