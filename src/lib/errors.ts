@@ -16,6 +16,7 @@ export const ERRORS = {
   E_REGISTRY_CORRUPT: { http: 500, exit: 1, summary: 'the embedded registry data directory is damaged' },
   E_LEASE_NOT_FOUND: { http: 404, exit: 1, summary: 'the lease expired or was revoked' },
   E_CLOSED: { http: 503, exit: 1, summary: 'the component was closed' },
+  E_INVALID_REQUEST: { http: 400, exit: 1, summary: 'the registry refused a malformed request (e.g. a duplicate key in one txn)' },
   E_SYSTEMD_UNAVAILABLE: { http: 503, exit: 2, summary: 'the system bus or systemd cannot be reached' },
   E_SYSTEMD_CALL: { http: 502, exit: 1, summary: 'a systemd D-Bus call returned an error' },
   E_SYSTEMD_JOB: { http: 500, exit: 1, summary: 'a systemd job ended with a result other than done' },

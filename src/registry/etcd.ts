@@ -16,7 +16,7 @@
  *   - endpoints tried in the configured order (preferred first) instead of at random.
  */
 import { readFileSync } from 'node:fs';
-import { Etcd3, EtcdLeaseInvalidError, type IOptions, type Watcher } from 'etcd3';
+import { Etcd3, EtcdLeaseInvalidError, GRPCInvalidArgumentError, type IOptions, type Watcher } from 'etcd3';
 import { ConnectionPool } from 'etcd3/lib/connection-pool.js';
 import type * as RPC from 'etcd3/lib/rpc.js';
 import { FlotillaError } from '../lib/errors.js';
@@ -489,5 +489,8 @@ function mapError(err: unknown, what: string, lease?: string): Error {
   }
   const msg = (err as Error)?.message ?? String(err);
   if (/compacted/i.test(msg)) return new FlotillaError('E_REGISTRY_COMPACTED', `${what}: ${msg}`);
+  if (err instanceof GRPCInvalidArgumentError || /duplicate key given in txn|too many operations in txn/i.test(msg)) {
+    return new FlotillaError('E_INVALID_REQUEST', `etcd ${what} refused: ${msg}`, {}, { cause: err });
+  }
   return new FlotillaError('E_REGISTRY_UNAVAILABLE', `etcd ${what} failed: ${msg}`, {}, { cause: err });
 }

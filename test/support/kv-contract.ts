@@ -156,6 +156,16 @@ export function kvContract(name: string, target: ContractTarget): void {
       expect(await ok([cmp.value(a, 'one'), cmp.present(missing)])).toBe(false);
     });
 
+    it('refuses a txn that puts the same key twice, writing nothing', async () => {
+      const a = k('dup');
+      const rev = await store.revision();
+      await expect(store.txn({ compare: [], success: [op.put(a, '1'), op.put(a, '2')] })).rejects.toSatisfy((e) =>
+        isCode(e, 'E_INVALID_REQUEST'),
+      );
+      expect(await store.get(a)).toBeUndefined();
+      expect(await store.revision()).toBe(rev);
+    });
+
     it('no lost update: of N concurrent read-modify-writes guarded by modRevision, all land', async () => {
       const c = k('counter');
       await store.put(c, '0');

@@ -41,7 +41,7 @@ function cmpNum(a: number, op: Compare['op'], b: number): boolean {
 }
 
 function duplicateKey(key: string): FlotillaError {
-  return new FlotillaError('E_CONFLICT', `duplicate key given in txn request: ${JSON.stringify(key)}`, {
+  return new FlotillaError('E_INVALID_REQUEST', `duplicate key given in txn request: ${JSON.stringify(key)}`, {
     key,
   });
 }

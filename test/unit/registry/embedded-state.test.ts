@@ -95,7 +95,7 @@ describe('KvState', () => {
         }
       } catch (err) {
         // Rejected txns (duplicate keys, put inside a deleted range) must change nothing.
-        expect((err as { code?: string }).code).toBe('E_CONFLICT');
+        expect((err as { code?: string }).code).toBe('E_INVALID_REQUEST');
       }
     }
     expect(live.revision).toBeGreaterThan(1000);
