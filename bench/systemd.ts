@@ -32,7 +32,8 @@ const envDir = join(root, 'test/env');
 const UNITS_DIR = '/run/flotilla-bench/units';
 
 /** Inner loop of the in-machine systemctl peer: fixed script text, unit names as arguments. */
-const LOOP = 'for u in "$@"; do for op in start stop; do s=$EPOCHREALTIME; systemctl "$op" "$u"; e=$EPOCHREALTIME; echo "${s/./} ${e/./}"; done; done';
+const LOOP =
+  'for u in "$@"; do for op in start stop; do s=$EPOCHREALTIME; systemctl "$op" "$u"; e=$EPOCHREALTIME; echo "${s/./} ${e/./}"; done; done';
 
 function testenv(): Record<string, string> {
   const out = execFileSync('bash', [join(envDir, 'env.sh'), '--json'], { encoding: 'utf8' });
@@ -53,7 +54,11 @@ function parseArgs(args: string[]): { machine: string | undefined; units: number
   return { machine, units, idleSeconds };
 }
 
-async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+async function pool<T>(
+  items: readonly T[],
+  concurrency: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -70,7 +75,11 @@ interface OpStats {
 }
 
 /** start+stop of every unit; `perOp` = wall time / operations (throughput view). */
-async function timed(units: readonly string[], concurrency: number, op: (kind: 'start' | 'stop', u: string) => Promise<void>): Promise<OpStats> {
+async function timed(
+  units: readonly string[],
+  concurrency: number,
+  op: (kind: 'start' | 'stop', u: string) => Promise<void>,
+): Promise<OpStats> {
   const lat: number[] = [];
   const t0 = nowMs();
   await pool(units, concurrency, async (u) => {
@@ -92,7 +101,11 @@ function machineLoop(machine: string, units: readonly string[], concurrency: num
   return Promise.all(
     slices
       .filter((s) => s.length > 0)
-      .map((s) => run('bash', [join(envDir, 'exec.sh'), machine, 'bash', '-c', LOOP, 'bench', ...s], { maxBuffer: 16 << 20 })),
+      .map((s) =>
+        run('bash', [join(envDir, 'exec.sh'), machine, 'bash', '-c', LOOP, 'bench', ...s], {
+          maxBuffer: 16 << 20,
+        }),
+      ),
   ).then((outs) => {
     const wall = nowMs() - t0;
     const lat: number[] = [];
@@ -117,21 +130,34 @@ export default async function bench(args: string[]): Promise<void> {
   const env = testenv();
   const machines = (env.TESTENV_MACHINES ?? '').split(',').filter(Boolean);
   const m = opts.machine ?? machines[0];
-  if (!m || !machines.includes(m)) throw new Error(`machine ${m ?? '(none)'} is not up (bash test/env/machines.sh up 3)`);
+  if (!m || !machines.includes(m))
+    throw new Error(`machine ${m ?? '(none)'} is not up (bash test/env/machines.sh up 3)`);
   const address = env[`TESTENV_${m.toUpperCase()}_BUS`]!;
   const pidFile = join(dirname(dirname(address.replace(/^unix:path=/, ''))), 'pid1');
   if (!existsSync(pidFile)) throw new Error(`no ${pidFile}`);
   const fsRoot = `/proc/${readFileSync(pidFile, 'utf8').trim()}/root`;
   const exec = (...cmd: string[]) => run('bash', [join(envDir, 'exec.sh'), m, ...cmd]);
 
-  const version = execFileSync('bash', [join(envDir, 'exec.sh'), m, 'systemctl', '--version'], { encoding: 'utf8' }).split('\n')[0];
+  const version = execFileSync('bash', [join(envDir, 'exec.sh'), m, 'systemctl', '--version'], {
+    encoding: 'utf8',
+  }).split('\n')[0];
   console.log(`systemd benchmark on ${m} (${version}), ${opts.units} units, node ${process.version}`);
 
-  const mgr = await DbusSystemdManager.connect({ address, fsRoot, unitsDir: UNITS_DIR, resyncIntervalMs: 60_000 });
+  const mgr = await DbusSystemdManager.connect({
+    address,
+    fsRoot,
+    unitsDir: UNITS_DIR,
+    resyncIntervalMs: 60_000,
+  });
   const tag = Math.random().toString(36).slice(2, 7);
   const units = Array.from({ length: opts.units }, (_, i) => `flotilla-bench-${tag}-${i}.service`);
   try {
-    await mgr.installMany(units.map((u) => ({ name: u, contents: `[Unit]\nDescription=bench ${u}\n\n[Service]\nExecStart=/bin/sleep infinity\n` })));
+    await mgr.installMany(
+      units.map((u) => ({
+        name: u,
+        contents: `[Unit]\nDescription=bench ${u}\n\n[Service]\nExecStart=/bin/sleep infinity\n`,
+      })),
+    );
 
     // warm up: every unit loaded and started once, each path cached
     await pool(units, 16, async (u) => {
@@ -168,7 +194,11 @@ export default async function bench(args: string[]): Promise<void> {
         [r.label, 'systemctl loop in machine', r.l.perOp, r.l.p50, r.l.p99, r.l.wall / 1000],
       ]),
     );
-    printTable('subprocess overhead of exec.sh (bash + nsenter), no systemctl', ['what', 'p50 ms', 'p99 ms'], [['exec.sh m true', nsenter.p50, nsenter.p99]]);
+    printTable(
+      'subprocess overhead of exec.sh (bash + nsenter), no systemctl',
+      ['what', 'p50 ms', 'p99 ms'],
+      [['exec.sh m true', nsenter.p50, nsenter.p99]],
+    );
     printTable(
       'ratios (systemctl time / flotilla time; > 1 means flotilla is faster)',
       ['run', 'vs systemctl via exec.sh', 'vs systemctl loop in machine'],
@@ -184,7 +214,12 @@ export default async function bench(args: string[]): Promise<void> {
     const consumer = (async () => {
       for await (const e of w as AsyncIterable<UnitEvent>) {
         const got = Date.now();
-        if (e.type !== 'changed' || want.get(e.unit) !== e.state.activeState || !e.changed.includes('activeState')) continue;
+        if (
+          e.type !== 'changed' ||
+          want.get(e.unit) !== e.state.activeState ||
+          !e.changed.includes('activeState')
+        )
+          continue;
         if (e.state.stateChangeTimestamp !== null) lat.push(got - e.state.stateChangeTimestamp);
         want.delete(e.unit);
         wake?.();
@@ -218,7 +253,12 @@ export default async function bench(args: string[]): Promise<void> {
     w.close();
     await consumer;
 
-    const fast = await DbusSystemdManager.connect({ address, fsRoot, unitsDir: UNITS_DIR, resyncIntervalMs: 2000 });
+    const fast = await DbusSystemdManager.connect({
+      address,
+      fsRoot,
+      unitsDir: UNITS_DIR,
+      resyncIntervalMs: 2000,
+    });
     let resyncCalls = 0;
     let resyncs = 0;
     try {
@@ -243,7 +283,13 @@ export default async function bench(args: string[]): Promise<void> {
       `idle: watch on ${units.length} units, nothing changing`,
       ['setting', 'window s', 'D-Bus calls', 'calls/s', 'signals received'],
       [
-        ['resync every 60 s (default)', opts.idleSeconds, idleCalls, idleCalls / opts.idleSeconds, idleSignals],
+        [
+          'resync every 60 s (default)',
+          opts.idleSeconds,
+          idleCalls,
+          idleCalls / opts.idleSeconds,
+          idleSignals,
+        ],
         [`resync every 2 s (${resyncs} resyncs)`, 6, resyncCalls, resyncCalls / 6, '-'],
       ],
     );

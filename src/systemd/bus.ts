@@ -195,10 +195,14 @@ export class DbusConnection {
       const timer = setTimeout(() => {
         this.readyWaiters = this.readyWaiters.filter((w) => w !== waiter);
         reject(
-          new FlotillaError('E_SYSTEMD_UNAVAILABLE', `system bus ${this.address} not reachable within ${timeoutMs} ms`, {
-            address: this.address,
-            cause: describe(this.lastError),
-          }),
+          new FlotillaError(
+            'E_SYSTEMD_UNAVAILABLE',
+            `system bus ${this.address} not reachable within ${timeoutMs} ms`,
+            {
+              address: this.address,
+              cause: describe(this.lastError),
+            },
+          ),
         );
       }, timeoutMs);
       this.readyWaiters.push(waiter);
@@ -223,7 +227,8 @@ export class DbusConnection {
       } catch (err) {
         // A read (or another call that is safe to repeat) lost with its connection is sent again,
         // once, on the next connection.
-        const lost = err instanceof FlotillaError && err.code === 'E_SYSTEMD_UNAVAILABLE' && err.details.lost === true;
+        const lost =
+          err instanceof FlotillaError && err.code === 'E_SYSTEMD_UNAVAILABLE' && err.details.lost === true;
         if (!(c.idempotent && lost && attempt === 0 && Date.now() < deadline)) throw err;
       }
     }
@@ -299,7 +304,10 @@ export class DbusConnection {
     );
     this.state = 'connecting';
     if (wasReady) {
-      this.log('warn', 'system bus connection lost; reconnecting', { address: this.address, error: describe(err) });
+      this.log('warn', 'system bus connection lost; reconnecting', {
+        address: this.address,
+        error: describe(err),
+      });
       for (const fn of this.stateListeners) safe(() => fn(false, err));
     }
     const delay = this.backoff;
@@ -352,7 +360,12 @@ export class DbusConnection {
   private transmit({ gen, c, timeoutMs, resolve, reject }: Queued): void {
     const bus = this.bus;
     if (gen !== this.gen || !bus) {
-      reject(new FlotillaError('E_SYSTEMD_UNAVAILABLE', 'system bus connection lost', { address: this.address, lost: true }));
+      reject(
+        new FlotillaError('E_SYSTEMD_UNAVAILABLE', 'system bus connection lost', {
+          address: this.address,
+          lost: true,
+        }),
+      );
       return;
     }
     const msg = new Message({
@@ -366,7 +379,14 @@ export class DbusConnection {
     try {
       bus.send(msg);
     } catch (err) {
-      reject(new FlotillaError('E_SYSTEMD_UNAVAILABLE', `cannot send ${c.member}: ${describe(err)}`, { lost: true }, { cause: err }));
+      reject(
+        new FlotillaError(
+          'E_SYSTEMD_UNAVAILABLE',
+          `cannot send ${c.member}: ${describe(err)}`,
+          { lost: true },
+          { cause: err },
+        ),
+      );
       return;
     }
     this.stats.calls++;
@@ -386,7 +406,8 @@ export class DbusConnection {
   }
 
   private drain(): void {
-    while (this.queued.length > 0 && this.pending.size < this.maxInFlight) this.transmit(this.queued.shift()!);
+    while (this.queued.length > 0 && this.pending.size < this.maxInFlight)
+      this.transmit(this.queued.shift()!);
   }
 
   private dispatch(gen: number, m: DbusMessage): void {
@@ -414,7 +435,14 @@ export class DbusConnection {
         }
       } else if (m.type === MessageType.SIGNAL) {
         this.stats.signals++;
-        const s: BusSignal = { sender: m.sender, path: m.path, interface: m.interface, member: m.member, body: m.body, seq };
+        const s: BusSignal = {
+          sender: m.sender,
+          path: m.path,
+          interface: m.interface,
+          member: m.member,
+          body: m.body,
+          seq,
+        };
         for (const fn of this.signalListeners) safe(() => fn(s));
       }
     } catch (err) {

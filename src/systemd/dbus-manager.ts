@@ -16,7 +16,6 @@
  * See manager.ts for the contract of each method.
  */
 import { FlotillaError } from '../lib/errors.js';
-import dbus from 'dbus-next';
 import {
   DbusConnection,
   dbusErrorName,
@@ -26,7 +25,19 @@ import {
   type DbusConnectionOptions,
   type SetupContext,
 } from './bus.js';
-import { JobTracker } from './jobs.js';
+import {
+  MANAGER,
+  PROPS,
+  SD,
+  SD_PATH,
+  UNIT,
+  UNIT_PATH_PREFIX,
+  dbusCall,
+  managerCall,
+  propsCall,
+  toVariantProp,
+} from './calls.js';
+import { JobTracker, inferResult } from './jobs.js';
 import { tailUnit } from './journal.js';
 import {
   SystemdJobError,
@@ -45,31 +56,12 @@ import {
   type UnitWatch,
   type WatchOptions,
 } from './manager.js';
-import { applyProperties, emptyState, int, str, unitNameFromPath } from './properties.js';
-import { resourceProperties, transientProperties, type Prop } from './transient.js';
+import { applyProperties, emptyState, str, unitNameFromPath } from './properties.js';
+import { UnitReader } from './reader.js';
+import { resourceProperties, transientProperties } from './transient.js';
 import { hasInstallSection, isTemplateName, validateUnitName } from './unit-deps.js';
 import { DEFAULT_UNITS_DIR, UnitFileStore } from './unit-files.js';
 import { WatchHub } from './watch.js';
-
-const SD = 'org.freedesktop.systemd1';
-const SD_PATH = '/org/freedesktop/systemd1';
-const MANAGER = 'org.freedesktop.systemd1.Manager';
-const UNIT = 'org.freedesktop.systemd1.Unit';
-const PROPS = 'org.freedesktop.DBus.Properties';
-const UNIT_PATH_PREFIX = '/org/freedesktop/systemd1/unit/';
-
-/** Type-specific interface of each unit type that has one with a `Result` (suffix → interface). */
-const TYPE_INTERFACES: Readonly<Record<string, string>> = {
-  service: 'Service',
-  socket: 'Socket',
-  mount: 'Mount',
-  swap: 'Swap',
-  timer: 'Timer',
-  path: 'Path',
-  automount: 'Automount',
-  scope: 'Scope',
-};
-const SERVICE_PROPS = ['Result', 'MainPID', 'ExecMainCode', 'ExecMainStatus', 'ExecMainStartTimestamp', 'ExecMainExitTimestamp', 'NRestarts'];
 
 export interface DbusSystemdManagerOptions {
   /** Bus address; default `$DBUS_SYSTEM_BUS_ADDRESS`, else the standard system bus socket. */
@@ -105,7 +97,7 @@ export class DbusSystemdManager implements SystemdManager {
   /** What each job we wait for is (to judge a lost JobRemoved from the unit's state). */
   private readonly jobKinds = new Map<string, JobKind>();
   private readonly hub: WatchHub;
-  private readonly paths = new Map<string, string>();
+  private readonly reader: UnitReader;
   private readonly transientPrefix: string;
   private readonly jobTimeoutMs: number;
   private readonly journalLines: number;
@@ -137,6 +129,7 @@ export class DbusSystemdManager implements SystemdManager {
         ...opts.bus,
         log: (level, msg, fields) => this.log[level](fields ?? {}, msg),
       });
+    this.reader = new UnitReader(this.conn);
     this.files = new UnitFileStore(opts.unitsDir ?? DEFAULT_UNITS_DIR, opts.fsRoot ?? '');
     this.transientPrefix = opts.transientPrefix ?? 'flotilla-';
     this.jobTimeoutMs = opts.jobTimeoutMs ?? 90_000;
@@ -144,23 +137,27 @@ export class DbusSystemdManager implements SystemdManager {
     this.journal = opts.journal ?? ((unit, lines) => tailUnit(unit, lines));
     this.hub = new WatchHub(
       {
-        fetch: (name) => this.fetchProps(name),
-        list: (names) => this.listByNames(names),
-        listAll: () => this.listAll(),
+        fetch: (name) => this.reader.fetchProps(name),
+        list: (names) => this.reader.listByNames(names),
+        listAll: () => this.reader.listAll(),
       },
       {
         resyncIntervalMs: opts.resyncIntervalMs ?? 60_000,
         log: (msg, fields) => this.log.warn(fields, msg),
       },
     );
-    this.conn.addMatch(`type='signal',sender='${SD}',interface='${MANAGER}',path='${SD_PATH}'`).catch(() => undefined);
+    this.conn
+      .addMatch(`type='signal',sender='${SD}',interface='${MANAGER}',path='${SD_PATH}'`)
+      .catch(() => undefined);
     this.conn
       .addMatch(
         `type='signal',sender='${SD}',interface='${PROPS}',member='PropertiesChanged',path_namespace='${SD_PATH}/unit'`,
       )
       .catch(() => undefined);
     this.conn
-      .addMatch(`type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='${SD}'`)
+      .addMatch(
+        `type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',member='NameOwnerChanged',arg0='${SD}'`,
+      )
       .catch(() => undefined);
     this.conn.onSetup((ctx) => this.setup(ctx));
     this.conn.onSignal((s) => this.onSignal(s));
@@ -188,7 +185,11 @@ export class DbusSystemdManager implements SystemdManager {
       await call(managerCall('Subscribe', '', []));
     } catch (err) {
       const name = dbusErrorName(err);
-      if (name !== 'org.freedesktop.systemd1.AlreadySubscribed' && name !== 'org.freedesktop.DBus.Error.FileExists') throw err;
+      if (
+        name !== 'org.freedesktop.systemd1.AlreadySubscribed' &&
+        name !== 'org.freedesktop.DBus.Error.FileExists'
+      )
+        throw err;
     }
   }
 
@@ -206,7 +207,10 @@ export class DbusSystemdManager implements SystemdManager {
       return; // still queued or running; JobRemoved will come
     } catch (err) {
       const name = dbusErrorName(err);
-      if (name !== 'org.freedesktop.DBus.Error.UnknownObject' && name !== 'org.freedesktop.DBus.Error.UnknownMethod') {
+      if (
+        name !== 'org.freedesktop.DBus.Error.UnknownObject' &&
+        name !== 'org.freedesktop.DBus.Error.UnknownMethod'
+      ) {
         this.log.warn({ job, error: describe(err) }, 'cannot check job');
         return;
       }
@@ -232,7 +236,8 @@ export class DbusSystemdManager implements SystemdManager {
           .call(managerCall('Subscribe', '', []))
           .catch((err: unknown) => {
             const n = dbusErrorName(err);
-            if (n !== 'org.freedesktop.systemd1.AlreadySubscribed') this.log.warn({ error: describe(err) }, 'Subscribe failed');
+            if (n !== 'org.freedesktop.systemd1.AlreadySubscribed')
+              this.log.warn({ error: describe(err) }, 'Subscribe failed');
           })
           .finally(() => void this.recover('systemd re-exec'));
       }
@@ -339,21 +344,33 @@ export class DbusSystemdManager implements SystemdManager {
       // Templates cannot be loaded; ask for their unit file instead. NoSuchUnit = no file anywhere.
       try {
         const [st] = await this.conn.call(managerCall('GetUnitFileState', 's', [name]));
-        throw new FlotillaError('E_SYSTEMD_NOT_OWNED', `${name} already exists (${String(st)}); flotilla will not replace it`, {
-          unit: name,
-        });
+        throw new FlotillaError(
+          'E_SYSTEMD_NOT_OWNED',
+          `${name} already exists (${String(st)}); flotilla will not replace it`,
+          {
+            unit: name,
+          },
+        );
       } catch (err) {
-        if (dbusErrorName(err) === 'org.freedesktop.DBus.Error.FileNotFound' || dbusErrorName(err) === 'org.freedesktop.systemd1.NoSuchUnit') return;
+        if (
+          dbusErrorName(err) === 'org.freedesktop.DBus.Error.FileNotFound' ||
+          dbusErrorName(err) === 'org.freedesktop.systemd1.NoSuchUnit'
+        )
+          return;
         throw err;
       }
     }
     const s = await this.state(name);
     if (s.loadState === 'not-found' || s.fragmentPath === null || this.files.contains(s.fragmentPath)) return;
     if (s.loadState === 'loaded' || s.loadState === 'masked') {
-      throw new FlotillaError('E_SYSTEMD_NOT_OWNED', `${name} already exists at ${s.fragmentPath}; flotilla will not replace it`, {
-        unit: name,
-        fragmentPath: s.fragmentPath,
-      });
+      throw new FlotillaError(
+        'E_SYSTEMD_NOT_OWNED',
+        `${name} already exists at ${s.fragmentPath}; flotilla will not replace it`,
+        {
+          unit: name,
+          fragmentPath: s.fragmentPath,
+        },
+      );
     }
   }
 
@@ -385,7 +402,14 @@ export class DbusSystemdManager implements SystemdManager {
       );
     }
     const props = transientProperties(spec).map(toVariantProp);
-    return this.awaitJob('start', spec.name, 'StartTransientUnit', 'ssa(sv)a(sa(sv))', [spec.name, 'replace', props, []], opts);
+    return this.awaitJob(
+      'start',
+      spec.name,
+      'StartTransientUnit',
+      'ssa(sv)a(sa(sv))',
+      [spec.name, 'replace', props, []],
+      opts,
+    );
   }
 
   async setResources(name: string, limits: ResourceLimits): Promise<void> {
@@ -414,8 +438,18 @@ export class DbusSystemdManager implements SystemdManager {
     this.jobKinds.delete(job);
     if (end.result === 'done') return { unit: name, kind, job, result: 'done', inferred: end.inferred };
     const state = await this.state(name).catch(() => undefined);
-    const journal = await this.journal(name, this.journalLines).catch((err: unknown) => [`(journal unavailable: ${describe(err)})`]);
-    throw new SystemdJobError({ unit: name, kind, job, result: end.result, state, journal, clientTimeout: end.clientTimeout });
+    const journal = await this.journal(name, this.journalLines).catch((err: unknown) => [
+      `(journal unavailable: ${describe(err)})`,
+    ]);
+    throw new SystemdJobError({
+      unit: name,
+      kind,
+      job,
+      result: end.result,
+      state,
+      journal,
+      clientTimeout: end.clientTimeout,
+    });
   }
 
   // ---- ownership ---------------------------------------------------------------------------------
@@ -424,7 +458,7 @@ export class DbusSystemdManager implements SystemdManager {
     validateUnitName(name);
     if (await this.files.owns(name)) return true;
     if (!name.startsWith(this.transientPrefix)) return false;
-    const path = await this.pathFor(name);
+    const path = await this.reader.pathFor(name);
     const [v] = await this.conn.call(propsCall('Get', path, 'ss', [UNIT, 'Transient']));
     return (v as { value?: unknown } | undefined)?.value === true;
   }
@@ -432,7 +466,11 @@ export class DbusSystemdManager implements SystemdManager {
   private async assertOwned(name: string): Promise<void> {
     this.assertOpen();
     if (!(await this.isOwned(name))) {
-      throw new FlotillaError('E_SYSTEMD_NOT_OWNED', `${name} was not installed by flotilla; refusing to change it`, { unit: name });
+      throw new FlotillaError(
+        'E_SYSTEMD_NOT_OWNED',
+        `${name} was not installed by flotilla; refusing to change it`,
+        { unit: name },
+      );
     }
   }
 
@@ -441,21 +479,23 @@ export class DbusSystemdManager implements SystemdManager {
   async state(name: string): Promise<UnitState> {
     this.assertOpen();
     validateUnitName(name);
-    const { props } = await this.fetchProps(name);
+    const { props } = await this.reader.fetchProps(name);
     return applyProperties(emptyState(name), props).state;
   }
 
   async states(names: readonly string[]): Promise<UnitState[]> {
     this.assertOpen();
     for (const n of names) validateUnitName(n);
-    return Promise.all(names.map(async (n) => applyProperties(emptyState(n), (await this.fetchProps(n)).props).state));
+    return Promise.all(
+      names.map(async (n) => applyProperties(emptyState(n), (await this.reader.fetchProps(n)).props).state),
+    );
   }
 
   async list(names?: readonly string[]): Promise<UnitSummary[]> {
     this.assertOpen();
-    if (names === undefined) return this.listAll();
+    if (names === undefined) return this.reader.listAll();
     for (const n of names) validateUnitName(n);
-    return this.listByNames(names);
+    return this.reader.listByNames(names);
   }
 
   watch(opts: WatchOptions = {}): UnitWatch {
@@ -491,137 +531,7 @@ export class DbusSystemdManager implements SystemdManager {
 
   // ---- D-Bus helpers -------------------------------------------------------------------------------
 
-  private async pathFor(name: string): Promise<string> {
-    const cached = this.paths.get(name);
-    if (cached) return cached;
-    const [p] = await this.conn.call(managerCall('LoadUnit', 's', [name]));
-    const path = String(p);
-    this.paths.set(name, path);
-    return path;
-  }
-
-  /**
-   * One GetAll with an empty interface name: systemd (sd-bus) then returns the properties of every
-   * interface of the object (Unit + Service/Socket/…) in one reply.
-   *
-   * That reply fails as a whole (InvalidArgs) when any one property cannot be marshalled, e.g. an
-   * ExecStart= whose arguments are not valid UTF-8 after unescaping. Then we fall back to GetAll on the
-   * Unit interface plus one Get per type-specific property we use, each allowed to fail alone.
-   */
-  private async fetchProps(name: string): Promise<{ props: Record<string, unknown>; seq: number }> {
-    const path = await this.pathFor(name);
-    try {
-      const { body, seq } = await this.conn.callSeq(propsCall('GetAll', path, 's', ['']));
-      return { props: (body[0] ?? {}) as Record<string, unknown>, seq };
-    } catch (err) {
-      if (dbusErrorName(err) !== 'org.freedesktop.DBus.Error.InvalidArgs') throw err;
-    }
-    const { body, seq } = await this.conn.callSeq(propsCall('GetAll', path, 's', [UNIT]));
-    const props = { ...(body[0] as Record<string, unknown>) };
-    const type = TYPE_INTERFACES[name.slice(name.lastIndexOf('.') + 1)];
-    if (type) {
-      const names = type === 'Service' ? SERVICE_PROPS : ['Result'];
-      await Promise.all(
-        names.map(async (p) => {
-          try {
-            const [v] = await this.conn.call(propsCall('Get', path, 'ss', [`${SD}.${type}`, p]));
-            props[p] = v;
-          } catch {
-            /* this one property stays unknown */
-          }
-        }),
-      );
-    }
-    return { props, seq };
-  }
-
-  private async listByNames(names: readonly string[]): Promise<UnitSummary[]> {
-    if (names.length === 0) return [];
-    const [rows] = await this.conn.call(managerCall('ListUnitsByNames', 'as', [[...names]]));
-    return this.toSummaries(rows);
-  }
-
-  private async listAll(): Promise<UnitSummary[]> {
-    const [rows] = await this.conn.call(managerCall('ListUnits', '', []));
-    return this.toSummaries(rows);
-  }
-
-  private toSummaries(rows: unknown): UnitSummary[] {
-    if (!Array.isArray(rows)) return [];
-    return rows.map((r: unknown[]) => {
-      const s: UnitSummary = {
-        name: str(r[0]) ?? '',
-        description: str(r[1]) ?? '',
-        loadState: str(r[2]) ?? '',
-        activeState: (str(r[3]) ?? 'inactive') as UnitSummary['activeState'],
-        subState: str(r[4]) ?? '',
-        following: str(r[5]) ?? '',
-        path: str(r[6]) ?? '',
-        jobId: int(r[7]) ?? 0,
-        jobType: str(r[8]) ?? '',
-      };
-      if (s.path) this.paths.set(s.name, s.path);
-      return s;
-    });
-  }
-
   private assertOpen(): void {
     if (this.closed) throw new FlotillaError('E_CLOSED', 'the systemd manager was closed');
   }
-}
-
-/** What a job most likely ended with, judged from the unit's state (JobRemoved was missed). */
-export function inferResult(kind: JobKind, s: UnitState): string {
-  if (kind === 'stop') return s.activeState === 'inactive' || s.activeState === 'failed' ? 'done' : 'failed';
-  switch (s.activeState) {
-    case 'active':
-    case 'reloading':
-    case 'activating':
-      return 'done';
-    case 'inactive':
-      return s.result === 'success' ? 'done' : 'failed';
-    case 'failed':
-    case 'deactivating':
-    case 'maintenance':
-      return 'failed';
-  }
-}
-
-function toVariantProp([name, v]: Prop): [string, InstanceType<typeof dbus.Variant>] {
-  return [name, new dbus.Variant(v.signature, v.value)];
-}
-
-/** Manager methods that are safe to send again if the connection dropped under them. */
-const IDEMPOTENT = new Set([
-  'LoadUnit',
-  'GetUnit',
-  'ListUnits',
-  'ListUnitsByNames',
-  'GetUnitFileState',
-  'Subscribe',
-  'Reload',
-  'LinkUnitFiles',
-  'EnableUnitFiles',
-  'DisableUnitFiles',
-  'ResetFailedUnit',
-  'SetUnitProperties',
-]);
-
-function managerCall(member: string, signature: string, body: unknown[]): BusCall {
-  return { destination: SD, path: SD_PATH, interface: MANAGER, member, signature, body, idempotent: IDEMPOTENT.has(member) };
-}
-
-function propsCall(member: string, path: string, signature: string, body: unknown[]): BusCall {
-  return { destination: SD, path, interface: PROPS, member, signature, body, idempotent: true };
-}
-
-function dbusCall(member: string, signature: string, body: unknown[]) {
-  return {
-    destination: 'org.freedesktop.DBus',
-    path: '/org/freedesktop/DBus',
-    interface: 'org.freedesktop.DBus',
-    member,
-    signature,
-    body,
-  };
 }

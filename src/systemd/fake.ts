@@ -80,7 +80,13 @@ export class FakeSystemdManager implements SystemdManager {
   }
 
   /** The next `kind` job of `name` ends with `result` (and the unit with `unitResult`). */
-  fail(name: string, kind: JobKind, result: JobResultName, unitResult = 'exit-code', journal: string[] = []): void {
+  fail(
+    name: string,
+    kind: JobKind,
+    result: JobResultName,
+    unitResult = 'exit-code',
+    journal: string[] = [],
+  ): void {
     this.scripted.set(`${kind} ${name}`, { result, unitResult, journal });
   }
 
@@ -103,7 +109,11 @@ export class FakeSystemdManager implements SystemdManager {
       for (const u of units) {
         const existing = this.units.get(u.name);
         if (!this.files.has(u.name) && existing?.fragmentPath && existing.loadState === 'loaded')
-          throw new FlotillaError('E_SYSTEMD_NOT_OWNED', `${u.name} already exists at ${existing.fragmentPath}`, { unit: u.name });
+          throw new FlotillaError(
+            'E_SYSTEMD_NOT_OWNED',
+            `${u.name} already exists at ${existing.fragmentPath}`,
+            { unit: u.name },
+          );
       }
       return units.map((u) => {
         const changed = this.files.get(u.name) !== u.contents;
@@ -115,7 +125,12 @@ export class FakeSystemdManager implements SystemdManager {
           fragmentPath: `/run/systemd/system/${u.name}`,
           unitFileState: withInstall.has(u.name) ? 'enabled-runtime' : 'linked-runtime',
         });
-        return { name: u.name, path: `${this.unitsDir}/${u.name}`, changed, enabled: withInstall.has(u.name) };
+        return {
+          name: u.name,
+          path: `${this.unitsDir}/${u.name}`,
+          changed,
+          enabled: withInstall.has(u.name),
+        };
       });
     });
   }
@@ -154,14 +169,22 @@ export class FakeSystemdManager implements SystemdManager {
     return this.op('startTransient', () => {
       validateUnitName(spec.name);
       if (!spec.name.endsWith('.service') || !spec.name.startsWith(this.transientPrefix))
-        throw new FlotillaError('E_SYSTEMD_NOT_OWNED', `transient units must be services named ${this.transientPrefix}…`, {
-          unit: spec.name,
-        });
+        throw new FlotillaError(
+          'E_SYSTEMD_NOT_OWNED',
+          `transient units must be services named ${this.transientPrefix}…`,
+          {
+            unit: spec.name,
+          },
+        );
       transientProperties(spec); // same validation as the driver
       if (this.units.get(spec.name)?.loadState === 'loaded')
-        throw new FlotillaError('E_SYSTEMD_CALL', `StartTransientUnit: Unit ${spec.name} was already loaded or has a fragment file.`, {
-          name: 'org.freedesktop.systemd1.UnitExists',
-        });
+        throw new FlotillaError(
+          'E_SYSTEMD_CALL',
+          `StartTransientUnit: Unit ${spec.name} was already loaded or has a fragment file.`,
+          {
+            name: 'org.freedesktop.systemd1.UnitExists',
+          },
+        );
       this.transient.add(spec.name);
       this.resources.set(spec.name, { ...spec });
       this.update(spec.name, { loadState: 'loaded', transient: true, description: spec.description ?? null });
@@ -216,12 +239,21 @@ export class FakeSystemdManager implements SystemdManager {
     this.assertOpen();
     this.count('watch');
     for (const n of opts.units ?? []) validateUnitName(n);
-    const w = { filter: opts.units ? new Set(opts.units) : null, queue: new AsyncQueue<UnitEvent>(() => this.watchers.delete(w)) };
+    const w = {
+      filter: opts.units ? new Set(opts.units) : null,
+      queue: new AsyncQueue<UnitEvent>(() => this.watchers.delete(w)),
+    };
     this.watchers.add(w);
     if (opts.units) {
       for (const n of opts.units) {
         const state = this.snapshot(n);
-        w.queue.push({ type: 'changed', unit: n, state, changed: Object.keys(state) as (keyof UnitState)[], at: Date.now() });
+        w.queue.push({
+          type: 'changed',
+          unit: n,
+          state,
+          changed: Object.keys(state) as (keyof UnitState)[],
+          at: Date.now(),
+        });
       }
     }
     return { close: () => void w.queue.return(), [Symbol.asyncIterator]: () => w.queue };
@@ -251,7 +283,9 @@ export class FakeSystemdManager implements SystemdManager {
     return this.op(kind, () => {
       this.assertOwned(name);
       if (!this.units.has(name) && !(templateOf(name) && this.files.has(templateOf(name)!)))
-        throw new FlotillaError('E_SYSTEMD_CALL', `${kind}: Unit ${name} not found.`, { name: 'org.freedesktop.systemd1.NoSuchUnit' });
+        throw new FlotillaError('E_SYSTEMD_CALL', `${kind}: Unit ${name} not found.`, {
+          name: 'org.freedesktop.systemd1.NoSuchUnit',
+        });
       return this.transition(name, kind);
     });
   }
@@ -283,7 +317,14 @@ export class FakeSystemdManager implements SystemdManager {
           inactiveEnterTimestamp: now,
         });
       }
-      throw new SystemdJobError({ unit: name, kind, job, result: script.result, state: this.snapshot(name), journal: script.journal });
+      throw new SystemdJobError({
+        unit: name,
+        kind,
+        job,
+        result: script.result,
+        state: this.snapshot(name),
+        journal: script.journal,
+      });
     }
     if (kind === 'stop') {
       if (this.snapshot(name).activeState !== 'inactive') {
@@ -322,13 +363,19 @@ export class FakeSystemdManager implements SystemdManager {
     const next = { ...cur, ...patch };
     const changed = (Object.keys(patch) as (keyof UnitState)[]).filter((k) => cur[k] !== next[k]);
     this.units.set(name, next);
-    if (changed.length > 0) this.emit({ type: 'changed', unit: name, state: { ...next }, changed, at: Date.now() });
+    if (changed.length > 0)
+      this.emit({ type: 'changed', unit: name, state: { ...next }, changed, at: Date.now() });
   }
 
   private snapshot(name: string): UnitState {
     const s = this.units.get(name);
     if (s) return { ...s };
-    return applyProperties(emptyState(name), { LoadState: 'not-found', SubState: 'dead', Description: name, Result: 'success' }).state;
+    return applyProperties(emptyState(name), {
+      LoadState: 'not-found',
+      SubState: 'dead',
+      Description: name,
+      Result: 'success',
+    }).state;
   }
 
   private emit(ev: UnitEvent): void {
@@ -345,7 +392,11 @@ export class FakeSystemdManager implements SystemdManager {
   private assertOwned(name: string): void {
     validateUnitName(name);
     if (!this.owned(name))
-      throw new FlotillaError('E_SYSTEMD_NOT_OWNED', `${name} was not installed by flotilla; refusing to change it`, { unit: name });
+      throw new FlotillaError(
+        'E_SYSTEMD_NOT_OWNED',
+        `${name} was not installed by flotilla; refusing to change it`,
+        { unit: name },
+      );
   }
 
   private assertOpen(): void {

@@ -10,6 +10,8 @@
  * - `wait` never hangs: it settles on JobRemoved, on `settle` (the driver inferred the result after a
  *   reconnect), on its timeout (`{ result: 'timeout', clientTimeout: true }`), or on `failAll`.
  */
+import type { JobKind, UnitState } from './manager.js';
+
 export interface JobEnd {
   result: string;
   /** The result was inferred from unit state because JobRemoved was lost. */
@@ -84,5 +86,22 @@ export class JobTracker {
       w.reject(err);
     }
     this.recent.clear();
+  }
+}
+
+/** What a job most likely ended with, judged from the unit's state (JobRemoved was missed). */
+export function inferResult(kind: JobKind, s: UnitState): string {
+  if (kind === 'stop') return s.activeState === 'inactive' || s.activeState === 'failed' ? 'done' : 'failed';
+  switch (s.activeState) {
+    case 'active':
+    case 'reloading':
+    case 'activating':
+      return 'done';
+    case 'inactive':
+      return s.result === 'success' ? 'done' : 'failed';
+    case 'failed':
+    case 'deactivating':
+    case 'maintenance':
+      return 'failed';
   }
 }

@@ -89,7 +89,8 @@ export function journalArgs(q: JournalQuery): string[] {
     args.push(`--after-cursor=${q.afterCursor}`);
   }
   if (q.priority !== undefined) {
-    if (!Number.isInteger(q.priority) || q.priority < 0 || q.priority > 7) throw badQuery('priority must be 0..7');
+    if (!Number.isInteger(q.priority) || q.priority < 0 || q.priority > 7)
+      throw badQuery('priority must be 0..7');
     args.push(`--priority=${q.priority}`);
   }
   if (q.boot) args.push('--boot');
@@ -245,7 +246,8 @@ class Reader implements JournalReader {
   private readonly child: ChildProcess;
   private readonly parser = new NdjsonJournalParser();
   private readonly items: JournalEntry[] = [];
-  private waiter: { resolve: (r: IteratorResult<JournalEntry>) => void; reject: (e: unknown) => void } | undefined;
+  private waiter:
+    { resolve: (r: IteratorResult<JournalEntry>) => void; reject: (e: unknown) => void } | undefined;
   private ended = false;
   private error: unknown;
   private cancelled = false;
@@ -268,7 +270,12 @@ class Reader implements JournalReader {
     });
     this.child.once('error', (err: Error) => {
       // spawn failure (ENOENT): 'close' still follows
-      this.error ??= new FlotillaError('E_JOURNAL', `cannot run ${cmd}: ${err.message}`, { command: cmd }, { cause: err });
+      this.error ??= new FlotillaError(
+        'E_JOURNAL',
+        `cannot run ${cmd}: ${err.message}`,
+        { command: cmd },
+        { cause: err },
+      );
     });
     this.child.stdout?.on('data', (chunk: Buffer) => this.deliver(this.parser.push(chunk)));
     this.child.stderr?.on('data', (chunk: Buffer) => {

@@ -20,13 +20,7 @@ import { FlotillaError } from '../lib/errors.js';
 
 export type LoadState = 'stub' | 'loaded' | 'not-found' | 'bad-setting' | 'error' | 'merged' | 'masked';
 export type ActiveState =
-  | 'active'
-  | 'reloading'
-  | 'inactive'
-  | 'failed'
-  | 'activating'
-  | 'deactivating'
-  | 'maintenance';
+  'active' | 'reloading' | 'inactive' | 'failed' | 'activating' | 'deactivating' | 'maintenance';
 
 /**
  * What systemd says about one unit. Timestamps are milliseconds since the epoch (µs precision kept as

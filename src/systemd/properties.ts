@@ -17,7 +17,9 @@ interface VariantLike {
 }
 
 export function isVariant(v: unknown): v is VariantLike {
-  return typeof v === 'object' && v !== null && 'signature' in v && 'value' in v && typeof v.signature === 'string';
+  return (
+    typeof v === 'object' && v !== null && 'signature' in v && 'value' in v && typeof v.signature === 'string'
+  );
 }
 
 /** Strips Variant wrappers (recursively) and converts bigints. Buffers become arrays of bytes. */
@@ -36,7 +38,9 @@ export function plain(v: unknown): unknown {
 
 /** A bigint as a number when exact, else as a decimal string (never loses digits silently). */
 export function bigToPlain(v: bigint): number | string {
-  return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v.toString();
+  return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER)
+    ? Number(v)
+    : v.toString();
 }
 
 /** uint64 → number; UINT64_MAX ("infinity", "unset") → null. Values above 2^53 lose precision. */

@@ -22,13 +22,19 @@ function bad(msg: string, details: Record<string, unknown> = {}): FlotillaError 
 }
 
 function weight(name: string, v: number): Prop {
-  if (!Number.isInteger(v) || v < WEIGHT_MIN || v > WEIGHT_MAX) throw bad(`${name} must be an integer in 1..10000`, { [name]: v });
+  if (!Number.isInteger(v) || v < WEIGHT_MIN || v > WEIGHT_MAX)
+    throw bad(`${name} must be an integer in 1..10000`, { [name]: v });
   return [name, { signature: 't', value: BigInt(v) }];
 }
 
 function bandwidth(name: string, list: readonly IOBandwidth[]): Prop {
   const value = list.map((b) => {
-    if (typeof b.device !== 'string' || !b.device.startsWith('/') || b.device.includes('\0') || b.device.length > 4096)
+    if (
+      typeof b.device !== 'string' ||
+      !b.device.startsWith('/') ||
+      b.device.includes('\0') ||
+      b.device.length > 4096
+    )
       throw bad(`${name}: device must be an absolute path`, { device: b.device });
     if (!Number.isSafeInteger(b.bytesPerSecond) || b.bytesPerSecond <= 0)
       throw bad(`${name}: bytesPerSecond must be a positive integer`, { bytesPerSecond: b.bytesPerSecond });
@@ -45,7 +51,8 @@ export function resourceProperties(l: ResourceLimits): Prop[] {
   if (l.ioReadBandwidthMax !== undefined) out.push(bandwidth('IOReadBandwidthMax', l.ioReadBandwidthMax));
   if (l.ioWriteBandwidthMax !== undefined) out.push(bandwidth('IOWriteBandwidthMax', l.ioWriteBandwidthMax));
   if (l.memoryMax !== undefined) {
-    if (l.memoryMax === 'infinity') out.push(['MemoryMax', { signature: 't', value: 0xffff_ffff_ffff_ffffn }]);
+    if (l.memoryMax === 'infinity')
+      out.push(['MemoryMax', { signature: 't', value: 0xffff_ffff_ffff_ffffn }]);
     else if (!Number.isSafeInteger(l.memoryMax) || l.memoryMax <= 0)
       throw bad('MemoryMax must be a positive integer (bytes) or "infinity"', { memoryMax: l.memoryMax });
     else out.push(['MemoryMax', { signature: 't', value: BigInt(l.memoryMax) }]);
@@ -59,14 +66,17 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export function transientProperties(spec: TransientUnitSpec): Prop[] {
   const argv = [...spec.command];
   const exe = argv[0];
-  if (exe === undefined || !exe.startsWith('/')) throw bad('command[0] must be an absolute path', { command: argv });
-  if (argv.some((a) => typeof a !== 'string' || a.includes('\0'))) throw bad('command arguments must be strings without NUL');
+  if (exe === undefined || !exe.startsWith('/'))
+    throw bad('command[0] must be an absolute path', { command: argv });
+  if (argv.some((a) => typeof a !== 'string' || a.includes('\0')))
+    throw bad('command arguments must be strings without NUL');
   const out: Prop[] = [
     ['Description', { signature: 's', value: spec.description ?? `flotilla transient unit ${spec.name}` }],
     ['ExecStart', { signature: 'a(sasb)', value: [[exe, argv, false]] }],
   ];
   if (spec.type !== undefined) out.push(['Type', { signature: 's', value: spec.type }]);
-  if (spec.remainAfterExit !== undefined) out.push(['RemainAfterExit', { signature: 'b', value: spec.remainAfterExit }]);
+  if (spec.remainAfterExit !== undefined)
+    out.push(['RemainAfterExit', { signature: 'b', value: spec.remainAfterExit }]);
   if (spec.collect ?? true) out.push(['CollectMode', { signature: 's', value: 'inactive-or-failed' }]);
   if (spec.workingDirectory !== undefined) {
     if (!spec.workingDirectory.startsWith('/')) throw bad('workingDirectory must be absolute');
@@ -80,7 +90,8 @@ export function transientProperties(spec: TransientUnitSpec): Prop[] {
     out.push(['Environment', { signature: 'as', value: env }]);
   }
   if (spec.nice !== undefined) {
-    if (!Number.isInteger(spec.nice) || spec.nice < -20 || spec.nice > 19) throw bad('Nice must be an integer in -20..19', { nice: spec.nice });
+    if (!Number.isInteger(spec.nice) || spec.nice < -20 || spec.nice > 19)
+      throw bad('Nice must be an integer in -20..19', { nice: spec.nice });
     out.push(['Nice', { signature: 'i', value: spec.nice }]);
   }
   out.push(...resourceProperties(spec));

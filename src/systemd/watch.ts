@@ -81,11 +81,18 @@ export class WatchHub {
     this.startTimer();
     if (filter) {
       for (const name of filter) {
-        const ready = this.cache.has(name) && !this.fetching.has(name) ? Promise.resolve() : this.startFetch(name, false);
+        const ready =
+          this.cache.has(name) && !this.fetching.has(name) ? Promise.resolve() : this.startFetch(name, false);
         void ready.then(() => {
           const s = this.cache.get(name);
           if (s && this.watchers.has(w)) {
-            w.queue.push({ type: 'changed', unit: name, state: s, changed: Object.keys(s) as (keyof UnitState)[], at: Date.now() });
+            w.queue.push({
+              type: 'changed',
+              unit: name,
+              state: s,
+              changed: Object.keys(s) as (keyof UnitState)[],
+              at: Date.now(),
+            });
           }
         });
       }
@@ -100,7 +107,12 @@ export class WatchHub {
   }
 
   /** Feed a PropertiesChanged signal for a unit object. */
-  propertiesChanged(name: string, props: Record<string, unknown>, invalidated: readonly string[], seq: number): void {
+  propertiesChanged(
+    name: string,
+    props: Record<string, unknown>,
+    invalidated: readonly string[],
+    seq: number,
+  ): void {
     if (!this.interested(name)) return;
     const f = this.fetching.get(name);
     if (f) {
@@ -153,11 +165,15 @@ export class WatchHub {
       for (const s of summaries) {
         if (!this.interested(s.name)) continue;
         const cur = this.cache.get(s.name);
-        if (!cur || cur.loadState !== s.loadState || cur.activeState !== s.activeState || cur.subState !== s.subState) {
+        if (
+          !cur ||
+          cur.loadState !== s.loadState ||
+          cur.activeState !== s.activeState ||
+          cur.subState !== s.subState
+        ) {
           if (cur || !all) void this.startFetch(s.name, true);
         }
       }
-
     } catch (err) {
       if (this.closed) return;
       this.log('resync failed', { reason, error: err instanceof Error ? err.message : String(err) });
@@ -195,7 +211,10 @@ export class WatchHub {
       (err: unknown) => {
         this.fetching.delete(name);
         if (this.closed) return;
-        this.log('fetching unit state failed', { unit: name, error: err instanceof Error ? err.message : String(err) });
+        this.log('fetching unit state failed', {
+          unit: name,
+          error: err instanceof Error ? err.message : String(err),
+        });
       },
     );
     return entry.promise;

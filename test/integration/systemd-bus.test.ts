@@ -13,7 +13,8 @@ import { DbusConnection, type BusSignal } from '../../src/systemd/bus.js';
 import { DbusSystemdManager } from '../../src/systemd/dbus-manager.js';
 
 const haveDaemon = existsSync('/usr/bin/dbus-daemon');
-if (!haveDaemon && process.env.TESTENV_REQUIRED === '1') throw new Error('dbus-daemon is required (apt-get install dbus)');
+if (!haveDaemon && process.env.TESTENV_REQUIRED === '1')
+  throw new Error('dbus-daemon is required (apt-get install dbus)');
 
 const dir = mkdtempSync(join(tmpdir(), 'flotilla-bus-'));
 const address = `unix:path=${join(dir, 'bus')}`;
@@ -21,9 +22,13 @@ let daemon: ChildProcess | undefined;
 
 async function startDaemon(): Promise<void> {
   rmSync(join(dir, 'bus'), { force: true });
-  const d = spawn('dbus-daemon', ['--session', '--nofork', '--nopidfile', `--address=${address}`, '--print-address'], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
+  const d = spawn(
+    'dbus-daemon',
+    ['--session', '--nofork', '--nopidfile', `--address=${address}`, '--print-address'],
+    {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
   daemon = d;
   await new Promise<void>((resolve, reject) => {
     d.stdout.once('data', () => resolve());
@@ -40,7 +45,12 @@ async function stopDaemon(): Promise<void> {
   await gone;
 }
 
-const listNames = { destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member: 'ListNames' };
+const listNames = {
+  destination: 'org.freedesktop.DBus',
+  path: '/org/freedesktop/DBus',
+  interface: 'org.freedesktop.DBus',
+  member: 'ListNames',
+};
 
 function waitFor<T>(fn: (done: (v: T) => void) => void, ms = 5000): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -90,7 +100,9 @@ describe.runIf(haveDaemon)('DbusConnection on a private dbus-daemon', () => {
     const down = waitFor<void>((done) => conn!.onState((up) => !up && done()));
     await stopDaemon();
     await down;
-    await expect(conn.call({ ...listNames, timeoutMs: 100 })).rejects.toMatchObject({ code: 'E_SYSTEMD_UNAVAILABLE' });
+    await expect(conn.call({ ...listNames, timeoutMs: 100 })).rejects.toMatchObject({
+      code: 'E_SYSTEMD_UNAVAILABLE',
+    });
 
     await startDaemon();
     await conn.ready(5000);
@@ -126,10 +138,18 @@ describe.runIf(haveDaemon)('DbusConnection on a private dbus-daemon', () => {
     await new Promise((r) => mute.once('connect', r));
     const muteName = (mute as unknown as { name: string }).name;
     mute.addMethodHandler(() => true); // swallow every call
-    const pending = conn.call({ destination: muteName, path: '/x', interface: 'org.flotilla.Mute', member: 'Hang', timeoutMs: 10_000 }).then(
-      () => new Error('resolved'),
-      (e: unknown) => e,
-    );
+    const pending = conn
+      .call({
+        destination: muteName,
+        path: '/x',
+        interface: 'org.flotilla.Mute',
+        member: 'Hang',
+        timeoutMs: 10_000,
+      })
+      .then(
+        () => new Error('resolved'),
+        (e: unknown) => e,
+      );
     await new Promise((r) => setTimeout(r, 50));
     await stopDaemon();
     mute.disconnect();
@@ -146,7 +166,13 @@ describe.runIf(haveDaemon)('DbusConnection on a private dbus-daemon', () => {
     await new Promise((r) => mute.once('connect', r));
     const muteName = (mute as unknown as { name: string }).name;
     mute.addMethodHandler(() => true);
-    const call = { destination: muteName, path: '/x', interface: 'org.flotilla.Mute', member: 'Hang', timeoutMs: 10_000 };
+    const call = {
+      destination: muteName,
+      path: '/x',
+      interface: 'org.flotilla.Mute',
+      member: 'Hang',
+      timeoutMs: 10_000,
+    };
     const retried = conn.call({ ...call, idempotent: true }).then(
       () => new Error('resolved'),
       (e: unknown) => e,
@@ -156,7 +182,10 @@ describe.runIf(haveDaemon)('DbusConnection on a private dbus-daemon', () => {
     mute.disconnect();
     await startDaemon();
     // sent again on the new bus, where the old peer no longer exists: a D-Bus error, not "lost"
-    expect(await retried).toMatchObject({ code: 'E_SYSTEMD_CALL', details: { name: 'org.freedesktop.DBus.Error.ServiceUnknown' } });
+    expect(await retried).toMatchObject({
+      code: 'E_SYSTEMD_CALL',
+      details: { name: 'org.freedesktop.DBus.Error.ServiceUnknown' },
+    });
   });
 
   it('queues calls beyond maxInFlight instead of hitting LimitsExceeded', async () => {
@@ -173,7 +202,9 @@ describe.runIf(haveDaemon)('DbusConnection on a private dbus-daemon', () => {
     conn = new DbusConnection({ address: `unix:path=${join(dir, 'nobody')}`, reconnectMinMs: 20 });
     conn.start();
     await expect(conn.ready(200)).rejects.toMatchObject({ code: 'E_SYSTEMD_UNAVAILABLE' });
-    await expect(DbusSystemdManager.connect({ address: `unix:path=${join(dir, 'nobody')}`, connectTimeoutMs: 200 })).rejects.toMatchObject({
+    await expect(
+      DbusSystemdManager.connect({ address: `unix:path=${join(dir, 'nobody')}`, connectTimeoutMs: 200 }),
+    ).rejects.toMatchObject({
       code: 'E_SYSTEMD_UNAVAILABLE',
     });
   });

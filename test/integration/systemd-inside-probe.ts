@@ -18,7 +18,8 @@ function children(): string[] {
       try {
         const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim();
         // tsx's own esbuild service is expected; anything else (journalctl!) is a leak
-        if (!/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')) && !cmd.includes('esbuild')) out.push(cmd);
+        if (!/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8')) && !cmd.includes('esbuild'))
+          out.push(cmd);
       } catch {
         /* gone */
       }
@@ -41,9 +42,12 @@ try {
     {
       name: ok,
       contents:
-        "[Unit]\nDescription=inside probe\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c 'printf \"flotilla-inside \\342\\230\\203 \\377 end\\n\"'\n\n[Install]\nWantedBy=multi-user.target\n",
+        '[Unit]\nDescription=inside probe\n\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sh -c \'printf "flotilla-inside \\342\\230\\203 \\377 end\\n"\'\n\n[Install]\nWantedBy=multi-user.target\n',
     },
-    { name: bad, contents: "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo flotilla-inside-failing; exit 3'\n" },
+    {
+      name: bad,
+      contents: "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo flotilla-inside-failing; exit 3'\n",
+    },
   ]);
   report.installed = inst;
   report.fileMode = (statSync(`${UNITS_DIR}/${ok}`).mode & 0o777).toString(8);
@@ -71,7 +75,13 @@ try {
   report.start = await mgr.start(ok);
   await activeSeen;
   const active = events.at(-1);
-  report.event = active?.type === 'changed' ? { activeState: active.state.activeState, latencyMs: active.at - (active.state.stateChangeTimestamp ?? 0) } : null;
+  report.event =
+    active?.type === 'changed'
+      ? {
+          activeState: active.state.activeState,
+          latencyMs: active.at - (active.state.stateChangeTimestamp ?? 0),
+        }
+      : null;
   await Promise.race([seen, new Promise((r) => setTimeout(r, 5000))]);
   await journal.close();
   report.journal = lines;
@@ -83,7 +93,15 @@ try {
     report.failure = null;
   } catch (err) {
     report.failure =
-      err instanceof SystemdJobError ? { result: err.result, unitResult: err.state?.result, status: err.state?.execMainStatus, journal: err.journal, message: err.message } : String(err);
+      err instanceof SystemdJobError
+        ? {
+            result: err.result,
+            unitResult: err.state?.result,
+            status: err.state?.execMainStatus,
+            journal: err.journal,
+            message: err.message,
+          }
+        : String(err);
   }
   await mgr.uninstallMany([ok, bad]);
   report.after = (await mgr.states([ok, bad])).map((s) => s.loadState);

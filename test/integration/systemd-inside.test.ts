@@ -20,7 +20,10 @@ interface Report {
   journal: string[];
   childrenAfterJournal: string[];
   state: { activeState: string; subState: string; result: string };
-  failure: { result: string; unitResult: string; status: number; journal: string[]; message: string } | string | null;
+  failure:
+    | { result: string; unitResult: string; status: number; journal: string[]; message: string }
+    | string
+    | null;
   after: string[];
   childrenAtEnd: string[];
 }
@@ -29,7 +32,17 @@ describeSystemd(`SystemdManager from a process inside ${m}`, () => {
   it('installs, starts, watches, reads the journal (follow + failure lines) and cleans up', () => {
     const out = execFileSync(
       'bash',
-      [join(envDir, 'exec.sh'), m, 'env', '-C', '/project', 'node', '--import', 'tsx', 'test/integration/systemd-inside-probe.ts'],
+      [
+        join(envDir, 'exec.sh'),
+        m,
+        'env',
+        '-C',
+        '/project',
+        'node',
+        '--import',
+        'tsx',
+        'test/integration/systemd-inside-probe.ts',
+      ],
       { encoding: 'utf8', timeout: 90_000, stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const r = JSON.parse(out.trim().split('\n').pop()!) as Report;

@@ -37,14 +37,24 @@ describeSystemd(`systemd jobs and failures (${m}, from the host)`, () => {
   };
 
   it('a missing binary fails the start job: status 203/EXEC, the reason in the journal', async () => {
-    const name = await unit('nobin', '[Service]\nType=exec\nExecStart=/nonexistent/flotilla-no-such-binary --flag\n');
+    const name = await unit(
+      'nobin',
+      '[Service]\nType=exec\nExecStart=/nonexistent/flotilla-no-such-binary --flag\n',
+    );
     const err = await failure(mgr.start(name));
     expect(err).toMatchObject({ code: 'E_SYSTEMD_JOB', unit: name, kind: 'start', result: 'failed' });
     // systemd 252 reports Result=exit-code with status 203 (EXIT_EXEC) for a missing binary
-    expect(err.state).toMatchObject({ activeState: 'failed', result: 'exit-code', execMainStatus: 203, execMainCode: 1 });
+    expect(err.state).toMatchObject({
+      activeState: 'failed',
+      result: 'exit-code',
+      execMainStatus: 203,
+      execMainCode: 1,
+    });
     expect(err.details).toMatchObject({ unitResult: 'exit-code', execMainStatus: 203 });
     expect(err.message).toContain('status 203/EXEC');
-    expect(err.journal.join('\n')).toMatch(/flotilla-no-such-binary.*No such file or directory|Failed at step EXEC/);
+    expect(err.journal.join('\n')).toMatch(
+      /flotilla-no-such-binary.*No such file or directory|Failed at step EXEC/,
+    );
     expect(() => JSON.stringify(err.details)).not.toThrow();
   });
 
@@ -61,10 +71,18 @@ describeSystemd(`systemd jobs and failures (${m}, from the host)`, () => {
   });
 
   it('a unit that exits 1 fails with result "exit-code" and its own output in the journal', async () => {
-    const name = await unit('exit1', "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo flotilla-boom-marker; exit 1'\n");
+    const name = await unit(
+      'exit1',
+      "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo flotilla-boom-marker; exit 1'\n",
+    );
     const err = await failure(mgr.start(name));
     expect(isJobError(err, 'failed')).toBe(true);
-    expect(err.state).toMatchObject({ activeState: 'failed', result: 'exit-code', execMainStatus: 1, execMainCode: 1 });
+    expect(err.state).toMatchObject({
+      activeState: 'failed',
+      result: 'exit-code',
+      execMainStatus: 1,
+      execMainCode: 1,
+    });
     expect(err.journal.join('\n')).toContain('flotilla-boom-marker');
     // restart fails the same way; uninstall clears the failed state
     await expect(mgr.restart(name)).rejects.toSatisfy((e) => isJobError(e, 'failed'));
@@ -72,7 +90,10 @@ describeSystemd(`systemd jobs and failures (${m}, from the host)`, () => {
 
   it('a stop that outlives JobTimeoutSec ends with result "timeout"', async () => {
     // KillSignal=SIGCONT is ignored by sleep, so the stop hangs until TimeoutStopSec sends SIGKILL.
-    const name = await unit('stoptimeout', '[Unit]\nJobTimeoutSec=1\n\n[Service]\nExecStart=/bin/sleep infinity\nKillSignal=SIGCONT\nTimeoutStopSec=4\n');
+    const name = await unit(
+      'stoptimeout',
+      '[Unit]\nJobTimeoutSec=1\n\n[Service]\nExecStart=/bin/sleep infinity\nKillSignal=SIGCONT\nTimeoutStopSec=4\n',
+    );
     await mgr.start(name);
     const t0 = Date.now();
     const err = await failure(mgr.stop(name));
@@ -82,7 +103,11 @@ describeSystemd(`systemd jobs and failures (${m}, from the host)`, () => {
     // systemd goes on with the stop: SIGKILL after TimeoutStopSec, result "timeout"
     const w = mgr.watch({ units: [name] });
     try {
-      const ev = await nextEvent(w, (e) => e.type === 'changed' && (e.state.activeState === 'failed' || e.state.activeState === 'inactive'));
+      const ev = await nextEvent(
+        w,
+        (e) =>
+          e.type === 'changed' && (e.state.activeState === 'failed' || e.state.activeState === 'inactive'),
+      );
       expect(ev).toMatchObject({ state: { result: 'timeout' } });
     } finally {
       w.close();
@@ -90,7 +115,10 @@ describeSystemd(`systemd jobs and failures (${m}, from the host)`, () => {
   });
 
   it('a stop past TimeoutStopSec is done, with the unit result "timeout" (SIGKILL)', async () => {
-    const name = await unit('stopkill', '[Service]\nExecStart=/bin/sleep infinity\nKillSignal=SIGCONT\nTimeoutStopSec=1\n');
+    const name = await unit(
+      'stopkill',
+      '[Service]\nExecStart=/bin/sleep infinity\nKillSignal=SIGCONT\nTimeoutStopSec=1\n',
+    );
     await mgr.start(name);
     await expect(mgr.stop(name)).resolves.toMatchObject({ result: 'done' });
     expect(await mgr.state(name)).toMatchObject({ activeState: 'failed', result: 'timeout' });
@@ -107,13 +135,19 @@ describeSystemd(`systemd jobs and failures (${m}, from the host)`, () => {
 
   it('a failing requirement fails the job with result "dependency"', async () => {
     const dep = await unit('dep', '[Service]\nType=oneshot\nExecStart=/bin/false\n');
-    const main = await unit('needs', `[Unit]\nRequires=${dep}\nAfter=${dep}\n\n[Service]\nExecStart=/bin/sleep infinity\n`);
+    const main = await unit(
+      'needs',
+      `[Unit]\nRequires=${dep}\nAfter=${dep}\n\n[Service]\nExecStart=/bin/sleep infinity\n`,
+    );
     const err = await failure(mgr.start(main));
     expect(err).toMatchObject({ result: 'dependency', unit: main });
   });
 
   it('a daemon-reload during a job does not lose its JobRemoved', async () => {
-    const name = await unit('reload', '[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sleep 2\n');
+    const name = await unit(
+      'reload',
+      '[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/sleep 2\n',
+    );
     const t0 = Date.now();
     const started = mgr.start(name);
     await new Promise((r) => setTimeout(r, 300));

@@ -47,13 +47,18 @@ describeSystemd(`unit names and scale on real systemd (${m}, from the host)`, ()
     try {
       for (const n of names) {
         await mgr.start(n);
-        const ev = await nextEvent(w, (e) => e.unit === n && e.type === 'changed' && e.state.activeState === 'active');
+        const ev = await nextEvent(
+          w,
+          (e) => e.unit === n && e.type === 'changed' && e.state.activeState === 'active',
+        );
         expect(ev.type === 'changed' && ev.state.description).toBe(`odd ${n}`);
       }
       const listed = await mgr.list(names);
       expect(listed.map((u) => [u.name, u.activeState])).toEqual(names.map((n) => [n, 'active']));
       // systemd reports the same names (what systemctl shows)
-      const shown = machineExec(m, 'systemctl', 'show', '--property=Id', '--value', ...names).split('\n').filter(Boolean);
+      const shown = machineExec(m, 'systemctl', 'show', '--property=Id', '--value', ...names)
+        .split('\n')
+        .filter(Boolean);
       expect(shown).toEqual(names);
       for (const n of names) await mgr.stop(n);
     } finally {
@@ -69,7 +74,12 @@ describeSystemd(`unit names and scale on real systemd (${m}, from the host)`, ()
     created.push(tpl);
     await mgr.install(tpl, '[Unit]\nDescription=instance %i\n\n[Service]\nExecStart=/bin/sleep infinity\n');
     const path = machineExec(m, 'systemd-escape', '--path', '/dev/sda').trim(); // dev-sda
-    const instances = [`${stem}@${path}.service`, `${stem}@${snowman}.service`, `${stem}@a@b.service`, `${stem}@1.2.3.service`];
+    const instances = [
+      `${stem}@${path}.service`,
+      `${stem}@${snowman}.service`,
+      `${stem}@a@b.service`,
+      `${stem}@1.2.3.service`,
+    ];
     for (const i of instances) await mgr.start(i);
     const states = await mgr.states(instances);
     expect(states.map((s) => s.activeState)).toEqual(instances.map(() => 'active'));
@@ -82,10 +92,18 @@ describeSystemd(`unit names and scale on real systemd (${m}, from the host)`, ()
     created.push(name);
     await mgr.install(name, "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/echo '\\377'\n");
     await mgr.start(name);
-    expect(await mgr.state(name)).toMatchObject({ activeState: 'active', result: 'success', execMainStatus: 0, execMainCode: 1 });
+    expect(await mgr.state(name)).toMatchObject({
+      activeState: 'active',
+      result: 'success',
+      execMainStatus: 0,
+      execMainCode: 1,
+    });
     const w = mgr.watch({ units: [name] });
     try {
-      expect(await nextEvent(w, () => true)).toMatchObject({ type: 'changed', state: { activeState: 'active' } });
+      expect(await nextEvent(w, () => true)).toMatchObject({
+        type: 'changed',
+        state: { activeState: 'active' },
+      });
     } finally {
       w.close();
     }
@@ -93,13 +111,28 @@ describeSystemd(`unit names and scale on real systemd (${m}, from the host)`, ()
 
   it('refuses invalid names before any file is written', async () => {
     const before = readdirSync(join(machineRoot(m), UNITS_DIR));
-    const bad = ['flotilla-\u2603.service', 'flotilla-t-a b.service', '../flotilla.service', 'flotilla-t-x.service/..', 'flotilla-t-x.exe', '@x.service', 'flotilla-t-a\0b.service', `${'a'.repeat(260)}.service`, 'flotilla-t-a@b.mount'];
+    const bad = [
+      'flotilla-\u2603.service',
+      'flotilla-t-a b.service',
+      '../flotilla.service',
+      'flotilla-t-x.service/..',
+      'flotilla-t-x.exe',
+      '@x.service',
+      'flotilla-t-a\0b.service',
+      `${'a'.repeat(260)}.service`,
+      'flotilla-t-a@b.mount',
+    ];
     for (const n of bad) {
       await expect(mgr.install(n, serviceBody('bad'))).rejects.toSatisfy((e) => isCode(e, 'E_UNIT_NAME'));
-      await expect(mgr.installMany([{ name: `${uniq('fine')}.service`, contents: serviceBody('fine') }, { name: n, contents: '' }])).rejects.toSatisfy((e) =>
+      await expect(
+        mgr.installMany([
+          { name: `${uniq('fine')}.service`, contents: serviceBody('fine') },
+          { name: n, contents: '' },
+        ]),
+      ).rejects.toSatisfy((e) => isCode(e, 'E_UNIT_NAME'));
+      await expect(mgr.startTransient({ name: n, command: ['/bin/true'] })).rejects.toSatisfy((e) =>
         isCode(e, 'E_UNIT_NAME'),
       );
-      await expect(mgr.startTransient({ name: n, command: ['/bin/true'] })).rejects.toSatisfy((e) => isCode(e, 'E_UNIT_NAME'));
       await expect(mgr.list([n])).rejects.toSatisfy((e) => isCode(e, 'E_UNIT_NAME'));
     }
     expect(readdirSync(join(machineRoot(m), UNITS_DIR))).toEqual(before);
@@ -114,7 +147,9 @@ describeSystemd(`unit names and scale on real systemd (${m}, from the host)`, ()
     expect(mgr.stats.calls - calls).toBe(1);
     expect(listed).toHaveLength(200);
     expect(listed.map((u) => u.name)).toEqual(names);
-    expect(new Set(listed.map((u) => `${u.loadState}/${u.activeState}/${u.subState}`))).toEqual(new Set(['loaded/inactive/dead']));
+    expect(new Set(listed.map((u) => `${u.loadState}/${u.activeState}/${u.subState}`))).toEqual(
+      new Set(['loaded/inactive/dead']),
+    );
     const states = await mgr.states(names);
     expect(states.map((s) => s.description)).toEqual(names);
     expect(JSON.parse(JSON.stringify(states))).toHaveLength(200);

@@ -32,7 +32,10 @@ export function machineJournalctl(m: string): string[] {
   return ['bash', join(envDir, 'exec.sh'), m, 'journalctl'];
 }
 
-export async function openManager(m: string, opts: DbusSystemdManagerOptions = {}): Promise<DbusSystemdManager> {
+export async function openManager(
+  m: string,
+  opts: DbusSystemdManagerOptions = {},
+): Promise<DbusSystemdManager> {
   return DbusSystemdManager.connect({
     address: machineBusAddress(m),
     fsRoot: machineRoot(m),

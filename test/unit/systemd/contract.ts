@@ -21,7 +21,11 @@ export const uniq = (stem: string) => `flotilla-t-${stem}-${randomBytes(3).toStr
 export const serviceBody = (desc: string, install = false) =>
   `[Unit]\nDescription=${desc}\n\n[Service]\nExecStart=/bin/sleep infinity\n${install ? '\n[Install]\nWantedBy=multi-user.target\n' : ''}`;
 
-export async function nextEvent(w: UnitWatch, pred: (e: UnitEvent) => boolean, timeoutMs = 10_000): Promise<UnitEvent> {
+export async function nextEvent(
+  w: UnitWatch,
+  pred: (e: UnitEvent) => boolean,
+  timeoutMs = 10_000,
+): Promise<UnitEvent> {
   const it = w[Symbol.asyncIterator]();
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -30,7 +34,9 @@ export async function nextEvent(w: UnitWatch, pred: (e: UnitEvent) => boolean, t
     let timer: NodeJS.Timeout | undefined;
     const r = await Promise.race([
       it.next(),
-      new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error('no matching event in time')), left))),
+      new Promise<never>(
+        (_, rej) => (timer = setTimeout(() => rej(new Error('no matching event in time')), left)),
+      ),
     ]).finally(() => clearTimeout(timer));
     if (r.done) throw new Error('watch ended');
     if (pred(r.value)) return r.value;
@@ -118,23 +124,45 @@ export function systemdContract(open: () => Promise<ContractEnv>): void {
   });
 
   it('refuses invalid names before any file is written or any call is made', async () => {
-    for (const bad of ['../evil.service', 'a/b.service', 'x.nope', '', 'snow\u2603.service', 'a b.service', '-$(id).service', 'a\nb.service']) {
-      await expect(env.mgr.install(bad, serviceBody('bad'))).rejects.toSatisfy((e) => isCode(e, 'E_UNIT_NAME'));
+    for (const bad of [
+      '../evil.service',
+      'a/b.service',
+      'x.nope',
+      '',
+      'snow\u2603.service',
+      'a b.service',
+      '-$(id).service',
+      'a\nb.service',
+    ]) {
+      await expect(env.mgr.install(bad, serviceBody('bad'))).rejects.toSatisfy((e) =>
+        isCode(e, 'E_UNIT_NAME'),
+      );
       await expect(env.mgr.start(bad)).rejects.toSatisfy((e) => isCode(e, 'E_UNIT_NAME'));
       await expect(env.mgr.state(bad)).rejects.toSatisfy((e) => isCode(e, 'E_UNIT_NAME'));
       if (bad && !bad.includes('/') && !bad.includes('\n')) expect(await env.fileExists(bad)).toBe(false);
     }
-    await expect(env.mgr.installMany([{ name: `${uniq('ok')}.service`, contents: serviceBody('ok') }, { name: 'bad name.service', contents: '' }])).rejects.toSatisfy(
-      (e) => isCode(e, 'E_UNIT_NAME'),
-    );
+    await expect(
+      env.mgr.installMany([
+        { name: `${uniq('ok')}.service`, contents: serviceBody('ok') },
+        { name: 'bad name.service', contents: '' },
+      ]),
+    ).rejects.toSatisfy((e) => isCode(e, 'E_UNIT_NAME'));
   });
 
   it('does not touch units it did not install', async () => {
-    for (const op of [() => env.mgr.stop(env.foreign), () => env.mgr.restart(env.foreign), () => env.mgr.start(env.foreign)]) {
+    for (const op of [
+      () => env.mgr.stop(env.foreign),
+      () => env.mgr.restart(env.foreign),
+      () => env.mgr.start(env.foreign),
+    ]) {
       await expect(op()).rejects.toSatisfy((e) => isCode(e, 'E_SYSTEMD_NOT_OWNED'));
     }
-    await expect(env.mgr.install(env.foreign, serviceBody('hijack'))).rejects.toSatisfy((e) => isCode(e, 'E_SYSTEMD_NOT_OWNED'));
-    await expect(env.mgr.setResources(env.foreign, { cpuWeight: 1 })).rejects.toSatisfy((e) => isCode(e, 'E_SYSTEMD_NOT_OWNED'));
+    await expect(env.mgr.install(env.foreign, serviceBody('hijack'))).rejects.toSatisfy((e) =>
+      isCode(e, 'E_SYSTEMD_NOT_OWNED'),
+    );
+    await expect(env.mgr.setResources(env.foreign, { cpuWeight: 1 })).rejects.toSatisfy((e) =>
+      isCode(e, 'E_SYSTEMD_NOT_OWNED'),
+    );
     expect(await env.fileExists(env.foreign)).toBe(false);
     await env.mgr.uninstall(env.foreign); // not ours: a no-op
     expect((await env.mgr.state(env.foreign)).activeState).toBe('active');
@@ -181,10 +209,12 @@ export function systemdContract(open: () => Promise<ContractEnv>): void {
     const s = await env.mgr.state(name);
     expect(s).toMatchObject({ activeState: 'active', transient: true });
     expect(await env.mgr.isOwned(name)).toBe(true);
-    await env.mgr.setResources(name, { ioWriteBandwidthMax: [{ device: '/dev/null', bytesPerSecond: 2_097_152 }] });
+    await env.mgr.setResources(name, {
+      ioWriteBandwidthMax: [{ device: '/dev/null', bytesPerSecond: 2_097_152 }],
+    });
     await env.mgr.stop(name);
-    await expect(env.mgr.startTransient({ name: 'not-ours.service', command: ['/bin/true'] })).rejects.toSatisfy((e) =>
-      isCode(e, 'E_SYSTEMD_NOT_OWNED'),
-    );
+    await expect(
+      env.mgr.startTransient({ name: 'not-ours.service', command: ['/bin/true'] }),
+    ).rejects.toSatisfy((e) => isCode(e, 'E_SYSTEMD_NOT_OWNED'));
   });
 }

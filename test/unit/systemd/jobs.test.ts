@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { inferResult } from '../../../src/systemd/dbus-manager.js';
-import { JobTracker } from '../../../src/systemd/jobs.js';
+import { JobTracker, inferResult } from '../../../src/systemd/jobs.js';
 import { emptyState } from '../../../src/systemd/properties.js';
 
 describe('JobTracker', () => {
@@ -42,7 +41,8 @@ describe('JobTracker', () => {
 });
 
 describe('inferResult', () => {
-  const s = (activeState: string, result = 'success') => ({ ...emptyState('a.service'), activeState, result }) as ReturnType<typeof emptyState>;
+  const s = (activeState: string, result = 'success') =>
+    ({ ...emptyState('a.service'), activeState, result }) as ReturnType<typeof emptyState>;
   it('judges start and stop from the unit state', () => {
     expect(inferResult('start', s('active'))).toBe('done');
     expect(inferResult('start', s('inactive'))).toBe('done');

@@ -1,9 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import { NdjsonJournalParser, journalArgs, readJournal, toEntry, type JournalEntry } from '../../../src/systemd/journal.js';
+import {
+  NdjsonJournalParser,
+  journalArgs,
+  readJournal,
+  toEntry,
+  type JournalEntry,
+} from '../../../src/systemd/journal.js';
 
 const bytes = (s: string) => [...Buffer.from(s, 'utf8')];
 const line = (o: Record<string, unknown>) => `${JSON.stringify(o)}\n`;
-const base = { __CURSOR: 's=1;i=1', __REALTIME_TIMESTAMP: '1700000000123456', _SYSTEMD_UNIT: 'web.service', PRIORITY: '6', _PID: '42' };
+const base = {
+  __CURSOR: 's=1;i=1',
+  __REALTIME_TIMESTAMP: '1700000000123456',
+  _SYSTEMD_UNIT: 'web.service',
+  PRIORITY: '6',
+  _PID: '42',
+};
 
 describe('journal NDJSON parsing', () => {
   it('decodes strings, byte-array MESSAGE and repeated fields', () => {
@@ -29,12 +41,16 @@ describe('journal NDJSON parsing', () => {
   });
 
   it('uses UNIT for systemd messages about a unit', () => {
-    expect(toEntry({ __CURSOR: 'c', MESSAGE: 'Started x.', UNIT: 'x.service', _PID: '1' })!.unit).toBe('x.service');
+    expect(toEntry({ __CURSOR: 'c', MESSAGE: 'Started x.', UNIT: 'x.service', _PID: '1' })!.unit).toBe(
+      'x.service',
+    );
   });
 
   it('reassembles lines split across chunks, even inside a UTF-8 sequence', () => {
     const p = new NdjsonJournalParser();
-    const text = line({ ...base, MESSAGE: 'h\u00e9llo \u2603' }) + line({ ...base, __CURSOR: 's=1;i=2', MESSAGE: 'two' });
+    const text =
+      line({ ...base, MESSAGE: 'h\u00e9llo \u2603' }) +
+      line({ ...base, __CURSOR: 's=1;i=2', MESSAGE: 'two' });
     const buf = Buffer.from(text, 'utf8');
     const out: JournalEntry[] = [];
     for (let i = 0; i < buf.length; i += 3) out.push(...p.push(buf.subarray(i, i + 3)));
@@ -59,7 +75,15 @@ describe('journal NDJSON parsing', () => {
 
 describe('journalArgs', () => {
   it('builds one argv element per option', () => {
-    expect(journalArgs({ unit: 'web.service', lines: 5, since: new Date(1_700_000_000_500), afterCursor: 's=1;i=2', follow: true })).toEqual([
+    expect(
+      journalArgs({
+        unit: 'web.service',
+        lines: 5,
+        since: new Date(1_700_000_000_500),
+        afterCursor: 's=1;i=2',
+        follow: true,
+      }),
+    ).toEqual([
       '--output=json',
       '--all',
       '--no-pager',
@@ -77,7 +101,9 @@ describe('journalArgs', () => {
   });
 
   it('refuses bad unit names and values before spawning', () => {
-    expect(() => journalArgs({ unit: '$(reboot).service' })).toThrow(expect.objectContaining({ code: 'E_UNIT_NAME' }));
+    expect(() => journalArgs({ unit: '$(reboot).service' })).toThrow(
+      expect.objectContaining({ code: 'E_UNIT_NAME' }),
+    );
     expect(() => journalArgs({ unit: 'a.service --merge' })).toThrow();
     expect(() => journalArgs({ lines: -1 })).toThrow(/lines/);
     expect(() => journalArgs({ since: 'today; rm -rf /' })).toThrow(/time spec/);
@@ -93,7 +119,10 @@ function fakeJournalctl(script: string): string[] {
 describe('readJournal (child process)', () => {
   it('streams entries and ends when journalctl exits 0', async () => {
     const text = line({ ...base, MESSAGE: 'one' }) + line({ ...base, __CURSOR: 'c2', MESSAGE: bytes('two') });
-    const r = readJournal({ unit: 'web.service' }, { command: fakeJournalctl(`process.stdout.write(${JSON.stringify(text)})`) });
+    const r = readJournal(
+      { unit: 'web.service' },
+      { command: fakeJournalctl(`process.stdout.write(${JSON.stringify(text)})`) },
+    );
     const got: string[] = [];
     for await (const e of r) got.push(e.message);
     expect(got).toEqual(['one', 'two']);
@@ -102,21 +131,42 @@ describe('readJournal (child process)', () => {
   it('passes the argv through (no shell)', async () => {
     const r = readJournal(
       { unit: 'web.service', lines: 3 },
-      { command: fakeJournalctl(`process.stdout.write(JSON.stringify({__CURSOR:'c',MESSAGE:JSON.stringify(process.argv.slice(1))})+'\\n')`) },
+      {
+        command: fakeJournalctl(
+          `process.stdout.write(JSON.stringify({__CURSOR:'c',MESSAGE:JSON.stringify(process.argv.slice(1))})+'\\n')`,
+        ),
+      },
     );
     const got: string[] = [];
     for await (const e of r) got.push(e.message);
-    expect(JSON.parse(got[0]!)).toEqual(['--output=json', '--all', '--no-pager', '--quiet', '--unit=web.service', '--lines=3']);
+    expect(JSON.parse(got[0]!)).toEqual([
+      '--output=json',
+      '--all',
+      '--no-pager',
+      '--quiet',
+      '--unit=web.service',
+      '--lines=3',
+    ]);
   });
 
   it('fails with E_JOURNAL when journalctl exits non-zero', async () => {
-    const r = readJournal({}, { command: fakeJournalctl(`process.stdout.write(${JSON.stringify(line({ ...base, MESSAGE: 'x' }))}); process.stderr.write('No journal files were found.\\n'); process.exit(1)`) });
+    const r = readJournal(
+      {},
+      {
+        command: fakeJournalctl(
+          `process.stdout.write(${JSON.stringify(line({ ...base, MESSAGE: 'x' }))}); process.stderr.write('No journal files were found.\\n'); process.exit(1)`,
+        ),
+      },
+    );
     const got: string[] = [];
     await expect(
       (async () => {
         for await (const e of r) got.push(e.message);
       })(),
-    ).rejects.toMatchObject({ code: 'E_JOURNAL', message: expect.stringContaining('No journal files') as unknown });
+    ).rejects.toMatchObject({
+      code: 'E_JOURNAL',
+      message: expect.stringContaining('No journal files') as unknown,
+    });
     expect(got).toEqual(['x']);
   });
 
@@ -127,7 +177,10 @@ describe('readJournal (child process)', () => {
 
   it('fails with E_JOURNAL when journalctl cannot be started', async () => {
     const r = readJournal({}, { command: ['/nonexistent/journalctl'] });
-    await expect(r.next()).rejects.toMatchObject({ code: 'E_JOURNAL', message: expect.stringContaining('cannot run') as unknown });
+    await expect(r.next()).rejects.toMatchObject({
+      code: 'E_JOURNAL',
+      message: expect.stringContaining('cannot run') as unknown,
+    });
   });
 
   it('kills journalctl when the reader is cancelled (break out of for await)', async () => {
@@ -144,7 +197,11 @@ describe('readJournal (child process)', () => {
     const ready = line({ ...base, MESSAGE: 'ready' });
     const r = readJournal(
       { follow: true },
-      { command: fakeJournalctl(`process.on("SIGTERM", () => {}); process.stdout.write(${JSON.stringify(ready)}); setInterval(() => {}, 1000)`) },
+      {
+        command: fakeJournalctl(
+          `process.on("SIGTERM", () => {}); process.stdout.write(${JSON.stringify(ready)}); setInterval(() => {}, 1000)`,
+        ),
+      },
     );
     await r.next(); // the child has installed its SIGTERM handler
     const t0 = Date.now();

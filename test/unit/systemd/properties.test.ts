@@ -107,7 +107,9 @@ describe('unitNameFromPath', () => {
     expect(unitNameFromPath('/org/freedesktop/systemd1/unit/ssh_2eservice')).toBe('ssh.service');
     expect(unitNameFromPath('/org/freedesktop/systemd1/unit/a_40b_2eservice')).toBe('a@b.service');
     expect(unitNameFromPath('/org/freedesktop/systemd1/unit/_2d_2eslice')).toBe('-.slice');
-    expect(unitNameFromPath('/org/freedesktop/systemd1/unit/x_5cxe2_5cx98_5cx83_2eservice')).toBe('x\\xe2\\x98\\x83.service');
+    expect(unitNameFromPath('/org/freedesktop/systemd1/unit/x_5cxe2_5cx98_5cx83_2eservice')).toBe(
+      'x\\xe2\\x98\\x83.service',
+    );
   });
 
   it('rejects what is not a unit object', () => {

@@ -16,7 +16,10 @@ describe('transientProperties', () => {
         environment: { A: 'b c' },
       }),
     );
-    expect(props.ExecStart).toEqual({ signature: 'a(sasb)', value: [['/usr/bin/dd', ['/usr/bin/dd', 'if=/dev/zero', 'of=/tmp/x'], false]] });
+    expect(props.ExecStart).toEqual({
+      signature: 'a(sasb)',
+      value: [['/usr/bin/dd', ['/usr/bin/dd', 'if=/dev/zero', 'of=/tmp/x'], false]],
+    });
     expect(props.CPUWeight).toEqual({ signature: 't', value: 20n });
     expect(props.IOWeight).toEqual({ signature: 't', value: 10n });
     expect(props.IOReadBandwidthMax).toEqual({ signature: 'a(st)', value: [['/dev/vda', 1_000_000n]] });
@@ -34,7 +37,9 @@ describe('transientProperties', () => {
     expect(() => transientProperties({ ...base, ioWeight: 10_001 })).toThrow(/IOWeight/);
     expect(() => transientProperties({ ...base, nice: 20 })).toThrow(/Nice/);
     expect(() => transientProperties({ ...base, memoryMax: -1 })).toThrow(/MemoryMax/);
-    expect(() => transientProperties({ ...base, ioWriteBandwidthMax: [{ device: 'vda', bytesPerSecond: 1 }] })).toThrow(/absolute/);
+    expect(() =>
+      transientProperties({ ...base, ioWriteBandwidthMax: [{ device: 'vda', bytesPerSecond: 1 }] }),
+    ).toThrow(/absolute/);
     expect(() => transientProperties({ ...base, environment: { 'A B': 'x' } })).toThrow(/environment/);
   });
 

@@ -14,7 +14,12 @@ class Source implements WatchSource {
   held = false;
 
   set(name: string, active: string, sub: string, extra: Record<string, unknown> = {}): void {
-    this.props.set(name, { LoadState: V('s', 'loaded'), ActiveState: V('s', active), SubState: V('s', sub), ...extra });
+    this.props.set(name, {
+      LoadState: V('s', 'loaded'),
+      ActiveState: V('s', active),
+      SubState: V('s', sub),
+      ...extra,
+    });
   }
 
   async fetch(name: string): Promise<{ props: Record<string, unknown>; seq: number }> {
@@ -36,7 +41,17 @@ class Source implements WatchSource {
   private summary(n: string): UnitSummary {
     const p = this.props.get(n) ?? {};
     const s = (k: string) => ((p[k] as { value?: string } | undefined)?.value ?? '') as never;
-    return { name: n, description: '', loadState: s('LoadState'), activeState: s('ActiveState'), subState: s('SubState'), following: '', path: '', jobId: 0, jobType: '' };
+    return {
+      name: n,
+      description: '',
+      loadState: s('LoadState'),
+      activeState: s('ActiveState'),
+      subState: s('SubState'),
+      following: '',
+      path: '',
+      jobId: 0,
+      jobType: '',
+    };
   }
 }
 
@@ -67,10 +82,28 @@ describe('WatchHub', () => {
     src.calls = [];
     // Unit and Service interface signals of one transition: one event
     hub.propertiesChanged('a.service', { ActiveState: V('s', 'active'), SubState: V('s', 'running') }, [], 1);
-    hub.propertiesChanged('a.service', { MainPID: V('u', 77), ExecMainStartTimestamp: V('t', 1_700_000_000_000_000n) }, [], 2);
+    hub.propertiesChanged(
+      'a.service',
+      { MainPID: V('u', 77), ExecMainStartTimestamp: V('t', 1_700_000_000_000_000n) },
+      [],
+      2,
+    );
     const [ev] = await take(w, 1);
-    expect(ev).toMatchObject({ type: 'changed', state: { activeState: 'active', subState: 'running', mainPID: 77, execMainStartTimestamp: 1_700_000_000_000 } });
-    expect(ev?.type === 'changed' && ev.changed.sort()).toEqual(['activeState', 'execMainStartTimestamp', 'mainPID', 'subState']);
+    expect(ev).toMatchObject({
+      type: 'changed',
+      state: {
+        activeState: 'active',
+        subState: 'running',
+        mainPID: 77,
+        execMainStartTimestamp: 1_700_000_000_000,
+      },
+    });
+    expect(ev?.type === 'changed' && ev.changed.sort()).toEqual([
+      'activeState',
+      'execMainStartTimestamp',
+      'mainPID',
+      'subState',
+    ]);
     expect(src.calls).toEqual([]);
   });
 
@@ -98,7 +131,12 @@ describe('WatchHub', () => {
     await tick();
     src.seq = 10; // the reply sits at position 10 of the message stream
     hub.propertiesChanged('a.service', { ActiveState: V('s', 'inactive') }, [], 5); // older than the reply: dropped
-    hub.propertiesChanged('a.service', { SubState: V('s', 'running'), ActiveState: V('s', 'active') }, [], 11); // newer
+    hub.propertiesChanged(
+      'a.service',
+      { SubState: V('s', 'running'), ActiveState: V('s', 'active') },
+      [],
+      11,
+    ); // newer
     src.hold!();
     await tick();
     const [init] = await take(w, 1);
