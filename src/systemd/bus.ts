@@ -31,9 +31,13 @@ export const DEFAULT_SYSTEM_BUS_ADDRESS = 'unix:path=/run/dbus/system_bus_socket
 
 const { Message, MessageType } = dbus;
 
-/** The address to use: explicit option, else `$DBUS_SYSTEM_BUS_ADDRESS`, else the standard socket. */
+/**
+ * The address to use: explicit option (a D-Bus address, or a plain socket path as a config file may
+ * give it), else `$DBUS_SYSTEM_BUS_ADDRESS`, else the standard socket.
+ */
 export function systemBusAddress(address?: string, env: NodeJS.ProcessEnv = process.env): string {
-  if (address !== undefined && address !== '') return address;
+  if (address !== undefined && address !== '')
+    return address.startsWith('/') ? `unix:path=${address}` : address;
   const fromEnv = env.DBUS_SYSTEM_BUS_ADDRESS;
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
   return DEFAULT_SYSTEM_BUS_ADDRESS;

@@ -118,3 +118,15 @@ describe('unitNameFromPath', () => {
     expect(unitNameFromPath('/org/freedesktop/systemd1/unit/bad_zz')).toBeUndefined();
   });
 });
+
+describe('systemBusAddress', () => {
+  it('takes the option (address or socket path), then $DBUS_SYSTEM_BUS_ADDRESS, then the standard socket', async () => {
+    const { systemBusAddress } = await import('../../../src/systemd/bus.js');
+    expect(systemBusAddress('unix:path=/x/bus', { DBUS_SYSTEM_BUS_ADDRESS: 'unix:path=/env' })).toBe(
+      'unix:path=/x/bus',
+    );
+    expect(systemBusAddress('/run/m1/system_bus_socket', {})).toBe('unix:path=/run/m1/system_bus_socket');
+    expect(systemBusAddress(undefined, { DBUS_SYSTEM_BUS_ADDRESS: 'unix:path=/env' })).toBe('unix:path=/env');
+    expect(systemBusAddress('', {})).toBe('unix:path=/run/dbus/system_bus_socket');
+  });
+});
