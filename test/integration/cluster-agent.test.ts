@@ -83,7 +83,8 @@ describeSystemd('cluster agent lifecycle on real machines', () => {
     return out;
   }
 
-  const agentPid = async (m: string) => Number((await inMachineOk(m, 'systemctl', 'show', '-p', 'MainPID', '--value', 'flotilla')).trim());
+  const agentPid = async (m: string) =>
+    Number((await inMachineOk(m, 'systemctl', 'show', '-p', 'MainPID', '--value', 'flotilla')).trim());
 
   /** Every unit still active where it was with the same MainPID, once in list-units, nowhere else. */
   async function expectUndisturbed(where: Map<string, string>, before: Map<string, number>, what: string) {
@@ -95,7 +96,8 @@ describeSystemd('cluster agent lifecycle on real machines', () => {
       expect(mine, `${u} in list-units after ${what}`).toEqual([
         expect.objectContaining({ machineID: map.id(m), active: 'active', sub: 'running' }),
       ]);
-      for (const other of allMachines.filter((x) => x !== m)) expect(await isActive(other, u), `${u} on ${other}`).not.toBe('active');
+      for (const other of allMachines.filter((x) => x !== m))
+        expect(await isActive(other, u), `${u} on ${other}`).not.toBe('active');
     }
   }
 
@@ -109,7 +111,9 @@ describeSystemd('cluster agent lifecycle on real machines', () => {
       await inMachineOk(m, 'systemctl', 'restart', 'flotilla');
       const ms = performance.now() - t0;
       const now = await agentPid(m);
-      console.log(`[cluster] ${m}: systemctl restart flotilla took ${ms.toFixed(0)} ms (agent PID ${old} -> ${now})`);
+      console.log(
+        `[cluster] ${m}: systemctl restart flotilla took ${ms.toFixed(0)} ms (agent PID ${old} -> ${now})`,
+      );
       expect(now).not.toBe(old);
       expect(now).toBeGreaterThan(0);
     }
@@ -129,7 +133,9 @@ describeSystemd('cluster agent lifecycle on real machines', () => {
       await inMachineOk(m, 'systemctl', 'start', 'flotilla');
       const ms = performance.now() - t0;
       const now = await agentPid(m);
-      console.log(`[cluster] ${m}: kill -9 + start of flotilla took ${ms.toFixed(0)} ms (agent PID ${old} -> ${now})`);
+      console.log(
+        `[cluster] ${m}: kill -9 + start of flotilla took ${ms.toFixed(0)} ms (agent PID ${old} -> ${now})`,
+      );
       expect(now).not.toBe(old);
       expect(now).toBeGreaterThan(0);
     }
@@ -179,13 +185,24 @@ describeSystemd('cluster agent lifecycle on real machines', () => {
       const ms = (newT.activeEnterUs - t0) / 1000;
       const overlapMs = (oldT.activeExitUs - newT.activeEnterUs) / 1000;
       worst = Math.max(worst, ms);
-      lines.push(`${u}: ${victim} -> ${moved.get(u)} active after ${ms.toFixed(0)} ms (overlap ${Math.max(0, overlapMs).toFixed(0)} ms)`);
+      lines.push(
+        `${u}: ${victim} -> ${moved.get(u)} active after ${ms.toFixed(0)} ms (overlap ${Math.max(0, overlapMs).toFixed(0)} ms)`,
+      );
       expect(oldT.activeState, `${u} on ${victim}`).not.toBe('active');
-      expect(oldT.activeExitUs, `${u} stopped on ${victim} before it started elsewhere`).toBeLessThanOrEqual(newT.activeEnterUs);
+      expect(oldT.activeExitUs, `${u} stopped on ${victim} before it started elsewhere`).toBeLessThanOrEqual(
+        newT.activeEnterUs,
+      );
     }
-    console.log(`[cluster] graceful stop of flotilla in ${victim} (systemctl stop took ${stopMs.toFixed(0)} ms):\n  ${lines.join('\n  ')}`);
-    expect(listedAfterStop, `${victim} gone from list-machines when systemctl stop returned`).not.toContain(map.id(victim));
-    expect(worst, 'units active elsewhere within ~2 s of the stop (less than agent_ttl: no TTL wait)').toBeLessThan(AGENT_TTL_MS);
+    console.log(
+      `[cluster] graceful stop of flotilla in ${victim} (systemctl stop took ${stopMs.toFixed(0)} ms):\n  ${lines.join('\n  ')}`,
+    );
+    expect(listedAfterStop, `${victim} gone from list-machines when systemctl stop returned`).not.toContain(
+      map.id(victim),
+    );
+    expect(
+      worst,
+      'units active elsewhere within ~2 s of the stop (less than agent_ttl: no TTL wait)',
+    ).toBeLessThan(AGENT_TTL_MS);
     const rows = await listUnits(cli);
     expect(rows.filter((r) => r.machineID === map.id(victim))).toEqual([]);
     expect([...(await pids(new Map(staying)))]).toEqual([...stayingPids]);

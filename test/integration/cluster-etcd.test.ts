@@ -62,7 +62,12 @@ describeSystemd('cluster with etcd failures on real machines', () => {
     const where = new Map<string, string>();
     for (const u of names) {
       const row = rows.find((x) => x.unit === u && x.active === 'active');
-      where.set(u, row ? map.name(row.machineID) : await waitFor(`${u} active`, async () => (await activeWhere(u))[0], 15_000));
+      where.set(
+        u,
+        row
+          ? map.name(row.machineID)
+          : await waitFor(`${u} active`, async () => (await activeWhere(u))[0], 15_000),
+      );
     }
     return where;
   }
@@ -94,13 +99,27 @@ describeSystemd('cluster with etcd failures on real machines', () => {
     });
   }
 
-  const agentPid = async (m: string) => Number((await inMachineOk(m, 'systemctl', 'show', '-p', 'MainPID', '--value', 'flotilla')).trim());
+  const agentPid = async (m: string) =>
+    Number((await inMachineOk(m, 'systemctl', 'show', '-p', 'MainPID', '--value', 'flotilla')).trim());
 
   /** The machine whose etcd member is the raft leader now. */
   async function etcdLeaderMachine(): Promise<string> {
     const eps = allMachines.map((m) => `http://${machineIp(m)}:2379`).join(',');
-    const out = await inMachineOk(cli, 'env', 'ETCDCTL_API=3', 'etcdctl', `--endpoints=${eps}`, 'endpoint', 'status', '-w', 'json');
-    const st = JSON.parse(out) as { Endpoint: string; Status: { header: { member_id: number | string }; leader: number | string } }[];
+    const out = await inMachineOk(
+      cli,
+      'env',
+      'ETCDCTL_API=3',
+      'etcdctl',
+      `--endpoints=${eps}`,
+      'endpoint',
+      'status',
+      '-w',
+      'json',
+    );
+    const st = JSON.parse(out) as {
+      Endpoint: string;
+      Status: { header: { member_id: number | string }; leader: number | string };
+    }[];
     const lead = st.find((s) => String(s.Status.header.member_id) === String(s.Status.leader));
     const m = allMachines.find((x) => lead?.Endpoint.includes(`//${machineIp(x)}:`));
     if (!m) throw new Error(`no etcd leader in ${out}`);
@@ -143,7 +162,9 @@ describeSystemd('cluster with etcd failures on real machines', () => {
   it('every etcd member stopped for 60 s: units keep running untouched; afterwards list-units converges, no duplicates', async () => {
     const where = await startUnits(uniq('outage'), 6);
     const before = await pids(where);
-    const agentsBefore = new Map(await Promise.all(allMachines.map(async (m) => [m, await agentPid(m)] as const)));
+    const agentsBefore = new Map(
+      await Promise.all(allMachines.map(async (m) => [m, await agentPid(m)] as const)),
+    );
 
     await Promise.all(allMachines.map((m) => inMachineOk(m, 'systemctl', 'stop', 'flotilla-etcd')));
     const t0 = performance.now();
@@ -155,21 +176,40 @@ describeSystemd('cluster with etcd failures on real machines', () => {
     expect(during.ms).toBeLessThan(30_000);
     let checks = 0;
     while (performance.now() - t0 < 60_000) {
-      await expectInPlace(where, before, `${((performance.now() - t0) / 1000).toFixed(0)} s into the etcd outage`);
+      await expectInPlace(
+        where,
+        before,
+        `${((performance.now() - t0) / 1000).toFixed(0)} s into the etcd outage`,
+      );
       checks++;
       await sleep(5000);
     }
-    const agentsDuring = new Map(await Promise.all(allMachines.map(async (m) => [m, await agentPid(m)] as const)));
-    const states = await Promise.all(allMachines.map((m) => inMachine(m, 'systemctl', 'is-active', 'flotilla')));
+    const agentsDuring = new Map(
+      await Promise.all(allMachines.map(async (m) => [m, await agentPid(m)] as const)),
+    );
+    const states = await Promise.all(
+      allMachines.map((m) => inMachine(m, 'systemctl', 'is-active', 'flotilla')),
+    );
     console.log(
       `[cluster] etcd outage 60 s: ${checks} checks, every unit kept its MainPID; agents ` +
-        allMachines.map((m, i) => `${m} ${states[i]!.stdout.trim()} pid ${agentsBefore.get(m)}->${agentsDuring.get(m)}`).join(', '),
+        allMachines
+          .map(
+            (m, i) => `${m} ${states[i]!.stdout.trim()} pid ${agentsBefore.get(m)}->${agentsDuring.get(m)}`,
+          )
+          .join(', '),
     );
 
     await Promise.all(allMachines.map((m) => inMachineOk(m, 'systemctl', 'start', 'flotilla-etcd')));
     const t1 = performance.now();
-    await waitFor('list-units: one active row per unit, where it was', () => listUnitsInPlace(cli, where), 60_000, 500);
-    console.log(`[cluster] after the etcd outage list-units converged ${(performance.now() - t1).toFixed(0)} ms after the members were started`);
+    await waitFor(
+      'list-units: one active row per unit, where it was',
+      () => listUnitsInPlace(cli, where),
+      60_000,
+      500,
+    );
+    console.log(
+      `[cluster] after the etcd outage list-units converged ${(performance.now() - t1).toFixed(0)} ms after the members were started`,
+    );
     // Nothing is stopped or moved after the store comes back either.
     await sleep(2 * AGENT_TTL_MS + RECONCILE_INTERVAL_MS);
     await expectInPlace(where, before, 'after the etcd outage');

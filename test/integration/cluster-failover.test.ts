@@ -78,7 +78,11 @@ describeSystemd('cluster failover on real machines', () => {
   }
 
   /** The machine (not the CLI's) that holds the most of `where`'s units. */
-  function pickVictim(where: Map<string, string>): { victim: string; moving: string[]; staying: [string, string][] } {
+  function pickVictim(where: Map<string, string>): {
+    victim: string;
+    moving: string[];
+    staying: [string, string][];
+  } {
     const victim = allMachines
       .filter((m) => m !== cli)
       .map((m) => [m, [...where.values()].filter((x) => x === m).length] as const)
@@ -133,7 +137,9 @@ describeSystemd('cluster failover on real machines', () => {
     );
     // fleet: 17–35 s at its defaults; with agent_ttl=3s the bound is the TTL plus detection and start.
     expect(Math.max(...delays) / 1000).toBeLessThan(AGENT_TTL_MS + 3 * RECONCILE_INTERVAL_MS + 2000);
-    expect(Math.min(...delays) / 1000, 'not before the TTL could have expired').toBeGreaterThan(AGENT_TTL_MS / 3);
+    expect(Math.min(...delays) / 1000, 'not before the TTL could have expired').toBeGreaterThan(
+      AGENT_TTL_MS / 3,
+    );
 
     // Exactly one copy of each, and list-units has no row left on the dead machine.
     await waitFor(
@@ -147,12 +153,18 @@ describeSystemd('cluster failover on real machines', () => {
     await sleep(AGENT_TTL_MS);
     for (const u of moving) {
       const t = (await unitsTimes(moved.get(u)!.m, [u]))[0]!;
-      expect({ u, state: t.activeState, pid: t.mainPid }).toEqual({ u, state: 'active', pid: moved.get(u)!.pid });
+      expect({ u, state: t.activeState, pid: t.mainPid }).toEqual({
+        u,
+        state: 'active',
+        pid: moved.get(u)!.pid,
+      });
       expect(await isActive(victim, u)).not.toBe('active');
     }
-    for (const [u, m] of staying) expect((await unitsTimes(m, [u]))[0]!.mainPid, u).toBe(stayingBefore.get(u));
+    for (const [u, m] of staying)
+      expect((await unitsTimes(m, [u]))[0]!.mainPid, u).toBe(stayingBefore.get(u));
     const rows = await listUnits(cli);
-    for (const u of where.keys()) expect(rows.filter((r) => r.unit === u).length, `${u} rows in list-units`).toBe(1);
+    for (const u of where.keys())
+      expect(rows.filter((r) => r.unit === u).length, `${u} rows in list-units`).toBe(1);
   }, 180_000);
 
   it('partition: units active elsewhere after ~TTL; duplicate window ≤ agent_ttl + one interval; after heal the stale copy is gone within one TTL', async () => {
@@ -189,16 +201,21 @@ describeSystemd('cluster failover on real machines', () => {
         const o = old[i]!;
         const stillActive = o.activeState === 'active';
         const exitUs = o.activeExitUs > cutUs ? o.activeExitUs : stopped.get(u);
-        if (!stillActive && exitUs === undefined) throw new Error(`${u} on ${victim} is ${o.activeState} but no stop is recorded`);
+        if (!stillActive && exitUs === undefined)
+          throw new Error(`${u} on ${victim} is ${o.activeState} but no stop is recorded`);
         const endUs = stillActive ? monoNowUs() : exitUs!;
         const windowMs = Math.max(0, endUs - n.enterUs) / 1000;
         windows.push(windowMs);
         report.push(
           `${u}: new copy on ${n.m} after ${fmtMs(n.enterUs - cutUs)}, ` +
-            (stillActive ? `old copy on ${victim} STILL ACTIVE` : `old copy stopped after ${fmtMs(endUs - cutUs)}`) +
+            (stillActive
+              ? `old copy on ${victim} STILL ACTIVE`
+              : `old copy stopped after ${fmtMs(endUs - cutUs)}`) +
             `, duplicate window ${stillActive ? '≥ ' : ''}${windowMs.toFixed(0)} ms`,
         );
-        expect(oldBefore[i]!.mainPid, `${u} was running on ${victim} before the partition`).toBeGreaterThan(0);
+        expect(oldBefore[i]!.mainPid, `${u} was running on ${victim} before the partition`).toBeGreaterThan(
+          0,
+        );
       });
       console.log(`[cluster] partition of ${victim} (bound ${bound} ms):\n  ${report.join('\n  ')}`);
       expect(Math.max(...moving.map((u) => moved.get(u)!.enterUs - cutUs)) / 1000, 'failover').toBeLessThan(
@@ -219,8 +236,12 @@ describeSystemd('cluster failover on real machines', () => {
       const after = await unitsTimes(victim, moving);
       const stoppedAfterHeal = await stopStartedUs(victim, moving, healUs);
       const goneUs = Math.max(healUs, ...after.map((t) => t.activeExitUs), ...stoppedAfterHeal.values());
-      console.log(`[cluster] after the heal of ${victim} its stale copies were inactive ${fmtMs(Math.max(0, goneUs - healUs))} after the heal`);
-      expect((goneUs - healUs) / 1000, 'stale copy gone within one TTL of the heal').toBeLessThanOrEqual(AGENT_TTL_MS);
+      console.log(
+        `[cluster] after the heal of ${victim} its stale copies were inactive ${fmtMs(Math.max(0, goneUs - healUs))} after the heal`,
+      );
+      expect((goneUs - healUs) / 1000, 'stale copy gone within one TTL of the heal').toBeLessThanOrEqual(
+        AGENT_TTL_MS,
+      );
 
       const convergeT0 = performance.now();
       await waitFor(
@@ -236,15 +257,23 @@ describeSystemd('cluster failover on real machines', () => {
         30_000,
         250,
       );
-      console.log(`[cluster] converged ${(performance.now() - convergeT0).toFixed(0)} ms after the heal check`);
+      console.log(
+        `[cluster] converged ${(performance.now() - convergeT0).toFixed(0)} ms after the heal check`,
+      );
       await sleep(AGENT_TTL_MS);
       for (const u of moving) {
         const n = moved.get(u)!;
         const t = (await unitsTimes(n.m, [u]))[0]!;
-        expect({ u, on: n.m, state: t.activeState, pid: t.mainPid }).toEqual({ u, on: n.m, state: 'active', pid: n.pid });
+        expect({ u, on: n.m, state: t.activeState, pid: t.mainPid }).toEqual({
+          u,
+          on: n.m,
+          state: 'active',
+          pid: n.pid,
+        });
         expect(await isActive(victim, u)).not.toBe('active');
       }
-      for (const [u, m] of staying) expect((await unitsTimes(m, [u]))[0]!.mainPid, u).toBe(stayingBefore.get(u));
+      for (const [u, m] of staying)
+        expect((await unitsTimes(m, [u]))[0]!.mainPid, u).toBe(stayingBefore.get(u));
     } finally {
       if (!healed) heal(victim);
     }

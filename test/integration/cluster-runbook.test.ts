@@ -93,7 +93,9 @@ describeSystemd('a fleetctl runbook against a real flotilla cluster', () => {
 
     const t0 = performance.now();
     const r = await inMachine(m, 'bash', `${dir}/deploy.sh`, unit, web);
-    console.log(`[cluster] runbook ran in ${(performance.now() - t0).toFixed(0)} ms, exit ${r.code}\n${r.stdout}${r.stderr}`);
+    console.log(
+      `[cluster] runbook ran in ${(performance.now() - t0).toFixed(0)} ms, exit ${r.code}\n${r.stdout}${r.stderr}`,
+    );
     expect(r.code, r.stderr).toBe(0);
     const out = r.stdout;
     const ids = [...map.ids.entries()];
@@ -102,14 +104,18 @@ describeSystemd('a fleetctl runbook against a real flotilla cluster', () => {
     // list-machines: the fleetctl header and one row per machine, TAB-aligned.
     expect(out).toContain(`count: ${allMachines.length}\n`);
     expect(out).toMatch(/^MACHINE\t+IP\t+METADATA$/m);
-    for (const [name, id] of ids) expect(out).toMatch(new RegExp(`^${id.slice(0, 8)}\\.\\.\\.\\t+10\\.214\\.0\\.\\d+\\t+name=${name}$`, 'm'));
+    for (const [name, id] of ids)
+      expect(out).toMatch(
+        new RegExp(`^${id.slice(0, 8)}\\.\\.\\.\\t+10\\.214\\.0\\.\\d+\\t+name=${name}$`, 'm'),
+      );
     // submit / start / stop / destroy messages.
     expect(out).toContain(`Unit ${unit} inactive\n`);
     expect(out).toMatch(new RegExp(`^${unit}\\t+inactive$`, 'm'));
     expect(out).toMatch(new RegExp(`^Unit ${unit} launched on ${label}$`, 'm'));
     expect(out).toContain('state: active\n');
     expect(out).toMatch(new RegExp(`^${unit}\\t+active\\t+running$`, 'm'));
-    for (const i of [1, 2, 3]) expect(out).toMatch(new RegExp(`^Unit ${web}@${i}\\.service launched on ${label}$`, 'm'));
+    for (const i of [1, 2, 3])
+      expect(out).toMatch(new RegExp(`^Unit ${web}@${i}\\.service launched on ${label}$`, 'm'));
     expect(out).toContain(`web machines: ${allMachines.length}\n`);
     expect(out).toMatch(new RegExp(`^Unit ${unit} loaded on ${label}$`, 'm'));
     expect(r.stderr).toContain(`Successfully stopped units [${unit}].`);
@@ -127,7 +133,8 @@ describeSystemd('a fleetctl runbook against a real flotilla cluster', () => {
     await waitFor(
       'the runbook units stopped on every machine',
       async () => {
-        for (const x of allMachines) for (const u of units) if ((await isActive(x, u)) === 'active') return false;
+        for (const x of allMachines)
+          for (const u of units) if ((await isActive(x, u)) === 'active') return false;
         return true;
       },
       10_000,

@@ -112,7 +112,9 @@ describeSystemd('cluster scheduling on real machines', () => {
     );
     const [a, b] = await Promise.all([unitTimes(moved, db), unitTimes(moved, web)]);
     const failoverMs = (Math.max(a.activeEnterUs, b.activeEnterUs) - cutUs) / 1000;
-    console.log(`[cluster] MachineOf pair moved ${home} -> ${moved} in ${failoverMs.toFixed(0)} ms after the power cut`);
+    console.log(
+      `[cluster] MachineOf pair moved ${home} -> ${moved} in ${failoverMs.toFixed(0)} ms after the power cut`,
+    );
     expect(moved).not.toBe(home);
     // Both survivors never run a copy of the pair apart.
     for (const m of survivors.filter((s) => s !== moved)) {
@@ -142,7 +144,9 @@ describeSystemd('cluster scheduling on real machines', () => {
     const t0 = performance.now();
     const r4 = await ctl(cli, 'start', `/tmp/flotilla-cluster-tests/${inst[3]}`);
     const ms = performance.now() - t0;
-    console.log(`[cluster] start of the 4th conflicting unit failed after ${ms.toFixed(0)} ms: ${r4.stderr.trim()}`);
+    console.log(
+      `[cluster] start of the 4th conflicting unit failed after ${ms.toFixed(0)} ms: ${r4.stderr.trim()}`,
+    );
     expect(r4.code).toBe(1);
     expect(r4.stderr).toContain(`unit ${inst[3]} not scheduled: `);
     expect(r4.stderr).toMatch(/[Cc]onflict/);
@@ -200,7 +204,9 @@ describeSystemd('cluster scheduling on real machines', () => {
     const t0 = performance.now();
     await clusterSh('up', '--ttl', `${AGENT_TTL_MS / 1000}s`, '--interval', '1', last);
     await waitFor(`${g} active on ${last}`, async () => (await isActive(last, g)) === 'active', 20_000, 100);
-    console.log(`[cluster] Global unit active on the joining machine ${(performance.now() - t0).toFixed(0)} ms after cluster.sh up ${last}`);
+    console.log(
+      `[cluster] Global unit active on the joining machine ${(performance.now() - t0).toFixed(0)} ms after cluster.sh up ${last}`,
+    );
     for (const m of allMachines) expect(await isActive(m, g), m).toBe('active');
     await waitFor(
       `list-units shows ${g} on every machine`,

@@ -88,7 +88,9 @@ export async function ctl(m: string, ...args: string[]): Promise<Run> {
 export async function ctlOk(m: string, ...args: string[]): Promise<string> {
   const r = await ctl(m, ...args);
   if (r.code !== 0) {
-    throw new Error(`flotilla ${args.join(' ')} (in ${m}) exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`);
+    throw new Error(
+      `flotilla ${args.join(' ')} (in ${m}) exited ${r.code}: ${r.stderr.trim() || r.stdout.trim()}`,
+    );
   }
   return r.stdout;
 }
@@ -113,7 +115,9 @@ export async function listMachines(from: string): Promise<MachineRow[]> {
     id,
     ip,
     metadata: Object.fromEntries(
-      md === '-' ? [] : md.split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+      md === '-'
+        ? []
+        : md.split(',').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
     ),
   }));
 }
@@ -146,7 +150,13 @@ export interface UnitFileRow {
 
 /** `list-unit-files --full --fields=unit,dstate,state,target,reason`. */
 export async function listUnitFiles(from: string): Promise<UnitFileRow[]> {
-  const out = await ctlOk(from, 'list-unit-files', '--full', '--no-legend', '--fields=unit,dstate,state,target,reason');
+  const out = await ctlOk(
+    from,
+    'list-unit-files',
+    '--full',
+    '--no-legend',
+    '--fields=unit,dstate,state,target,reason',
+  );
   return table(out).map(([unit = '', dstate = '', state = '', target = '', reason = '']) => ({
     unit,
     dstate,
@@ -158,7 +168,15 @@ export async function listUnitFiles(from: string): Promise<UnitFileRow[]> {
 
 /** Write a file inside machine m (its parent directory is created). */
 export async function putFile(m: string, path: string, content: string): Promise<void> {
-  await inMachineOk(m, 'sh', '-c', 'mkdir -p "$(dirname "$2")" && printf %s "$1" > "$2"', 'sh', content, path);
+  await inMachineOk(
+    m,
+    'sh',
+    '-c',
+    'mkdir -p "$(dirname "$2")" && printf %s "$1" > "$2"',
+    'sh',
+    content,
+    path,
+  );
 }
 
 /** Write a unit file into UNIT_DIR inside m; returns its path there. */
@@ -229,7 +247,8 @@ export async function unitsTimes(m: string, units: readonly string[]): Promise<U
   const props = ['ActiveState', 'MainPID', 'ActiveEnterTimestampMonotonic', 'ActiveExitTimestampMonotonic'];
   const out = await inMachineOk(m, 'systemctl', 'show', '-p', props.join(','), ...units);
   const blocks = out.split(/\n\s*\n/).filter((b) => b.trim() !== '');
-  if (blocks.length !== units.length) throw new Error(`systemctl show in ${m}: ${blocks.length} blocks for ${units.length} units`);
+  if (blocks.length !== units.length)
+    throw new Error(`systemctl show in ${m}: ${blocks.length} blocks for ${units.length} units`);
   return blocks.map((b) => {
     const p: Record<string, string> = {};
     for (const line of b.split('\n')) {
@@ -250,10 +269,21 @@ export async function unitsTimes(m: string, units: readonly string[]): Promise<U
  * `active` then), as CLOCK_MONOTONIC µs, from the journal; only stops after `afterUs`. Works after
  * the unit was unloaded (then `systemctl show` has no timestamps any more).
  */
-export async function stopStartedUs(m: string, units: readonly string[], afterUs = 0): Promise<Map<string, number>> {
+export async function stopStartedUs(
+  m: string,
+  units: readonly string[],
+  afterUs = 0,
+): Promise<Map<string, number>> {
   const out = new Map<string, number>();
   if (units.length === 0) return out;
-  const r = await inMachineOk(m, 'journalctl', '-o', 'json', '--no-pager', ...units.flatMap((u) => ['-u', u]));
+  const r = await inMachineOk(
+    m,
+    'journalctl',
+    '-o',
+    'json',
+    '--no-pager',
+    ...units.flatMap((u) => ['-u', u]),
+  );
   for (const line of r.split('\n')) {
     if (!line.startsWith('{')) continue;
     const e = JSON.parse(line) as Record<string, unknown>;
@@ -361,7 +391,12 @@ export async function etcdMemberHealthy(m: string): Promise<boolean> {
  * Wait until every machine in `ms` is registered in the cluster (list-machines seen from `from`)
  * and its etcd member is healthy again.
  */
-export async function waitForMembers(from: string, map: ClusterMap, ms: readonly string[], timeoutMs = 60_000): Promise<void> {
+export async function waitForMembers(
+  from: string,
+  map: ClusterMap,
+  ms: readonly string[],
+  timeoutMs = 60_000,
+): Promise<void> {
   await waitFor(
     `etcd members healthy in ${ms.join(',')}`,
     async () => (await Promise.all(ms.map(etcdMemberHealthy))).every(Boolean),
@@ -394,7 +429,8 @@ export async function recoverCluster(map: ClusterMap, graceMs = 20_000): Promise
     console.log(`[cluster] recovery: ${(err as Error).message}; restarting the agents that did not rejoin`);
   }
   const listed = new Set((await listMachines(from).catch(() => [])).map((r) => r.id));
-  for (const m of allMachines) if (!listed.has(map.id(m))) await inMachineOk(m, 'systemctl', 'restart', 'flotilla');
+  for (const m of allMachines)
+    if (!listed.has(map.id(m))) await inMachineOk(m, 'systemctl', 'restart', 'flotilla');
   await waitForMembers(from, map, allMachines);
 }
 
@@ -446,7 +482,13 @@ export async function freshCluster(): Promise<ClusterMap> {
     300,
   );
   await clusterSh('wipe');
-  await clusterSh('up', '--ttl', `${AGENT_TTL_MS / 1000}s`, '--interval', String(RECONCILE_INTERVAL_MS / 1000));
+  await clusterSh(
+    'up',
+    '--ttl',
+    `${AGENT_TTL_MS / 1000}s`,
+    '--interval',
+    String(RECONCILE_INTERVAL_MS / 1000),
+  );
   const map = new ClusterMap(await machineIds());
   await waitForMembers(allMachines[0]!, map, allMachines);
   return map;
@@ -465,12 +507,26 @@ export async function destroyUnits(from: readonly string[], units: string[]): Pr
 export async function placement(from: string, units: readonly string[]): Promise<Map<string, string[]>> {
   const rows = await listUnits(from);
   const out = new Map<string, string[]>();
-  for (const u of units) out.set(u, rows.filter((r) => r.unit === u && r.active === 'active').map((r) => r.machineID));
+  for (const u of units)
+    out.set(
+      u,
+      rows.filter((r) => r.unit === u && r.active === 'active').map((r) => r.machineID),
+    );
   return out;
 }
 
 /** The journal of flotilla.service inside m since `since` (systemd time spec), for bug reports. */
 export async function agentJournal(m: string, since = '-5min'): Promise<string> {
-  const r = await inMachine(m, 'journalctl', '-u', 'flotilla', '--no-pager', '-o', 'short-precise', '--since', since);
+  const r = await inMachine(
+    m,
+    'journalctl',
+    '-u',
+    'flotilla',
+    '--no-pager',
+    '-o',
+    'short-precise',
+    '--since',
+    since,
+  );
   return r.stdout;
 }

@@ -1,0 +1,448 @@
+/**
+ * `npm run bench -- cluster-real [--runs 10] [--units 1000] [--idle 60] [--only failover,start,idle]`
+ *
+ * The real-machine part of the cluster benchmark, on the test environment's 3 systemd-nspawn machines
+ * (test/env: flotilla.service in each, etcd members inside the machines, agent_ttl=3s,
+ * engine_reconcile_interval=1s). Needs root and a running environment; it wipes flotilla's state
+ * (cluster.sh wipe + up) first, and power-cuts machines.
+ *
+ *   1. Failover: power cut of the machine holding the most benchmark units → every one of its units
+ *      active on another machine. Measured on one clock: the machines share the host's
+ *      CLOCK_MONOTONIC, so "active" is systemd's ActiveEnterTimestampMonotonic of the new copy and the
+ *      cut is the host's monotonic time just before cgroup.kill. Also reported: when the registry
+ *      (watched from the host) showed the new copy active. The machine is booted again between runs
+ *      and the next run waits until it rejoined (machine key back, its etcd member healthy).
+ *   2. Starting N units (`sleep infinity` instances of one template): `fleetctl start --no-block` in
+ *      batches of 100, three CLIs at a time (one per machine); time until the registry shows all N
+ *      active; then destroy them all and time until every state record is gone.
+ *   3. Idle agent: RSS (VmRSS) and CPU (utime+stime) of each agent over `--idle` seconds, read from
+ *      /proc inside the machines every 5 s.
+ *
+ * `realClusterBench(args)` returns the rows (REAL_CLUSTER_HEADER columns) for a combined table; the
+ * default export prints them.
+ */
+import { EtcdKvStore } from '../src/registry/etcd.js';
+import {
+  UNIT_DIR,
+  allMachines,
+  ctl,
+  etcdMemberHealthy,
+  freshCluster,
+  inMachineOk,
+  machineUp,
+  monoNowUs,
+  putFile,
+  restoreMachines,
+  sleep,
+  sleepUnit,
+  unitsTimes,
+  waitFor,
+  writeUnit,
+  type ClusterMap,
+} from '../test/support/cluster.js';
+import { bootMachine, machineIp, powerCut } from '../test/support/testbed.js';
+import { printTable } from './table.js';
+
+export const REAL_CLUSTER_HEADER = [
+  'measure (3 nspawn machines, agent_ttl=3s)',
+  'n',
+  'min',
+  'median',
+  'max',
+  'unit',
+  'fleet v1.0',
+];
+type Row = (string | number)[];
+
+interface Options {
+  runs: number;
+  units: number;
+  idleS: number;
+  only: Set<string>;
+}
+
+function parseArgs(args: string[]): Options {
+  const o: Options = { runs: 10, units: 1000, idleS: 60, only: new Set(['failover', 'start', 'idle']) };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const v = args[i + 1];
+    const num = () => {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n <= 0) throw new Error(`${a} needs a positive number`);
+      i++;
+      return n;
+    };
+    if (a === '--runs') o.runs = Math.round(num());
+    else if (a === '--units') o.units = Math.round(num());
+    else if (a === '--idle') o.idleS = num();
+    else if (a === '--only') {
+      o.only = new Set((v ?? '').split(',').filter(Boolean));
+      i++;
+    } else throw new Error(`unknown argument ${a} (--runs N --units N --idle S --only failover,start,idle)`);
+  }
+  return o;
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0
+    ? NaN
+    : s.length % 2
+      ? s[(s.length - 1) / 2]!
+      : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const stats = (xs: number[]): Row => [String(xs.length), Math.min(...xs), median(xs), Math.max(...xs)];
+const log = (msg: string) => console.error(`[cluster-real] ${msg}`);
+
+/**
+ * Unit states as the registry shows them, followed from the host with one watch on `state/`: for
+ * each key `state/<unit>/<machineID>`, its activeState and when (host monotonic µs) it last became
+ * active.
+ */
+class StateWatch {
+  readonly states = new Map<
+    string,
+    { unit: string; machineID: string; activeState: string; activeSinceUs: number }
+  >();
+  private waiters = new Set<() => void>();
+  private constructor(private readonly store: EtcdKvStore) {}
+
+  static async open(endpoints: string[]): Promise<StateWatch> {
+    const store = new EtcdKvStore({ endpoints, prefix: '/flotilla/', requestTimeoutMs: 5000 });
+    const w = new StateWatch(store);
+    const r = await store.range('state/');
+    for (const kv of r.kvs) w.apply(kv.key, kv.value);
+    const watch = store.watch('state/', { fromRevision: r.revision + 1 });
+    void (async () => {
+      try {
+        for await (const batch of watch) {
+          for (const ev of batch.events) {
+            if (ev.type === 'put') w.apply(ev.kv.key, ev.kv.value);
+            else w.states.delete(ev.kv.key);
+          }
+          for (const f of [...w.waiters]) f();
+        }
+      } catch (err) {
+        log(`registry watch ended: ${(err as Error).message}`);
+      }
+    })();
+    return w;
+  }
+
+  private apply(key: string, value: string): void {
+    const [, unit = '', machineID = ''] = key.split('/');
+    let activeState = '';
+    try {
+      const v = (JSON.parse(value) as { activeState?: unknown }).activeState;
+      activeState = typeof v === 'string' ? v : '';
+    } catch {
+      return;
+    }
+    const prev = this.states.get(key);
+    const activeSinceUs =
+      activeState === 'active' ? (prev?.activeState === 'active' ? prev.activeSinceUs : monoNowUs()) : 0;
+    this.states.set(key, { unit, machineID, activeState, activeSinceUs });
+  }
+
+  /** Resolve when `pred()` holds (checked after every watch batch), or reject after timeoutMs. */
+  until(what: string, pred: () => boolean, timeoutMs: number): Promise<void> {
+    if (pred()) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (!pred()) return;
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+      }, timeoutMs);
+      this.waiters.add(check);
+    });
+  }
+
+  get kv(): EtcdKvStore {
+    return this.store;
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+}
+
+async function withWatch<T>(endpoints: string[], f: (w: StateWatch) => Promise<T>): Promise<T> {
+  const w = await StateWatch.open(endpoints);
+  try {
+    return await f(w);
+  } finally {
+    await w.close();
+  }
+}
+
+/** Start sleep units named `${stem}-${i}` from machine `from`; wait until the registry shows them active. */
+async function startPlainUnits(from: string, stem: string, n: number, watch: StateWatch): Promise<string[]> {
+  const names = Array.from({ length: n }, (_, i) => `${stem}-${i + 1}.service`);
+  const paths: string[] = [];
+  for (const u of names) paths.push(await writeUnit(from, u, sleepUnit([], 'cluster-real bench')));
+  const r = await ctl(from, 'start', '--no-block', ...paths);
+  if (r.code !== 0) throw new Error(`start failed: ${r.stderr}`);
+  await watch.until(
+    `${n} units active`,
+    () =>
+      names.every((u) => [...watch.states.values()].some((s) => s.unit === u && s.activeState === 'active')),
+    60_000,
+  );
+  return names;
+}
+
+const endpointsOf = (ms: readonly string[]) => ms.map((m) => `http://${machineIp(m)}:2379`);
+
+async function failover(map: ClusterMap, runs: number): Promise<Row[]> {
+  const stem = `bench-fo-${Date.now().toString(36)}`;
+  const units = await withWatch(endpointsOf(allMachines), (w) =>
+    startPlainUnits(allMachines[0]!, stem, 6, w),
+  );
+  const lastCut = new Map<string, number>(allMachines.map((m) => [m, -1]));
+  const all: number[] = [];
+  const first: number[] = [];
+  const registry: number[] = [];
+  const leaderRuns: number[] = [];
+  const otherRuns: number[] = [];
+  try {
+    for (let run = 0; run < runs; run++) {
+      const where = new Map<string, string>();
+      const probe = await withWatch(endpointsOf(allMachines), (w) => Promise.resolve([...w.states.values()]));
+      for (const s of probe)
+        if (units.includes(s.unit) && s.activeState === 'active') where.set(s.unit, map.name(s.machineID));
+      // The machine that holds the most of the units (least recently cut on a tie).
+      const victim = [...allMachines].sort((a, b) => {
+        const na = [...where.values()].filter((x) => x === a).length;
+        const nb = [...where.values()].filter((x) => x === b).length;
+        return nb - na || lastCut.get(a)! - lastCut.get(b)!;
+      })[0]!;
+      // Watch through the survivors' members only: a watch does not move off a member that dies
+      // (see the report), and the victim's member dies with it.
+      const survivors = allMachines.filter((m) => m !== victim);
+      await withWatch(endpointsOf(survivors), async (watch) => {
+        lastCut.set(victim, run);
+        const moving = [...where].filter(([, m]) => m === victim).map(([u]) => u);
+        const victimId = map.id(victim);
+        const leaderKv = await watch.kv.get('engine/leader');
+        const wasLeader = leaderKv
+          ? (JSON.parse(leaderKv.value) as { machineID?: string }).machineID === victimId
+          : false;
+
+        const cutUs = monoNowUs();
+        powerCut(victim);
+        const movedKeys = () =>
+          moving.map((u) =>
+            [...watch.states.values()].find(
+              (s) =>
+                s.unit === u &&
+                s.machineID !== victimId &&
+                s.activeState === 'active' &&
+                s.activeSinceUs > cutUs,
+            ),
+          );
+        await watch.until(`${moving.join(',')} active elsewhere`, () => movedKeys().every(Boolean), 60_000);
+        const seen = movedKeys().map((s) => s!);
+        const regUs = Math.max(...seen.map((s) => s.activeSinceUs)) - cutUs;
+        // systemd's own activation time of each new copy
+        const enters: number[] = [];
+        for (const m of survivors) {
+          const mine = seen.filter((s) => map.name(s.machineID) === m).map((s) => s.unit);
+          const times = await unitsTimes(m, mine);
+          enters.push(...times.map((t) => t.activeEnterUs - cutUs));
+        }
+        const allMs = Math.max(...enters) / 1000;
+        const firstMs = Math.min(...enters) / 1000;
+        all.push(allMs / 1000);
+        first.push(firstMs / 1000);
+        registry.push(regUs / 1e6);
+        (wasLeader ? leaderRuns : otherRuns).push(allMs / 1000);
+        log(
+          `failover run ${run + 1}/${runs}: cut ${victim}${wasLeader ? ' (engine leader)' : ''}, ${moving.length} units: ` +
+            `first active ${firstMs.toFixed(0)} ms, all ${allMs.toFixed(0)} ms, registry ${(regUs / 1000).toFixed(0)} ms`,
+        );
+
+        bootMachine(victim);
+        await waitFor(
+          `${victim} rejoined`,
+          async () =>
+            (await etcdMemberHealthy(victim)) && (await watch.kv.get(`machine/${victimId}`)) !== undefined,
+          90_000,
+          250,
+        );
+        await sleep(1000);
+      });
+    }
+  } finally {
+    await restoreMachines();
+    await ctl(allMachines[0]!, 'destroy', ...units);
+  }
+  const rows: Row[] = [
+    ['failover after power cut: all units active elsewhere', ...stats(all), 's', '17–35 s'],
+    ['  first unit active elsewhere', ...stats(first), 's', ''],
+    ['  registry shows all active (host watch)', ...stats(registry), 's', ''],
+  ];
+  if (leaderRuns.length > 0)
+    rows.push(['  victim was the engine leader', ...stats(leaderRuns), 's', '+ ≤ 12 s']);
+  if (otherRuns.length > 0) rows.push(['  victim was not the leader', ...stats(otherRuns), 's', '']);
+  return rows;
+}
+
+async function startMany(n: number, watch: StateWatch): Promise<Row[]> {
+  const stem = `bench-n${Date.now().toString(36)}`;
+  const template = `${stem}@.service`;
+  await Promise.all(
+    allMachines.map((m) => putFile(m, `${UNIT_DIR}/${template}`, sleepUnit([], 'cluster-real bench %i'))),
+  );
+  const names = Array.from({ length: n }, (_, i) => `${stem}@${i + 1}.service`);
+  const batches: string[][] = [];
+  for (let i = 0; i < names.length; i += 100) batches.push(names.slice(i, i + 100));
+  const isMine = (u: string) => u.startsWith(`${stem}@`);
+  const activeCount = () => {
+    const s = new Set<string>();
+    for (const st of watch.states.values())
+      if (isMine(st.unit) && st.activeState === 'active') s.add(st.unit);
+    return s.size;
+  };
+
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(
+    allMachines.map(async (m) => {
+      for (let b = next++; b < batches.length; b = next++) {
+        const r = await ctl(m, 'start', '--no-block', ...batches[b]!.map((u) => `${UNIT_DIR}/${u}`));
+        if (r.code !== 0) throw new Error(`start batch ${b} in ${m}: ${r.stderr}`);
+      }
+    }),
+  );
+  const submitS = (performance.now() - t0) / 1000;
+  log(`start ${n}: submitted in ${submitS.toFixed(1)} s, ${activeCount()} active so far`);
+  let activeS = NaN;
+  try {
+    await watch.until(`${n} units active`, () => activeCount() === n, 900_000);
+    activeS = (performance.now() - t0) / 1000;
+    const per = new Map<string, number>();
+    for (const st of watch.states.values())
+      if (isMine(st.unit) && st.activeState === 'active')
+        per.set(st.machineID, (per.get(st.machineID) ?? 0) + 1);
+    log(`start ${n}: all active after ${activeS.toFixed(1)} s; per machine ${[...per.values()].join('/')}`);
+  } catch (err) {
+    log(`start ${n}: ${(err as Error).message} (${activeCount()} active)`);
+  }
+  // Clean up (also after a timeout): destroy them all and wait until every state record is gone.
+  const d0 = performance.now();
+  next = 0;
+  await Promise.all(
+    allMachines.map(async (m) => {
+      for (let b = next++; b < batches.length; b = next++) await ctl(m, 'destroy', ...batches[b]!);
+    }),
+  );
+  const destroyCmdS = (performance.now() - d0) / 1000;
+  let goneS = NaN;
+  try {
+    await watch.until(
+      `${n} units gone`,
+      () => ![...watch.states.values()].some((s) => isMine(s.unit)),
+      900_000,
+    );
+    goneS = (performance.now() - d0) / 1000;
+  } catch (err) {
+    log((err as Error).message);
+  }
+  log(
+    `destroy ${n}: commands ${destroyCmdS.toFixed(1)} s, every state record gone after ${goneS.toFixed(1)} s`,
+  );
+  const one = (x: number): Row => ['1', x, x, x];
+  return [
+    [`start ${n} units: all active (from first submit)`, ...one(activeS), 's', ''],
+    ['  submit (start --no-block, 100 per call, 3 CLIs)', ...one(submitS), 's', ''],
+    ['  throughput', ...one(n / activeS), 'units/s', ''],
+    [`destroy ${n} units: every state record gone`, ...one(goneS), 's', ''],
+  ];
+}
+
+async function idle(seconds: number, watch: StateWatch): Promise<Row[]> {
+  const leaderKv = await watch.kv.get('engine/leader');
+  const leaderId = leaderKv ? (JSON.parse(leaderKv.value) as { machineID?: string }).machineID : undefined;
+  const tck = Number((await inMachineOk(allMachines[0]!, 'getconf', 'CLK_TCK')).trim()) || 100;
+  const read = async (m: string, pid: number) => {
+    const out = await inMachineOk(m, 'cat', `/proc/${pid}/stat`, `/proc/${pid}/status`);
+    const statLine = out.slice(0, out.indexOf('\n'));
+    const stat = statLine.slice(statLine.lastIndexOf(')') + 2).split(' ');
+    // fields after "(comm) ": state(3) ... utime(14) stime(15) → indexes 11, 12 here
+    const ticks = Number(stat[11]) + Number(stat[12]);
+    const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(out)?.[1] ?? NaN);
+    return { ticks, rssMiB: rssKb / 1024, at: performance.now() };
+  };
+  const rows: Row[] = [];
+  await sleep(10_000); // let the previous phase settle
+  const agents = await Promise.all(
+    allMachines.map(async (m) => {
+      const pid = Number(
+        (await inMachineOk(m, 'systemctl', 'show', '-p', 'MainPID', '--value', 'flotilla')).trim(),
+      );
+      const id = (await inMachineOk(m, 'cat', '/etc/machine-id')).trim();
+      return { m, pid, leader: id === leaderId, samples: [await read(m, pid)] };
+    }),
+  );
+  const steps = Math.max(1, Math.round(seconds / 5));
+  for (let i = 0; i < steps; i++) {
+    await sleep((seconds * 1000) / steps);
+    for (const a of agents) a.samples.push(await read(a.m, a.pid));
+  }
+  for (const a of agents) {
+    const rss = a.samples.map((s) => s.rssMiB);
+    const cpu: number[] = [];
+    for (let i = 1; i < a.samples.length; i++) {
+      const dt = (a.samples[i]!.at - a.samples[i - 1]!.at) / 1000;
+      cpu.push(((a.samples[i]!.ticks - a.samples[i - 1]!.ticks) / tck / dt) * 100);
+    }
+    const first = a.samples[0]!;
+    const last = a.samples[a.samples.length - 1]!;
+    const cpuTotal = ((last.ticks - first.ticks) / tck / ((last.at - first.at) / 1000)) * 100;
+    const who = `${a.m}${a.leader ? ', engine leader' : ''}`;
+    log(
+      `idle ${who}: RSS ${rss.map((x) => x.toFixed(1)).join(' ')} MiB; CPU ${cpuTotal.toFixed(2)} % over ${((last.at - first.at) / 1000).toFixed(0)} s`,
+    );
+    rows.push([`idle agent RSS (${who})`, String(rss.length), ...stats(rss).slice(1), 'MiB', '']);
+    rows.push([
+      `idle agent CPU per 5 s (${who}; ${cpuTotal.toFixed(2)} % overall)`,
+      String(cpu.length),
+      ...stats(cpu).slice(1),
+      '% of a core',
+      '',
+    ]);
+  }
+  return rows;
+}
+
+export async function realClusterBench(args: string[]): Promise<Row[]> {
+  const o = parseArgs(args);
+  log('fresh cluster: cluster.sh wipe + up --ttl 3s --interval 1');
+  const map = await freshCluster();
+  const rows: Row[] = [];
+  try {
+    if (o.only.has('failover')) rows.push(...(await failover(map, o.runs)));
+    for (const m of allMachines) if (!(await machineUp(m))) bootMachine(m);
+    await withWatch(endpointsOf(allMachines), async (watch) => {
+      if (o.only.has('start')) rows.push(...(await startMany(o.units, watch)));
+      if (o.only.has('idle')) rows.push(...(await idle(o.idleS, watch)));
+    });
+  } finally {
+    await restoreMachines();
+  }
+  return rows;
+}
+
+export default async function main(args: string[]): Promise<void> {
+  const rows = await realClusterBench(args);
+  printTable(
+    'cluster-real: 3 systemd-nspawn machines (systemd 252), etcd members inside, agent_ttl=3s, interval 1s',
+    REAL_CLUSTER_HEADER,
+    rows,
+  );
+}
