@@ -119,7 +119,9 @@ export default async function bench(args: string[]): Promise<void> {
     put: (k) => raw.kv.put({ key: Buffer.from(`/bench/raw/${k}`), value: Buffer.from(value) }),
     txn: (k) =>
       raw.kv.txn({
-        compare: [{ key: Buffer.from(`/bench/raw/${k}/lock`), target: 'Version', result: 'Equal', version: 0 }],
+        compare: [
+          { key: Buffer.from(`/bench/raw/${k}/lock`), target: 'Version', result: 'Equal', version: 0 },
+        ],
         success: [{ request_put: { key: Buffer.from(`/bench/raw/${k}`), value: Buffer.from(value) } }],
         failure: [],
       }),
@@ -176,7 +178,11 @@ export default async function bench(args: string[]): Promise<void> {
       await fanout(
         writes,
         watchers,
-        (k) => rawNs.put(p + k).value(value).exec(),
+        (k) =>
+          rawNs
+            .put(p + k)
+            .value(value)
+            .exec(),
         async (onKey: (k: string) => void) => {
           const w = await rawNs.watch().prefix(p).create();
           w.on('put', (kv) => onKey(kv.key.toString().slice(p.length)));

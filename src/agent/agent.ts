@@ -67,18 +67,25 @@ export class MachineAgent {
       try {
         const st = await this.d.systemd.state(name);
         this.observed.set(name, st);
-        this.jobStates.set(name, ['active', 'activating', 'reloading'].includes(st.activeState) ? 'launched' : 'loaded');
+        this.jobStates.set(
+          name,
+          ['active', 'activating', 'reloading'].includes(st.activeState) ? 'launched' : 'loaded',
+        );
       } catch (err) {
         // One unreadable unit must not keep the agent from starting; the planner reinstalls it.
         this.installed.set(name, undefined);
-        this.d.log.warn({ unit: name, err: (err as Error).message }, 'cannot read the state of an installed unit');
+        this.d.log.warn(
+          { unit: name, err: (err as Error).message },
+          'cannot read the state of an installed unit',
+        );
       }
     }
     this.watch = this.d.systemd.watch();
     void this.follow(this.watch);
     // Other machines' unit states and the leader key do not change what runs here.
     this.d.view.on('changed', (kinds) => {
-      if (kinds.has('job') || kinds.has('schedule') || kinds.has('body') || kinds.has('machine')) this.trigger();
+      if (kinds.has('job') || kinds.has('schedule') || kinds.has('body') || kinds.has('machine'))
+        this.trigger();
     });
     this.d.view.on('available', () => this.trigger());
     this.resync = setInterval(() => this.trigger(), this.d.resyncMs);
@@ -143,7 +150,11 @@ export class MachineAgent {
     const me = this.d.machine;
     let desired: DesiredUnit[] = [];
     if (!this.fenced) {
-      const { units } = planDesiredUnits({ machine: me, jobs: view.schedulerJobs(), schedules: view.snap.schedules });
+      const { units } = planDesiredUnits({
+        machine: me,
+        jobs: view.schedulerJobs(),
+        schedules: view.snap.schedules,
+      });
       desired = units.flatMap((j) => {
         const body = view.body(j);
         return body === undefined ? [] : [{ name: j.name, hash: j.hash, desiredState: j.desiredState, body }];
@@ -243,7 +254,9 @@ export class MachineAgent {
       reconciles: this.reconciles,
       installed: Object.fromEntries(this.installed),
       jobStates: Object.fromEntries(this.jobStates),
-      observed: Object.fromEntries([...this.observed].map(([k, v]) => [k, `${v.loadState}/${v.activeState}/${v.subState}`])),
+      observed: Object.fromEntries(
+        [...this.observed].map(([k, v]) => [k, `${v.loadState}/${v.activeState}/${v.subState}`]),
+      ),
     };
   }
 }

@@ -105,7 +105,10 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
     }
   }
 
-  private apply(revision: number, events: { type: 'put' | 'delete'; kv: { key: string; value: string } }[]): void {
+  private apply(
+    revision: number,
+    events: { type: 'put' | 'delete'; kv: { key: string; value: string } }[],
+  ): void {
     const snap = this.snap!;
     const kinds = new Set<ChangeKind>();
     for (const e of events) {

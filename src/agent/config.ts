@@ -118,7 +118,10 @@ export interface Source {
 }
 
 function bad(src: Source, why: string): FlotillaError {
-  return new FlotillaError('E_CONFIG', `${src.origin}: ${src.key}: ${why}`, { field: src.key, origin: src.origin });
+  return new FlotillaError('E_CONFIG', `${src.origin}: ${src.key}: ${why}`, {
+    field: src.key,
+    origin: src.origin,
+  });
 }
 
 /** Go duration ("30s", "1m30s", "500ms", "2h") or plain seconds ("30", "2.5") → seconds. */
@@ -154,19 +157,22 @@ function convert(src: Source): unknown {
         } catch {
           throw bad(src, `${JSON.stringify(it)} is not a URL (expected http://host:port)`);
         }
-        if (u.protocol !== 'http:' && u.protocol !== 'https:') throw bad(src, `${JSON.stringify(it)}: scheme must be http or https`);
+        if (u.protocol !== 'http:' && u.protocol !== 'https:')
+          throw bad(src, `${JSON.stringify(it)}: scheme must be http or https`);
       }
       return items;
     }
     case 'string':
     case 'path':
-      if (spec.kind === 'path' && v !== '' && !v.startsWith('/')) throw bad(src, `${JSON.stringify(v)} must be an absolute path`);
+      if (spec.kind === 'path' && v !== '' && !v.startsWith('/'))
+        throw bad(src, `${JSON.stringify(v)} must be an absolute path`);
       if (v.includes('\0')) throw bad(src, 'contains a NUL byte');
       return v;
     case 'seconds':
     case 'duration': {
       const s = parseDuration(v);
-      if (s === undefined || s <= 0) throw bad(src, `${JSON.stringify(v)} is not a positive duration (e.g. 30s, 2.5, 1m)`);
+      if (s === undefined || s <= 0)
+        throw bad(src, `${JSON.stringify(v)} is not a positive duration (e.g. 30s, 2.5, 1m)`);
       return s;
     }
     case 'bool': {
@@ -211,12 +217,19 @@ export function parseConfigFile(text: string, path: string): Source[] {
     const origin = `${path}:${i + 1}`;
     if (line === '' || line.startsWith('#') || line.startsWith(';')) return;
     if (line.startsWith('[')) {
-      throw new FlotillaError('E_CONFIG', `${origin}: sections are not supported; write global keys (key=value)`, {
-        origin,
-      });
+      throw new FlotillaError(
+        'E_CONFIG',
+        `${origin}: sections are not supported; write global keys (key=value)`,
+        {
+          origin,
+        },
+      );
     }
     const eq = line.indexOf('=');
-    if (eq <= 0) throw new FlotillaError('E_CONFIG', `${origin}: expected key=value, got ${JSON.stringify(line)}`, { origin });
+    if (eq <= 0)
+      throw new FlotillaError('E_CONFIG', `${origin}: expected key=value, got ${JSON.stringify(line)}`, {
+        origin,
+      });
     const key = line.slice(0, eq).trim().replace(/-/g, '_');
     let value = line.slice(eq + 1).trim();
     if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
@@ -254,7 +267,9 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   } catch (err) {
     if (err instanceof FlotillaError) throw err;
     if (!(isErrno(err, 'ENOENT') && opts.configFile === undefined)) {
-      throw new FlotillaError('E_CONFIG', `config file ${path}: ${(err as Error).message}`, { field: 'config' });
+      throw new FlotillaError('E_CONFIG', `config file ${path}: ${(err as Error).message}`, {
+        field: 'config',
+      });
     }
   }
   for (const key of [...Object.keys(KEYS), ...Object.keys(IGNORED_KEYS)]) {
@@ -275,7 +290,10 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
       continue;
     }
     const spec = KEYS[src.key];
-    if (!spec) throw new FlotillaError('E_CONFIG', `${src.origin}: unknown key ${JSON.stringify(src.key)}`, { field: src.key });
+    if (!spec)
+      throw new FlotillaError('E_CONFIG', `${src.origin}: unknown key ${JSON.stringify(src.key)}`, {
+        field: src.key,
+      });
     config[spec.field] = convert(src);
   }
   const c = config as unknown as AgentConfig;
@@ -289,9 +307,13 @@ function validate(c: AgentConfig): void {
     throw err('etcd_certfile', 'etcd_certfile and etcd_keyfile must be set together');
   }
   if (c.apiListen !== undefined) {
-    if (!/^[^\s]+:\d{1,5}$/.test(c.apiListen)) throw err('api_listen', `${JSON.stringify(c.apiListen)} is not host:port`);
+    if (!/^[^\s]+:\d{1,5}$/.test(c.apiListen))
+      throw err('api_listen', `${JSON.stringify(c.apiListen)} is not host:port`);
     if (!c.apiCertfile || !c.apiKeyfile || !c.apiCafile) {
-      throw err('api_listen', 'a TCP listener requires api_cafile, api_certfile and api_keyfile (mutual TLS)');
+      throw err(
+        'api_listen',
+        'a TCP listener requires api_cafile, api_certfile and api_keyfile (mutual TLS)',
+      );
     }
   }
   if (c.agentTtl < 1) throw err('agent_ttl', 'must be at least 1s');

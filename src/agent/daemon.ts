@@ -71,9 +71,13 @@ async function restartPending(): Promise<boolean> {
   }
   if (!unit) return false;
   try {
-    const { stdout } = await promisify(execFile)('systemctl', ['list-jobs', '--no-legend', '--full', '--plain'], {
-      timeout: 3000,
-    });
+    const { stdout } = await promisify(execFile)(
+      'systemctl',
+      ['list-jobs', '--no-legend', '--full', '--plain'],
+      {
+        timeout: 3000,
+      },
+    );
     return stdout.split('\n').some((l) => {
       const [, u, type] = l.trim().split(/\s+/);
       return u === unit && type === 'restart';
@@ -143,7 +147,9 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     if (isCode(err, 'E_CONFLICT')) {
       // Tell the other side too: it logs the collision.
       await store
-        .put(`collision/${machineID}`, JSON.stringify({ publicIP: machine.publicIP, at: Date.now() }), { lease: lease.id! })
+        .put(`collision/${machineID}`, JSON.stringify({ publicIP: machine.publicIP, at: Date.now() }), {
+          lease: lease.id!,
+        })
         .catch(() => undefined);
       log.error({ machineID }, `${err.message}`);
       await lease.stop(true);
@@ -169,10 +175,15 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   view.on('error', (e) => log.debug({ err: e.message }, 'registry watch interrupted'));
   view.on('collision', (id, ip) => {
     if (id === machineID) {
-      log.error({ machineID, otherIP: ip }, `another agent at ${ip} tried to join with this machine's ID ${machineID}; it was refused (duplicate /etc/machine-id)`);
+      log.error(
+        { machineID, otherIP: ip },
+        `another agent at ${ip} tried to join with this machine's ID ${machineID}; it was refused (duplicate /etc/machine-id)`,
+      );
     }
   });
-  view.on('available', (up) => (up ? log.info({}, 'registry reachable') : log.warn({}, 'registry unreachable: keeping units running')));
+  view.on('available', (up) =>
+    up ? log.info({}, 'registry reachable') : log.warn({}, 'registry unreachable: keeping units running'),
+  );
   const agent = new MachineAgent({
     registry,
     view,
@@ -185,7 +196,14 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   });
   const engine = config.disableEngine
     ? undefined
-    : new Engine({ registry, view, lease, machineID, log, intervalMs: config.engineReconcileInterval * 1000 });
+    : new Engine({
+        registry,
+        view,
+        lease,
+        machineID,
+        log,
+        intervalMs: config.engineReconcileInterval * 1000,
+      });
 
   await view.start();
   await agent.start();
@@ -217,7 +235,10 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
         }
       : {}),
   });
-  log.info({ socket: fds.length ? `fds ${fds.join(',')}` : config.socketPath, tcp: config.apiListen }, 'API listening');
+  log.info(
+    { socket: fds.length ? `fds ${fds.join(',')}` : config.socketPath, tcp: config.apiListen },
+    'API listening',
+  );
 
   await agent.firstReconcile;
   const notify = new SdNotify();
@@ -241,7 +262,10 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
       await notify.stopping();
       notify.stopWatchdog();
       const restart = await restartPending();
-      log.info({ signal, restart }, restart ? 'restarting: units keep running' : 'stopping: leaving the cluster');
+      log.info(
+        { signal, restart },
+        restart ? 'restarting: units keep running' : 'stopping: leaving the cluster',
+      );
       const force = setTimeout(() => {
         log.error({}, 'shutdown took longer than 60 s; exiting');
         process.exit(1);
@@ -264,7 +288,9 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     };
     process.on('SIGTERM', () => void shutdown('SIGTERM'));
     process.on('SIGINT', () => void shutdown('SIGINT'));
-    process.on('SIGUSR1', () => log.info({ state: { agent: agent.dump(), engine: engine?.stats } }, 'state dump'));
+    process.on('SIGUSR1', () =>
+      log.info({ state: { agent: agent.dump(), engine: engine?.stats } }, 'state dump'),
+    );
     process.on('SIGHUP', () => {
       try {
         const next = loadConfig(opts).config;
@@ -278,4 +304,3 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     });
   });
 }
-

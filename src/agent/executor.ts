@@ -31,7 +31,9 @@ export async function execute(
 ): Promise<ExecResult[]> {
   const failed = new Set<string>();
   const results: ExecResult[] = [];
-  const installs = actions.filter((a): a is Extract<AgentAction, { type: 'install' }> => a.type === 'install');
+  const installs = actions.filter(
+    (a): a is Extract<AgentAction, { type: 'install' }> => a.type === 'install',
+  );
   let installedBatch = false;
   for (const a of actions) {
     const names = a.type === 'load' ? a.names : [a.name];
@@ -71,11 +73,15 @@ export async function execute(
           break;
       }
       results.push({ action: a, ok: true, ms: performance.now() - t0 });
-      if (a.type !== 'report-state') log.info({ action: a.type, units: names, reason: a.reason }, `${a.type} ${names.join(', ')}`);
+      if (a.type !== 'report-state')
+        log.info({ action: a.type, units: names, reason: a.reason }, `${a.type} ${names.join(', ')}`);
     } catch (err) {
       const msg = (err as Error).message;
       results.push({ action: a, ok: false, error: msg, ms: performance.now() - t0 });
-      log.warn({ action: a.type, units: names, reason: a.reason, err: msg }, `${a.type} ${names.join(', ')} failed`);
+      log.warn(
+        { action: a.type, units: names, reason: a.reason, err: msg },
+        `${a.type} ${names.join(', ')} failed`,
+      );
       if (a.type === 'install') for (const i of installs) failed.add(i.name);
       else if (a.type !== 'load') failed.add(a.name);
       // The unit's state still gets reported (failed units show as failed in list-units).

@@ -51,7 +51,13 @@ export class FenceMonitor {
     this.remote = d.endpoints
       .map((e) => new URL(e))
       .map((u) => ({ host: u.hostname, port: Number(u.port || 2379) }))
-      .filter((h) => !d.ownAddresses.has(h.host) && !h.host.startsWith('127.') && h.host !== 'localhost' && h.host !== '[::1]');
+      .filter(
+        (h) =>
+          !d.ownAddresses.has(h.host) &&
+          !h.host.startsWith('127.') &&
+          h.host !== 'localhost' &&
+          h.host !== '[::1]',
+      );
   }
 
   start(): void {

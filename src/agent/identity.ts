@@ -16,9 +16,13 @@ export function readMachineId(path = '/etc/machine-id'): string {
     });
   }
   if (!/^[0-9a-f]{32}$/.test(text)) {
-    throw new FlotillaError('E_CONFIG', `machine_id_file: ${path} does not hold a 32-hex machine ID (run systemd-machine-id-setup)`, {
-      field: 'machine_id_file',
-    });
+    throw new FlotillaError(
+      'E_CONFIG',
+      `machine_id_file: ${path} does not hold a 32-hex machine ID (run systemd-machine-id-setup)`,
+      {
+        field: 'machine_id_file',
+      },
+    );
   }
   return text;
 }

@@ -17,7 +17,12 @@ export class SdNotify {
   send(...assignments: string[]): Promise<void> {
     if (!this.enabled) return Promise.resolve();
     return new Promise((resolve) => {
-      execFile('systemd-notify', [`--pid=${process.pid}`, ...assignments], { env: this.env, timeout: 5000 }, () => resolve());
+      execFile(
+        'systemd-notify',
+        [`--pid=${process.pid}`, ...assignments],
+        { env: this.env, timeout: 5000 },
+        () => resolve(),
+      );
     });
   }
 

@@ -8,7 +8,13 @@
 import { isCode } from '../lib/errors.js';
 import type { Registry, Snapshot } from '../registry/registry.js';
 import { isDesiredState, type DesiredState, type JobRecord } from '../registry/types.js';
-import { UnitFile, fleetRequirements, isTemplateName, validateUnitName, type UnitOption } from '../unit/index.js';
+import {
+  UnitFile,
+  fleetRequirements,
+  isTemplateName,
+  validateUnitName,
+  type UnitOption,
+} from '../unit/index.js';
 import { HttpError, parseJson, type ApiRequest, type ApiResponse } from './http.js';
 
 export const PAGE_LIMIT = 100;
@@ -80,7 +86,9 @@ function paginate<T>(items: T[], query: URLSearchParams): { items: T[]; nextPage
   const page = pageOf(query);
   const slice = items.slice((page - 1) * PAGE_LIMIT, page * PAGE_LIMIT);
   // fleet sends a token whenever a page is full, even if nothing follows.
-  return slice.length === PAGE_LIMIT ? { items: slice, nextPageToken: encodePageToken(PAGE_LIMIT, page + 1) } : { items: slice };
+  return slice.length === PAGE_LIMIT
+    ? { items: slice, nextPageToken: encodePageToken(PAGE_LIMIT, page + 1) }
+    : { items: slice };
 }
 
 export function currentState(snap: Snapshot, name: string, global: boolean): DesiredState {
@@ -132,14 +140,21 @@ export class FleetV1 {
     }
     const body = raw as { name?: unknown; desiredState?: unknown; options?: unknown };
     if (body.name !== undefined && body.name !== '' && body.name !== name) {
-      throw new HttpError(400, `name in URL ${JSON.stringify(name)} differs from unit name in request body ${JSON.stringify(body.name)}`);
+      throw new HttpError(
+        400,
+        `name in URL ${JSON.stringify(name)} differs from unit name in request body ${JSON.stringify(body.name)}`,
+      );
     }
     validateUnitName(name);
     if (body.desiredState !== undefined && !isDesiredState(body.desiredState)) {
-      throw new HttpError(400, `invalid desiredState ${JSON.stringify(body.desiredState)}: must be inactive, loaded or launched`);
+      throw new HttpError(
+        400,
+        `invalid desiredState ${JSON.stringify(body.desiredState)}: must be inactive, loaded or launched`,
+      );
     }
     const desired = body.desiredState;
-    if (body.options !== undefined && !Array.isArray(body.options)) throw new HttpError(400, 'unable to decode body: options must be an array');
+    if (body.options !== undefined && !Array.isArray(body.options))
+      throw new HttpError(400, 'unable to decode body: options must be an array');
     const options = (body.options ?? []) as UnitOption[];
     if (desired !== undefined && desired !== 'inactive' && isTemplateName(name)) {
       throw new HttpError(400, `cannot activate template ${JSON.stringify(name)}`);
@@ -181,16 +196,14 @@ export class FleetV1 {
     const all = (await this.registry.listUnitStates())
       .filter((s) => (machine === null || s.machineID === machine) && (unit === null || s.name === unit))
       .sort((a, b) => (a.name === b.name ? (a.machineID < b.machineID ? -1 : 1) : a.name < b.name ? -1 : 1))
-      .map(
-        (s): ApiUnitState => ({
-          name: s.name,
-          hash: s.hash,
-          machineID: s.machineID,
-          systemdLoadState: s.loadState,
-          systemdActiveState: s.activeState,
-          systemdSubState: s.subState,
-        }),
-      );
+      .map((s): ApiUnitState => ({
+        name: s.name,
+        hash: s.hash,
+        machineID: s.machineID,
+        systemdLoadState: s.loadState,
+        systemdActiveState: s.activeState,
+        systemdSubState: s.subState,
+      }));
     const { items, nextPageToken } = paginate(all, query);
     return { status: 200, body: nextPageToken ? { states: items, nextPageToken } : { states: items } };
   }

@@ -5,7 +5,12 @@
  *   - optionally TCP, only with TLS and required client certificates (mutual TLS).
  */
 import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { dirname } from 'node:path';
 import { HttpError, readBody, send, toErrorResponse, type ApiRequest, type ApiResponse } from './http.js';

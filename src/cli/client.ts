@@ -35,11 +35,17 @@ export class ApiClient {
     try {
       url = new URL(first);
     } catch {
-      throw new FlotillaError('E_USAGE', `--endpoint: ${JSON.stringify(first)} is not a URL (unix:///var/run/fleet.sock, http://host:port)`);
+      throw new FlotillaError(
+        'E_USAGE',
+        `--endpoint: ${JSON.stringify(first)} is not a URL (unix:///var/run/fleet.sock, http://host:port)`,
+      );
     }
     if (url.protocol === 'unix:' || url.protocol === 'file:') {
       if (url.host !== '' || !url.pathname.startsWith('/')) {
-        throw new FlotillaError('E_USAGE', `--endpoint: unable to connect to host ${JSON.stringify(url.host)} with scheme "unix": use unix:///absolute/path`);
+        throw new FlotillaError(
+          'E_USAGE',
+          `--endpoint: unable to connect to host ${JSON.stringify(url.host)} with scheme "unix": use unix:///absolute/path`,
+        );
       }
       this.base = { socketPath: url.pathname };
       this.https = false;
@@ -74,34 +80,43 @@ export class ApiClient {
       headers['Content-Length'] = String(payload.length);
     }
     return new Promise((resolve, reject) => {
-      const req = (this.https ? httpsRequest : httpRequest)({ ...this.base, method, path, headers }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          clearTimeout(timer);
-          const text = Buffer.concat(chunks).toString('utf8');
-          let parsed: unknown;
-          try {
-            parsed = text ? JSON.parse(text) : undefined;
-          } catch {
-            parsed = undefined;
-          }
-          const status = res.statusCode ?? 0;
-          if (status >= 400) {
-            const msg = (parsed as { error?: { message?: string } } | undefined)?.error?.message ?? text;
-            reject(new ApiError(status, msg || `HTTP ${status}`));
-            return;
-          }
-          resolve({ status, body: parsed as T | undefined });
-        });
-        res.on('error', reject);
-      });
+      const req = (this.https ? httpsRequest : httpRequest)(
+        { ...this.base, method, path, headers },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            clearTimeout(timer);
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown;
+            try {
+              parsed = text ? JSON.parse(text) : undefined;
+            } catch {
+              parsed = undefined;
+            }
+            const status = res.statusCode ?? 0;
+            if (status >= 400) {
+              const msg = (parsed as { error?: { message?: string } } | undefined)?.error?.message ?? text;
+              reject(new ApiError(status, msg || `HTTP ${status}`));
+              return;
+            }
+            resolve({ status, body: parsed as T | undefined });
+          });
+          res.on('error', reject);
+        },
+      );
       const timer = setTimeout(() => {
-        req.destroy(new FlotillaError('E_REGISTRY_UNAVAILABLE', `request timed out after ${this.opts.timeoutMs} ms`));
+        req.destroy(
+          new FlotillaError('E_REGISTRY_UNAVAILABLE', `request timed out after ${this.opts.timeoutMs} ms`),
+        );
       }, this.opts.timeoutMs);
       req.on('error', (err) => {
         clearTimeout(timer);
-        reject(err instanceof FlotillaError || err instanceof ApiError ? err : new FlotillaError('E_REGISTRY_UNAVAILABLE', err.message));
+        reject(
+          err instanceof FlotillaError || err instanceof ApiError
+            ? err
+            : new FlotillaError('E_REGISTRY_UNAVAILABLE', err.message),
+        );
       });
       if (payload) req.write(payload);
       req.end();
@@ -112,9 +127,15 @@ export class ApiClient {
 export function clientFromGlobals(g: Record<string, string | boolean | undefined>): ApiClient {
   const timeout = Number(g['request-timeout'] ?? 3);
   if (!Number.isFinite(timeout) || timeout <= 0) {
-    throw new FlotillaError('E_USAGE', `--request-timeout: ${JSON.stringify(g['request-timeout'])} is not a positive number of seconds`);
+    throw new FlotillaError(
+      'E_USAGE',
+      `--request-timeout: ${JSON.stringify(g['request-timeout'])} is not a positive number of seconds`,
+    );
   }
-  const opts: ClientOptions = { endpoint: String(g.endpoint ?? 'unix:///var/run/fleet.sock'), timeoutMs: timeout * 1000 };
+  const opts: ClientOptions = {
+    endpoint: String(g.endpoint ?? 'unix:///var/run/fleet.sock'),
+    timeoutMs: timeout * 1000,
+  };
   if (typeof g['ca-file'] === 'string') opts.caFile = g['ca-file'];
   if (typeof g['cert-file'] === 'string') opts.certFile = g['cert-file'];
   if (typeof g['key-file'] === 'string') opts.keyFile = g['key-file'];

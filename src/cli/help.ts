@@ -9,7 +9,10 @@ function flagLines(flags: Record<string, FlagSpec>): string {
     .map(([name, f]) => {
       const short = f.short ? `-${f.short}, ` : '';
       const val = f.type === 'string' ? `=${f.value ?? 'VALUE'}` : '';
-      const def = f.default !== undefined && f.default !== false && f.default !== '' ? ` (default ${String(f.default)})` : '';
+      const def =
+        f.default !== undefined && f.default !== false && f.default !== ''
+          ? ` (default ${String(f.default)})`
+          : '';
       return `\t${short}--${name}${val}\t${f.help}${def}\n`;
     })
     .join('');

@@ -67,7 +67,9 @@ export async function main(argv: string[], io: Io = defaultIo, env = process.env
       const found = findCommand(word);
       if (!found) throw new UsageError(`unknown command "${word}" for "${prog}"`);
       if ('ambiguous' in found) {
-        throw new UsageError(`ambiguous command "${word}" for "${prog}": could be ${found.ambiguous.join(', ')}`);
+        throw new UsageError(
+          `ambiguous command "${word}" for "${prog}": could be ${found.ambiguous.join(', ')}`,
+        );
       }
       cmd = found;
     }
@@ -75,7 +77,12 @@ export async function main(argv: string[], io: Io = defaultIo, env = process.env
     const flagSpecs = { ...GLOBAL_FLAGS, ...(cmd?.flags ?? {}) };
     let parsed;
     try {
-      parsed = parseArgs({ args: rest, options: toParseOptions(flagSpecs), strict: true, allowPositionals: true });
+      parsed = parseArgs({
+        args: rest,
+        options: toParseOptions(flagSpecs),
+        strict: true,
+        allowPositionals: true,
+      });
     } catch (err) {
       throw new UsageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
     }

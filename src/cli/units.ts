@@ -13,7 +13,11 @@ import { ApiError, type ApiClient } from './client.js';
 import type { Context, FlagSpec } from './command.js';
 
 export const BLOCK_FLAGS: Record<string, FlagSpec> = {
-  'no-block': { type: 'boolean', default: false, help: 'Do not wait until the units have reached the desired state' },
+  'no-block': {
+    type: 'boolean',
+    default: false,
+    help: 'Do not wait until the units have reached the desired state',
+  },
   'block-attempts': {
     type: 'string',
     default: '15',
@@ -59,7 +63,10 @@ export async function getUnit(c: ApiClient, name: string): Promise<ApiUnit | und
 
 export function isGlobal(u: ApiUnit): boolean {
   return (u.options ?? []).some(
-    (o) => o.section === 'X-Fleet' && o.name === 'Global' && ['true', 'yes', '1', 'on', 't'].includes(o.value.toLowerCase()),
+    (o) =>
+      o.section === 'X-Fleet' &&
+      o.name === 'Global' &&
+      ['true', 'yes', '1', 'on', 't'].includes(o.value.toLowerCase()),
   );
 }
 
@@ -74,7 +81,8 @@ function readLocal(arg: string, name: string): UnitFile | undefined {
       return UnitFile.parse(readFileSync(p));
     } catch (err) {
       if (isErrno(err, 'ENOENT') || isErrno(err, 'EISDIR')) return undefined;
-      if (err instanceof FlotillaError) throw new FlotillaError(err.code, `${p}: ${err.message}`, err.details);
+      if (err instanceof FlotillaError)
+        throw new FlotillaError(err.code, `${p}: ${err.message}`, err.details);
       throw err;
     }
   };
@@ -128,7 +136,8 @@ export async function lazyCreateUnits(
         );
       }
     }
-    if (!file) throw new FlotillaError('E_NOT_FOUND', `unable to find Unit(${name}) in Registry or on filesystem`);
+    if (!file)
+      throw new FlotillaError('E_NOT_FOUND', `unable to find Unit(${name}) in Registry or on filesystem`);
     if (existing) {
       if (unitHash(existing) === file.hash()) {
         ctx.io.out(`Found same Unit(${name}) in Registry, nothing to do\n`);
@@ -136,7 +145,9 @@ export async function lazyCreateUnits(
         continue;
       }
       if (!opts.allowReplaceIn.includes(existing.desiredState ?? 'inactive')) {
-        ctx.io.err(`Warning: can not replace Unit(${name}) in state '${existing.desiredState}', use the appropriate command\n`);
+        ctx.io.err(
+          `Warning: can not replace Unit(${name}) in state '${existing.desiredState}', use the appropriate command\n`,
+        );
         out.push({ name, unit: existing });
         continue;
       }
@@ -149,7 +160,8 @@ export async function lazyCreateUnits(
         desiredState: 'inactive',
       });
     } catch (err) {
-      if (err instanceof ApiError) throw new FlotillaError('E_UNIT_OPTIONS', `Error creating units: ${err.message}`);
+      if (err instanceof ApiError)
+        throw new FlotillaError('E_UNIT_OPTIONS', `Error creating units: ${err.message}`);
       throw err;
     }
     out.push({ name, unit: { name, options, desiredState: 'inactive' } });
@@ -165,7 +177,8 @@ export function blockAttempts(ctx: Context): number | undefined {
   if (ctx.flags['no-block'] === true) return undefined;
   const raw = String(ctx.flags['block-attempts'] ?? '15');
   const n = Number(raw);
-  if (!Number.isInteger(n)) throw new FlotillaError('E_USAGE', `--block-attempts: ${JSON.stringify(raw)} is not a whole number`);
+  if (!Number.isInteger(n))
+    throw new FlotillaError('E_USAGE', `--block-attempts: ${JSON.stringify(raw)} is not a whole number`);
   return n <= 0 ? Infinity : n;
 }
 
@@ -205,7 +218,8 @@ export async function waitForState(
     }
     if (pending.size === 0) break;
     if (Date.now() >= deadline) {
-      for (const name of pending) failed.push({ name, why: `timed out waiting for unit ${name} to report state ${state}` });
+      for (const name of pending)
+        failed.push({ name, why: `timed out waiting for unit ${name} to report state ${state}` });
       break;
     }
     await sleep(250);

@@ -16,11 +16,19 @@ export const ERRORS = {
   E_REGISTRY_CORRUPT: { http: 500, exit: 1, summary: 'the embedded registry data directory is damaged' },
   E_LEASE_NOT_FOUND: { http: 404, exit: 1, summary: 'the lease expired or was revoked' },
   E_CLOSED: { http: 503, exit: 1, summary: 'the component was closed' },
-  E_INVALID_REQUEST: { http: 400, exit: 1, summary: 'the registry refused a malformed request (e.g. a duplicate key in one txn)' },
+  E_INVALID_REQUEST: {
+    http: 400,
+    exit: 1,
+    summary: 'the registry refused a malformed request (e.g. a duplicate key in one txn)',
+  },
   E_SYSTEMD_UNAVAILABLE: { http: 503, exit: 2, summary: 'the system bus or systemd cannot be reached' },
   E_SYSTEMD_CALL: { http: 502, exit: 1, summary: 'a systemd D-Bus call returned an error' },
   E_SYSTEMD_JOB: { http: 500, exit: 1, summary: 'a systemd job ended with a result other than done' },
-  E_SYSTEMD_NOT_OWNED: { http: 403, exit: 1, summary: 'the unit was not installed by flotilla, so flotilla will not touch it' },
+  E_SYSTEMD_NOT_OWNED: {
+    http: 403,
+    exit: 1,
+    summary: 'the unit was not installed by flotilla, so flotilla will not touch it',
+  },
   E_JOURNAL: { http: 500, exit: 1, summary: 'journalctl failed or could not be started' },
 } as const;
 
@@ -31,7 +39,12 @@ export class FlotillaError extends Error {
   /** Extra structured facts (field, line, revision …); safe to log, never secrets. */
   readonly details: Readonly<Record<string, unknown>>;
 
-  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details: Record<string, unknown> = {},
+    options?: ErrorOptions,
+  ) {
     super(message, options);
     this.name = 'FlotillaError';
     this.code = code;

@@ -55,12 +55,15 @@ export class AsyncQueue<T> implements AsyncIterableIterator<T> {
 
   next(): Promise<IteratorResult<T>> {
     const item = this.items.shift();
-    if (item !== undefined || this.items.length > 0) return Promise.resolve({ value: item as T, done: false });
+    if (item !== undefined || this.items.length > 0)
+      return Promise.resolve({ value: item as T, done: false });
     if (this.done) {
       if (this.error !== undefined) {
         const e = this.error;
         this.error = undefined; // report once, then behave as ended
-        return Promise.reject(e instanceof Error ? e : new Error(typeof e === 'string' ? e : JSON.stringify(e)));
+        return Promise.reject(
+          e instanceof Error ? e : new Error(typeof e === 'string' ? e : JSON.stringify(e)),
+        );
       }
       return Promise.resolve({ value: undefined, done: true });
     }

@@ -51,7 +51,13 @@ export interface EtcdConfig {
   dialTimeoutMs?: number;
 }
 
-const CMP_TARGET = { version: 'Version', create: 'Create', mod: 'Mod', value: 'Value', lease: 'Lease' } as const;
+const CMP_TARGET = {
+  version: 'Version',
+  create: 'Create',
+  mod: 'Mod',
+  value: 'Value',
+  lease: 'Lease',
+} as const;
 const CMP_RESULT = { '=': 'Equal', '!=': 'NotEqual', '<': 'Less', '>': 'Greater' } as const;
 
 /** etcd's prefix range end: the key with its last byte < 0xff incremented and the rest dropped. */
@@ -84,12 +90,18 @@ export class EtcdKvStore implements KvStore {
       try {
         u = new URL(e);
       } catch {
-        throw new FlotillaError('E_CONFIG', `etcd_servers: ${JSON.stringify(e)} is not a URL`, { field: 'etcd_servers' });
-      }
-      if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-        throw new FlotillaError('E_CONFIG', `etcd_servers: ${JSON.stringify(e)}: scheme must be http or https`, {
+        throw new FlotillaError('E_CONFIG', `etcd_servers: ${JSON.stringify(e)} is not a URL`, {
           field: 'etcd_servers',
         });
+      }
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+        throw new FlotillaError(
+          'E_CONFIG',
+          `etcd_servers: ${JSON.stringify(e)}: scheme must be http or https`,
+          {
+            field: 'etcd_servers',
+          },
+        );
       }
       return u.host;
     });
@@ -114,7 +126,9 @@ export class EtcdKvStore implements KvStore {
         try {
           return readFileSync(path);
         } catch (err) {
-          throw new FlotillaError('E_CONFIG', `${field}: cannot read ${path}: ${(err as Error).message}`, { field });
+          throw new FlotillaError('E_CONFIG', `${field}: cannot read ${path}: ${(err as Error).message}`, {
+            field,
+          });
         }
       };
       const ca = read('etcd_cafile', config.caFile);
@@ -184,7 +198,9 @@ export class EtcdKvStore implements KvStore {
   }
 
   async delete(key: string, opts: { prefix?: boolean } = {}): Promise<{ revision: number; deleted: number }> {
-    const res = await this.call('delete', () => this.client.kv.deleteRange(this.rangeReq(key, opts.prefix ?? false)));
+    const res = await this.call('delete', () =>
+      this.client.kv.deleteRange(this.rangeReq(key, opts.prefix ?? false)),
+    );
     return { revision: Number(res.header.revision), deleted: Number(res.deleted) };
   }
 
@@ -246,7 +262,9 @@ export class EtcdKvStore implements KvStore {
   }
 
   async grantLease(ttlSeconds: number): Promise<LeaseGrant> {
-    const res = await this.call('lease grant', () => this.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 }));
+    const res = await this.call('lease grant', () =>
+      this.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 }),
+    );
     if (res.error) throw new FlotillaError('E_REGISTRY_UNAVAILABLE', `lease grant failed: ${res.error}`);
     return { id: String(res.ID), ttl: Number(res.TTL) };
   }
@@ -273,7 +291,9 @@ export class EtcdKvStore implements KvStore {
   }
 
   async leaseTimeToLive(id: string): Promise<number | undefined> {
-    const res = await this.call('lease ttl', () => this.client.leaseClient.leaseTimeToLive({ ID: id, keys: false }));
+    const res = await this.call('lease ttl', () =>
+      this.client.leaseClient.leaseTimeToLive({ ID: id, keys: false }),
+    );
     const ttl = Number(res.TTL);
     return ttl < 0 ? undefined : ttl;
   }
@@ -390,7 +410,9 @@ class EtcdWatch implements Watch {
     const compacted = await this.store.isCompacted(next).catch(() => false);
     this.queue.fail(
       compacted
-        ? new FlotillaError('E_REGISTRY_COMPACTED', `watch: revision ${next} was compacted`, { revision: next })
+        ? new FlotillaError('E_REGISTRY_COMPACTED', `watch: revision ${next} was compacted`, {
+            revision: next,
+          })
         : mapError(err, 'watch'),
     );
     this.close();
@@ -412,8 +434,12 @@ class EtcdWatch implements Watch {
 
 /** A single long-lived LeaseKeepAlive stream shared by every lease of the store. */
 class KeepAliveStream {
-  private stream: Promise<RPC.IDuplexStream<RPC.ILeaseKeepAliveRequest, RPC.ILeaseKeepAliveResponse>> | undefined;
-  private readonly waiting = new Map<string, { resolve: (ttl: number) => void; reject: (e: unknown) => void }[]>();
+  private stream:
+    Promise<RPC.IDuplexStream<RPC.ILeaseKeepAliveRequest, RPC.ILeaseKeepAliveResponse>> | undefined;
+  private readonly waiting = new Map<
+    string,
+    { resolve: (ttl: number) => void; reject: (e: unknown) => void }[]
+  >();
 
   constructor(
     private readonly client: Etcd3,
@@ -430,7 +456,10 @@ class KeepAliveStream {
         if (list && list.length === 0) this.waiting.delete(id);
         if (!w) return;
         const ttl = Number(res.TTL);
-        if (ttl <= 0) w.reject(new FlotillaError('E_LEASE_NOT_FOUND', `lease ${id} expired or was revoked`, { lease: id }));
+        if (ttl <= 0)
+          w.reject(
+            new FlotillaError('E_LEASE_NOT_FOUND', `lease ${id} expired or was revoked`, { lease: id }),
+          );
         else w.resolve(ttl);
       });
       const die = (err: unknown) => this.fail(err ?? new Error('keepalive stream ended'));
@@ -453,7 +482,9 @@ class KeepAliveStream {
     return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => {
         // The stream is stuck (member gone): drop it so the next ping dials again.
-        this.fail(new FlotillaError('E_REGISTRY_UNAVAILABLE', `lease keepalive timed out after ${this.timeoutMs} ms`));
+        this.fail(
+          new FlotillaError('E_REGISTRY_UNAVAILABLE', `lease keepalive timed out after ${this.timeoutMs} ms`),
+        );
         (s as unknown as { cancel?: () => void }).cancel?.();
       }, this.timeoutMs);
       const list = this.waiting.get(id) ?? [];
@@ -482,14 +513,24 @@ class KeepAliveStream {
 /** Map etcd3 / gRPC errors onto the catalogue. */
 function mapError(err: unknown, what: string, lease?: string): Error {
   if (err instanceof FlotillaError) return err;
-  if (err instanceof EtcdLeaseInvalidError || /requested lease not found/i.test((err as Error)?.message ?? '')) {
-    return new FlotillaError('E_LEASE_NOT_FOUND', `${what}: lease ${lease ?? ''} not found`.replace('  ', ' '), {
-      lease,
-    });
+  if (
+    err instanceof EtcdLeaseInvalidError ||
+    /requested lease not found/i.test((err as Error)?.message ?? '')
+  ) {
+    return new FlotillaError(
+      'E_LEASE_NOT_FOUND',
+      `${what}: lease ${lease ?? ''} not found`.replace('  ', ' '),
+      {
+        lease,
+      },
+    );
   }
   const msg = (err as Error)?.message ?? String(err);
   if (/compacted/i.test(msg)) return new FlotillaError('E_REGISTRY_COMPACTED', `${what}: ${msg}`);
-  if (err instanceof GRPCInvalidArgumentError || /duplicate key given in txn|too many operations in txn/i.test(msg)) {
+  if (
+    err instanceof GRPCInvalidArgumentError ||
+    /duplicate key given in txn|too many operations in txn/i.test(msg)
+  ) {
     return new FlotillaError('E_INVALID_REQUEST', `etcd ${what} refused: ${msg}`, {}, { cause: err });
   }
   return new FlotillaError('E_REGISTRY_UNAVAILABLE', `etcd ${what} failed: ${msg}`, {}, { cause: err });

@@ -50,9 +50,7 @@ export type Op =
   | { type: 'get'; key: string; prefix?: boolean };
 
 export type OpResult =
-  | { type: 'put' }
-  | { type: 'delete'; deleted: number }
-  | { type: 'get'; kvs: KeyValue[] };
+  { type: 'put' } | { type: 'delete'; deleted: number } | { type: 'get'; kvs: KeyValue[] };
 
 export interface Txn {
   compare: Compare[];
@@ -125,7 +123,8 @@ export interface KvStore {
 export const op = {
   put: (key: string, value: string, lease?: string): Op =>
     lease === undefined ? { type: 'put', key, value } : { type: 'put', key, value, lease },
-  del: (key: string, prefix = false): Op => (prefix ? { type: 'delete', key, prefix } : { type: 'delete', key }),
+  del: (key: string, prefix = false): Op =>
+    prefix ? { type: 'delete', key, prefix } : { type: 'delete', key },
   get: (key: string, prefix = false): Op => (prefix ? { type: 'get', key, prefix } : { type: 'get', key }),
 };
 

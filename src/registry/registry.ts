@@ -58,7 +58,9 @@ function parse<T>(kv: KeyValue): T {
   try {
     return JSON.parse(kv.value) as T;
   } catch {
-    throw new FlotillaError('E_REGISTRY_CORRUPT', `registry key ${kv.key} does not hold JSON`, { key: kv.key });
+    throw new FlotillaError('E_REGISTRY_CORRUPT', `registry key ${kv.key} does not hold JSON`, {
+      key: kv.key,
+    });
   }
 }
 
@@ -110,7 +112,11 @@ export class Registry {
     return this.updateJob(name, (j) => ({ ...j, desiredState }));
   }
 
-  private async updateJob(name: string, change: (j: JobRecord) => JobRecord, extra: Op[] = []): Promise<JobRecord> {
+  private async updateJob(
+    name: string,
+    change: (j: JobRecord) => JobRecord,
+    extra: Op[] = [],
+  ): Promise<JobRecord> {
     for (let i = 0; i < MAX_RETRIES; i++) {
       const kv = await this.store.get(KEYS.job(name));
       if (!kv) throw new FlotillaError('E_NOT_FOUND', `unit ${name} not found`, { unit: name });
@@ -121,7 +127,10 @@ export class Registry {
       });
       if (res.succeeded) return next;
     }
-    throw new FlotillaError('E_CONFLICT', `unit ${name} kept changing; gave up after ${MAX_RETRIES} attempts`);
+    throw new FlotillaError(
+      'E_CONFLICT',
+      `unit ${name} kept changing; gave up after ${MAX_RETRIES} attempts`,
+    );
   }
 
   /**
@@ -142,7 +151,11 @@ export class Registry {
       const shared =
         jobsRes?.type === 'get' &&
         jobsRes.kvs.some((kv) => kv.key !== jobKv.key && parse<JobRecord>(kv).hash === job.hash);
-      const ops: Op[] = [op.del(KEYS.job(name)), op.del(KEYS.schedule(name)), op.del(KEYS.statesOf(name), true)];
+      const ops: Op[] = [
+        op.del(KEYS.job(name)),
+        op.del(KEYS.schedule(name)),
+        op.del(KEYS.statesOf(name), true),
+      ];
       const compare = [cmp.modRev(KEYS.job(name), jobKv.modRevision)];
       if (!shared && bodyKv) {
         // Every writer of a job re-puts its body, so an unchanged body modRevision proves that no
@@ -153,7 +166,10 @@ export class Registry {
       const res = await this.store.txn({ compare, success: ops });
       if (res.succeeded) return true;
     }
-    throw new FlotillaError('E_CONFLICT', `unit ${name} kept changing; gave up after ${MAX_RETRIES} attempts`);
+    throw new FlotillaError(
+      'E_CONFLICT',
+      `unit ${name} kept changing; gave up after ${MAX_RETRIES} attempts`,
+    );
   }
 
   async getJob(name: string): Promise<JobRecord | undefined> {
@@ -279,7 +295,10 @@ export class Registry {
 
   /** Give up leadership (only if still ours). */
   async resignLeadership(guard: LeaderGuard): Promise<void> {
-    await this.store.txn({ compare: [cmp.modRev(KEYS.leader, guard.modRevision)], success: [op.del(KEYS.leader)] });
+    await this.store.txn({
+      compare: [cmp.modRev(KEYS.leader, guard.modRevision)],
+      success: [op.del(KEYS.leader)],
+    });
   }
 
   /**
@@ -291,7 +310,10 @@ export class Registry {
     for (let i = 0; i < decisions.length; i += TXN_CHUNK) {
       const chunk = decisions.slice(i, i + TXN_CHUNK);
       const res = await this.store.txn({
-        compare: [cmp.modRev(KEYS.leader, guard.modRevision), ...chunk.map((d) => cmp.present(KEYS.job(d.name)))],
+        compare: [
+          cmp.modRev(KEYS.leader, guard.modRevision),
+          ...chunk.map((d) => cmp.present(KEYS.job(d.name))),
+        ],
         success: chunk.map((d) => op.put(KEYS.schedule(d.name), JSON.stringify(d))),
       });
       if (!res.succeeded) return false;
@@ -338,8 +360,12 @@ export class Registry {
     const snap: Snapshot = {
       revision: res.revision,
       jobs: new Map(kvs(0).map((kv) => [kv.key.slice(KEYS.prefixes.job.length), parse<JobRecord>(kv)])),
-      schedules: new Map(kvs(1).map((kv) => [kv.key.slice(KEYS.prefixes.schedule.length), parse<ScheduleRecord>(kv)])),
-      machines: new Map(kvs(2).map((kv) => [kv.key.slice(KEYS.prefixes.machine.length), parse<MachineRecord>(kv)])),
+      schedules: new Map(
+        kvs(1).map((kv) => [kv.key.slice(KEYS.prefixes.schedule.length), parse<ScheduleRecord>(kv)]),
+      ),
+      machines: new Map(
+        kvs(2).map((kv) => [kv.key.slice(KEYS.prefixes.machine.length), parse<MachineRecord>(kv)]),
+      ),
       states: new Map(),
       bodies: new Map(
         kvs(5).map((kv) => [kv.key.slice(KEYS.prefixes.unitBody.length), parse<UnitBody>(kv).body]),

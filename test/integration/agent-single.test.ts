@@ -31,9 +31,21 @@ function ctl(...args: string[]): { rc: number; out: string } {
   return shRc('/usr/local/bin/node', '/project/bin/flotilla', `--endpoint=unix://${SOCK}`, ...args);
 }
 function put(path: string, text: string): void {
-  execFileSync('bash', [`${process.env.TESTENV_DIR ?? 'test/env'}/exec.sh`, M, 'sh', '-c', 'mkdir -p "$(dirname "$1")" && cat > "$1"', '_', path], {
-    input: text,
-  });
+  execFileSync(
+    'bash',
+    [
+      `${process.env.TESTENV_DIR ?? 'test/env'}/exec.sh`,
+      M,
+      'sh',
+      '-c',
+      'mkdir -p "$(dirname "$1")" && cat > "$1"',
+      '_',
+      path,
+    ],
+    {
+      input: text,
+    },
+  );
 }
 const mainPid = (unit: string) => sh('systemctl', 'show', '-p', 'MainPID', '--value', unit).trim();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -92,7 +104,9 @@ describeSystemd('agent with the embedded registry on one machine', () => {
     expect(sh('systemctl', 'is-active', UNIT).trim()).toBe('active');
     const r = ctl('list-machines', '--no-legend');
     expect(r.rc).toBe(0);
-    expect(r.out).toMatch(new RegExp(`^[0-9a-f]{8}\\.\\.\\.\\t${machineIp(M).replace(/\./g, '\\.')}\\trole=single\\n$`));
+    expect(r.out).toMatch(
+      new RegExp(`^[0-9a-f]{8}\\.\\.\\.\\t${machineIp(M).replace(/\./g, '\\.')}\\trole=single\\n$`),
+    );
   });
 
   it('serves the API on a root-only unix socket', () => {
@@ -117,7 +131,9 @@ describeSystemd('agent with the embedded registry on one machine', () => {
     expect(mainPid(`hello-${id}.service`)).toBe(pid);
     // kill -9, then the same agent again on the same data dir: it resumes its lease and adopts.
     startAgent();
-    expect(ctl('list-units', '--no-legend', '--fields=unit,active').out).toContain(`hello-${id}.service\tactive`);
+    expect(ctl('list-units', '--no-legend', '--fields=unit,active').out).toContain(
+      `hello-${id}.service\tactive`,
+    );
     expect(mainPid(`hello-${id}.service`)).toBe(pid);
   });
 

@@ -51,7 +51,9 @@ if (!haveEtcd && process.env.TESTENV_REQUIRED === '1') {
   });
   kvContract('etcd, 1 member', {
     open: () =>
-      Promise.resolve(new EtcdKvStore({ endpoints: [etcd!.endpoint], prefix: `/flotilla-test/${randomUUID()}/` })),
+      Promise.resolve(
+        new EtcdKvStore({ endpoints: [etcd!.endpoint], prefix: `/flotilla-test/${randomUUID()}/` }),
+      ),
     compact: etcdCompact,
   });
 });
@@ -60,7 +62,11 @@ describeEtcdCluster('3-member etcd cluster', () => {
   kvContract('etcd, 3 members', {
     open: () =>
       Promise.resolve(
-        new EtcdKvStore({ endpoints: etcdEndpoints!, prefix: `/flotilla-test/${randomUUID()}/`, requestTimeoutMs: 3000 }),
+        new EtcdKvStore({
+          endpoints: etcdEndpoints!,
+          prefix: `/flotilla-test/${randomUUID()}/`,
+          requestTimeoutMs: 3000,
+        }),
       ),
     compact: etcdCompact,
     members: {

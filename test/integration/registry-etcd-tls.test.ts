@@ -11,7 +11,8 @@ import { makePki, type Pki } from '../support/certs.js';
 import { etcdBinary, startSingleEtcd, type SingleEtcd } from '../support/etcd-single.js';
 
 const haveEtcd = etcdBinary() !== undefined;
-if (!haveEtcd && process.env.TESTENV_REQUIRED === '1') throw new Error('etcd is not installed: run test/env/up.sh');
+if (!haveEtcd && process.env.TESTENV_REQUIRED === '1')
+  throw new Error('etcd is not installed: run test/env/up.sh');
 
 (haveEtcd ? describe : describe.skip)('etcd backend over mTLS', () => {
   let pki: Pki;
@@ -62,8 +63,12 @@ if (!haveEtcd && process.env.TESTENV_REQUIRED === '1') throw new Error('etcd is 
   });
 
   it('refuses half a client pair and unreadable files in config, naming the field', () => {
-    expect(() => new EtcdKvStore({ endpoints: [etcd.endpoint], certFile: pki.clientCert })).toThrow(/etcd_certfile and etcd_keyfile/);
-    expect(() => new EtcdKvStore({ endpoints: [etcd.endpoint], caFile: '/nonexistent/ca.pem' })).toThrow(/etcd_cafile: cannot read/);
+    expect(() => new EtcdKvStore({ endpoints: [etcd.endpoint], certFile: pki.clientCert })).toThrow(
+      /etcd_certfile and etcd_keyfile/,
+    );
+    expect(() => new EtcdKvStore({ endpoints: [etcd.endpoint], caFile: '/nonexistent/ca.pem' })).toThrow(
+      /etcd_cafile: cannot read/,
+    );
     expect(() => new EtcdKvStore({ endpoints: ['127.0.0.1:2379'] })).toThrow(/etcd_servers/);
   });
 });
@@ -71,7 +76,11 @@ if (!haveEtcd && process.env.TESTENV_REQUIRED === '1') throw new Error('etcd is 
 describe('etcd backend, cluster unreachable', () => {
   it('fails with E_REGISTRY_UNAVAILABLE within the request timeout', async () => {
     // Port 9 on loopback (discard) has no listener here: connection refused.
-    const store = new EtcdKvStore({ endpoints: ['http://127.0.0.1:9'], requestTimeoutMs: 1000, dialTimeoutMs: 500 });
+    const store = new EtcdKvStore({
+      endpoints: ['http://127.0.0.1:9'],
+      requestTimeoutMs: 1000,
+      dialTimeoutMs: 500,
+    });
     const t0 = Date.now();
     try {
       await expect(store.put('x', 'y')).rejects.toSatisfy((e) => isCode(e, 'E_REGISTRY_UNAVAILABLE'));

@@ -48,22 +48,40 @@ export interface TlsFiles {
 
 export async function startSingleEtcd(tls?: TlsFiles): Promise<SingleEtcd> {
   const bin = etcdBinary();
-  if (!bin) throw new Error('etcd is not installed (Debian package etcd-server; test/env/etcd.sh installs it)');
+  if (!bin)
+    throw new Error('etcd is not installed (Debian package etcd-server; test/env/etcd.sh installs it)');
   const [client, peer] = [await freePort(), await freePort()];
   const dataDir = mkdtempSync(join(tmpdir(), 'flotilla-etcd-'));
   const endpoint = `${tls ? 'https' : 'http'}://127.0.0.1:${client}`;
   const args = [
-    '--name', 'single',
-    '--data-dir', dataDir,
-    '--listen-client-urls', endpoint,
-    '--advertise-client-urls', endpoint,
-    '--listen-peer-urls', `http://127.0.0.1:${peer}`,
-    '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-    '--initial-cluster', `single=http://127.0.0.1:${peer}`,
-    '--initial-cluster-state', 'new',
-    '--log-level', 'error',
+    '--name',
+    'single',
+    '--data-dir',
+    dataDir,
+    '--listen-client-urls',
+    endpoint,
+    '--advertise-client-urls',
+    endpoint,
+    '--listen-peer-urls',
+    `http://127.0.0.1:${peer}`,
+    '--initial-advertise-peer-urls',
+    `http://127.0.0.1:${peer}`,
+    '--initial-cluster',
+    `single=http://127.0.0.1:${peer}`,
+    '--initial-cluster-state',
+    'new',
+    '--log-level',
+    'error',
     ...(tls
-      ? ['--cert-file', tls.serverCert, '--key-file', tls.serverKey, '--trusted-ca-file', tls.ca, '--client-cert-auth']
+      ? [
+          '--cert-file',
+          tls.serverCert,
+          '--key-file',
+          tls.serverKey,
+          '--trusted-ca-file',
+          tls.ca,
+          '--client-cert-auth',
+        ]
       : []),
   ];
   // `&` in a fixed script detaches etcd from this process; the arguments are passed as "$@".

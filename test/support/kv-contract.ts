@@ -27,7 +27,8 @@ export function collect(
   const all: WatchBatch[] = [];
   return new Promise((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`watch: timed out after ${timeoutMs} ms with ${JSON.stringify(all).slice(0, 500)}`)),
+      () =>
+        reject(new Error(`watch: timed out after ${timeoutMs} ms with ${JSON.stringify(all).slice(0, 500)}`)),
       timeoutMs,
     );
     void (async () => {
@@ -71,7 +72,13 @@ export function kvContract(name: string, target: ContractTarget): void {
       const r2 = await store.put(key, 'v2');
       expect(r2.revision).toBe(r1.revision + 1);
       const kv = await store.get(key);
-      expect(kv).toMatchObject({ key, value: 'v2', createRevision: r1.revision, modRevision: r2.revision, version: 2 });
+      expect(kv).toMatchObject({
+        key,
+        value: 'v2',
+        createRevision: r1.revision,
+        modRevision: r2.revision,
+        version: 2,
+      });
       expect(kv?.lease).toBe('0');
       expect(await store.revision()).toBeGreaterThanOrEqual(r2.revision);
     });
@@ -159,8 +166,8 @@ export function kvContract(name: string, target: ContractTarget): void {
     it('refuses a txn that puts the same key twice, writing nothing', async () => {
       const a = k('dup');
       const rev = await store.revision();
-      await expect(store.txn({ compare: [], success: [op.put(a, '1'), op.put(a, '2')] })).rejects.toSatisfy((e) =>
-        isCode(e, 'E_INVALID_REQUEST'),
+      await expect(store.txn({ compare: [], success: [op.put(a, '1'), op.put(a, '2')] })).rejects.toSatisfy(
+        (e) => isCode(e, 'E_INVALID_REQUEST'),
       );
       expect(await store.get(a)).toBeUndefined();
       expect(await store.revision()).toBe(rev);
@@ -207,7 +214,11 @@ export function kvContract(name: string, target: ContractTarget): void {
       await store.put(`${p}x`, '1', { lease: lease.id });
       await store.put(`${p}y`, '2', { lease: lease.id });
       const w = store.watch(p);
-      const got = collect(w, (all) => all.flatMap((b) => b.events).filter((e) => e.type === 'delete').length >= 2, 8000);
+      const got = collect(
+        w,
+        (all) => all.flatMap((b) => b.events).filter((e) => e.type === 'delete').length >= 2,
+        8000,
+      );
       const batches = await got;
       w.close();
       const dels = batches.flatMap((b) => b.events).filter((e) => e.type === 'delete');
@@ -278,7 +289,9 @@ export function kvContract(name: string, target: ContractTarget): void {
         await store.put(`${p}a`, '2');
         await target.compact!(store, r.revision + 1);
         const w = store.watch(p, { fromRevision: r.revision });
-        await expect(collect(w, () => false, 5000)).rejects.toSatisfy((e) => isCode(e, 'E_REGISTRY_COMPACTED'));
+        await expect(collect(w, () => false, 5000)).rejects.toSatisfy((e) =>
+          isCode(e, 'E_REGISTRY_COMPACTED'),
+        );
         w.close();
       });
     }
@@ -310,7 +323,10 @@ export function kvContract(name: string, target: ContractTarget): void {
       it('changes desired state and replaces bodies under concurrency without losing an update', async () => {
         const name = `${randomUUID().slice(0, 8)}.service`;
         await reg.createUnit(name, body('x'));
-        await Promise.all([reg.setDesiredState(name, 'launched'), reg.replaceUnit(name, body('z'), 'launched')]);
+        await Promise.all([
+          reg.setDesiredState(name, 'launched'),
+          reg.replaceUnit(name, body('z'), 'launched'),
+        ]);
         const u = await reg.getUnit(name);
         expect(u?.job.desiredState).toBe('launched');
         expect(u?.body).toBe(body('z'));
@@ -327,7 +343,14 @@ export function kvContract(name: string, target: ContractTarget): void {
         await reg.createUnit(b, shared);
         const lease = await store.grantLease(30);
         await reg.reportUnitState(
-          { name: a, machineID: 'm1', hash: sha1(shared), loadState: 'loaded', activeState: 'active', subState: 'running' },
+          {
+            name: a,
+            machineID: 'm1',
+            hash: sha1(shared),
+            loadState: 'loaded',
+            activeState: 'active',
+            subState: 'running',
+          },
           lease.id,
         );
         expect(await reg.destroyUnit(a)).toBe(true);
@@ -369,9 +392,9 @@ export function kvContract(name: string, target: ContractTarget): void {
         const gb = await reg.acquireLeadership('B', lb.id);
         expect(gb?.machineID).toBe('B');
         expect(await reg.writeSchedule(ga!, [{ name, machineID: 'stale' }])).toBe(false);
-        expect(await reg.writeSchedule(gb!, [{ name, reason: 'no machine matches MachineMetadata region=eu' }])).toBe(
-          true,
-        );
+        expect(
+          await reg.writeSchedule(gb!, [{ name, reason: 'no machine matches MachineMetadata region=eu' }]),
+        ).toBe(true);
         expect((await reg.listSchedules()).find((s) => s.name === name)).toEqual({
           name,
           reason: 'no machine matches MachineMetadata region=eu',
@@ -391,11 +414,16 @@ export function kvContract(name: string, target: ContractTarget): void {
         await reg.setDesiredState(name, 'loaded');
         const w = reg.watch({ prefix: 'job/', fromRevision: snap.revision + 1 });
         const batches = await collect(w, (all) =>
-          all.some((b) => b.events.some((e) => e.kv.key === `job/${name}` && e.kv.value.includes('"loaded"'))),
+          all.some((b) =>
+            b.events.some((e) => e.kv.key === `job/${name}` && e.kv.value.includes('"loaded"')),
+          ),
         );
         w.close();
         const mine = batches.flatMap((b) => b.events).filter((e) => e.kv.key === `job/${name}`);
-        expect(mine.map((e) => (JSON.parse(e.kv.value) as { desiredState: string }).desiredState)).toEqual(['inactive', 'loaded']);
+        expect(mine.map((e) => (JSON.parse(e.kv.value) as { desiredState: string }).desiredState)).toEqual([
+          'inactive',
+          'loaded',
+        ]);
         expect(snap.jobs.has(name)).toBe(false);
         await reg.destroyUnit(name);
       });

@@ -3,7 +3,11 @@ import { IGNORED_KEYS, KEYS } from '../../agent/config.js';
 import type { Command, FlagSpec } from '../command.js';
 
 const flags: Record<string, FlagSpec> = {
-  config: { type: 'string', value: 'PATH', help: 'Config file (default /etc/flotilla/flotilla.conf, optional)' },
+  config: {
+    type: 'string',
+    value: 'PATH',
+    help: 'Config file (default /etc/flotilla/flotilla.conf, optional)',
+  },
 };
 for (const key of [...Object.keys(KEYS), ...Object.keys(IGNORED_KEYS)]) {
   flags[key.replace(/_/g, '-')] = { type: 'string', value: 'VALUE', help: `Config key ${key}` };
@@ -25,7 +29,10 @@ export const agent: Command = {
     const { runAgent } = await import('../../agent/daemon.js');
     let code = 1;
     try {
-      code = await runAgent({ ...(typeof ctx.flags.config === 'string' ? { configFile: ctx.flags.config } : {}), flags: given });
+      code = await runAgent({
+        ...(typeof ctx.flags.config === 'string' ? { configFile: ctx.flags.config } : {}),
+        flags: given,
+      });
     } catch (err) {
       ctx.io.err(`flotilla agent: ${(err as Error).message}\n`);
       code = (err as { exitCode?: number }).exitCode ?? 1;

@@ -24,14 +24,16 @@ function render(ctx: Context, valid: readonly string[], rows: Row[], json: () =>
     ctx.io.out(`${JSON.stringify(json(), null, 2)}\n`);
     return 0;
   }
-  if (output !== 'table') throw new FlotillaError('E_USAGE', `--output: ${JSON.stringify(output)} must be table or json`);
+  if (output !== 'table')
+    throw new FlotillaError('E_USAGE', `--output: ${JSON.stringify(output)} must be table or json`);
   const fields = String(ctx.flags.fields ?? '')
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
   if (fields.length === 0) throw new FlotillaError('E_USAGE', 'Must define output format');
   for (const f of fields) {
-    if (!valid.includes(f)) throw new FlotillaError('E_USAGE', `Invalid key in output format: ${JSON.stringify(f)}`);
+    if (!valid.includes(f))
+      throw new FlotillaError('E_USAGE', `Invalid key in output format: ${JSON.stringify(f)}`);
   }
   const lines: string[][] = [];
   if (ctx.flags['no-legend'] !== true) lines.push(fields.map((f) => f.toUpperCase()));
@@ -108,8 +110,13 @@ export const listUnitFilesCmd: Command = {
         reason: u.reason ?? '-',
       };
     });
-    return render(ctx, ['desc', 'dstate', 'global', 'hash', 'reason', 'state', 'target', 'tmachine', 'unit'], rows, () => ({
-      units,
-    }));
+    return render(
+      ctx,
+      ['desc', 'dstate', 'global', 'hash', 'reason', 'state', 'target', 'tmachine', 'unit'],
+      rows,
+      () => ({
+        units,
+      }),
+    );
   },
 };

@@ -15,7 +15,13 @@ import {
   waitForState,
 } from '../units.js';
 
-const REPLACE = { replace: { type: 'boolean' as const, default: false, help: 'Replace the unit in the registry if it differs from the local file' } };
+const REPLACE = {
+  replace: {
+    type: 'boolean' as const,
+    default: false,
+    help: 'Replace the unit in the registry if it differs from the local file',
+  },
+};
 
 async function transition(
   ctx: Context,
@@ -37,7 +43,9 @@ async function transition(
   }
   if (attempts === undefined || wait.length === 0) return 0;
   const failed = await waitForState(ctx, client, wait, target, attempts, (u, machines) => {
-    ctx.io.out(`Unit ${u.name} ${target}${target === 'inactive' ? '' : ` on ${machineLabel(u.machineID, machines, false)}`}\n`);
+    ctx.io.out(
+      `Unit ${u.name} ${target}${target === 'inactive' ? '' : ` on ${machineLabel(u.machineID, machines, false)}`}\n`,
+    );
   });
   for (const f of failed) ctx.io.err(`Error waiting for units: ${f.why}\n`);
   return failed.length > 0 ? 1 : 0;
@@ -67,13 +75,25 @@ export const submit: Command = {
 function creating(name: string, target: DesiredState, verb: string, allow: DesiredState[]): Command {
   return {
     name,
-    summary: name === 'load' ? 'Schedule one or more units in the cluster, first submitting them if necessary' : 'Instruct systemd to start one or more units in the cluster, first submitting and loading if necessary',
+    summary:
+      name === 'load'
+        ? 'Schedule one or more units in the cluster, first submitting them if necessary'
+        : 'Instruct systemd to start one or more units in the cluster, first submitting and loading if necessary',
     usage: `${name} [--no-block] [--block-attempts=N] [--replace] UNIT...`,
     flags: { ...BLOCK_FLAGS, ...REPLACE },
     async run(ctx) {
       const client = clientFromGlobals(ctx.globals);
-      const units = await lazyCreateUnits(ctx, client, needUnits(ctx), { replace: ctx.flags.replace === true, allowReplaceIn: allow });
-      return transition(ctx, client, units.map((u) => u.name), target, verb);
+      const units = await lazyCreateUnits(ctx, client, needUnits(ctx), {
+        replace: ctx.flags.replace === true,
+        allowReplaceIn: allow,
+      });
+      return transition(
+        ctx,
+        client,
+        units.map((u) => u.name),
+        target,
+        verb,
+      );
     },
   };
 }

@@ -41,9 +41,13 @@ function cmpNum(a: number, op: Compare['op'], b: number): boolean {
 }
 
 function duplicateKey(key: string): FlotillaError {
-  return new FlotillaError('E_INVALID_REQUEST', `duplicate key given in txn request: ${JSON.stringify(key)}`, {
-    key,
-  });
+  return new FlotillaError(
+    'E_INVALID_REQUEST',
+    `duplicate key given in txn request: ${JSON.stringify(key)}`,
+    {
+      key,
+    },
+  );
 }
 
 /** etcd's checkIntervals: within one branch, no key is put twice and no put falls in a delete's range. */

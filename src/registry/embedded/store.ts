@@ -246,7 +246,10 @@ export class EmbeddedKvStore implements KvStore {
   async grantLease(ttlSeconds: number): Promise<LeaseGrant> {
     await this.begin();
     if (!Number.isFinite(ttlSeconds)) {
-      throw new FlotillaError('E_INVALID_REQUEST', `lease TTL must be a number of seconds, got ${ttlSeconds}`);
+      throw new FlotillaError(
+        'E_INVALID_REQUEST',
+        `lease TTL must be a number of seconds, got ${ttlSeconds}`,
+      );
     }
     const ttl = Math.max(this.opts.minLeaseTtl ?? 1, Math.ceil(ttlSeconds));
     let id: string;

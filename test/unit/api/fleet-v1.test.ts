@@ -25,7 +25,12 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function call(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<ApiResponse> {
+function call(
+  method: string,
+  path: string,
+  body?: unknown,
+  contentType = 'application/json',
+): Promise<ApiResponse> {
   const [p, q] = path.split('?');
   return dispatch([(r) => api.route(r)], {
     method,
@@ -43,7 +48,9 @@ const opts = [
 
 describe('fleet v1 units', () => {
   it('creates (201), reads back in normal form, and lists', async () => {
-    expect((await call('PUT', '/fleet/v1/units/a.service', { desiredState: 'inactive', options: opts })).status).toBe(201);
+    expect(
+      (await call('PUT', '/fleet/v1/units/a.service', { desiredState: 'inactive', options: opts })).status,
+    ).toBe(201);
     const r = await call('GET', '/fleet/v1/units/a.service');
     expect(r).toMatchObject({
       status: 200,
@@ -56,20 +63,75 @@ describe('fleet v1 units', () => {
   it('sets the desired state only (204), and refuses a bogus one (400, unlike fleet)', async () => {
     expect((await call('PUT', '/fleet/v1/units/a.service', { desiredState: 'loaded' })).status).toBe(204);
     const bogus = await call('PUT', '/fleet/v1/units/a.service', { desiredState: 'bogus' });
-    expect(bogus).toEqual({ status: 400, body: { error: { code: 400, message: expect.stringMatching(/invalid desiredState "bogus"/) as unknown } } });
+    expect(bogus).toEqual({
+      status: 400,
+      body: {
+        error: { code: 400, message: expect.stringMatching(/invalid desiredState "bogus"/) as unknown },
+      },
+    });
     expect((await call('GET', '/fleet/v1/units/a.service')).body).toMatchObject({ desiredState: 'loaded' });
   });
 
   it.each([
-    ['no content type', () => call('PUT', '/fleet/v1/units/b.service', { options: opts }, 'text/plain'), 415, 'only acceptable Content-Type is application/json'],
-    ['bad JSON', () => call('PUT', '/fleet/v1/units/b.service', '{', 'application/json'), 400, 'unable to decode body'],
-    ['name mismatch', () => call('PUT', '/fleet/v1/units/b.service', { name: 'c.service', options: opts }), 400, 'differs from unit name'],
+    [
+      'no content type',
+      () => call('PUT', '/fleet/v1/units/b.service', { options: opts }, 'text/plain'),
+      415,
+      'only acceptable Content-Type is application/json',
+    ],
+    [
+      'bad JSON',
+      () => call('PUT', '/fleet/v1/units/b.service', '{', 'application/json'),
+      400,
+      'unable to decode body',
+    ],
+    [
+      'name mismatch',
+      () => call('PUT', '/fleet/v1/units/b.service', { name: 'c.service', options: opts }),
+      400,
+      'differs from unit name',
+    ],
     ['bad name', () => call('PUT', '/fleet/v1/units/b.bogus', { options: opts }), 400, 'invalid unit type'],
-    ['new unit without options', () => call('PUT', '/fleet/v1/units/b.service', { desiredState: 'launched' }), 409, 'unit does not exist and options field empty'],
-    ['existing unit, nothing to set', () => call('PUT', '/fleet/v1/units/a.service', {}), 409, 'must provide DesiredState'],
-    ['a template cannot be activated', () => call('PUT', '/fleet/v1/units/t@.service', { desiredState: 'launched', options: opts }), 400, 'cannot activate template "t@.service"'],
-    ['forbidden [X-Fleet] combination', () => call('PUT', '/fleet/v1/units/b.service', { options: [...opts, { section: 'X-Fleet', name: 'MachineID', value: 'x' }, { section: 'X-Fleet', name: 'Global', value: 'true' }] }), 400, 'MachineID cannot be used with Global'],
-    ['an option that cannot round-trip', () => call('PUT', '/fleet/v1/units/b.service', { options: [{ section: 'Service', name: 'ExecStart', value: 'a\nb' }] }), 400, 'newline'],
+    [
+      'new unit without options',
+      () => call('PUT', '/fleet/v1/units/b.service', { desiredState: 'launched' }),
+      409,
+      'unit does not exist and options field empty',
+    ],
+    [
+      'existing unit, nothing to set',
+      () => call('PUT', '/fleet/v1/units/a.service', {}),
+      409,
+      'must provide DesiredState',
+    ],
+    [
+      'a template cannot be activated',
+      () => call('PUT', '/fleet/v1/units/t@.service', { desiredState: 'launched', options: opts }),
+      400,
+      'cannot activate template "t@.service"',
+    ],
+    [
+      'forbidden [X-Fleet] combination',
+      () =>
+        call('PUT', '/fleet/v1/units/b.service', {
+          options: [
+            ...opts,
+            { section: 'X-Fleet', name: 'MachineID', value: 'x' },
+            { section: 'X-Fleet', name: 'Global', value: 'true' },
+          ],
+        }),
+      400,
+      'MachineID cannot be used with Global',
+    ],
+    [
+      'an option that cannot round-trip',
+      () =>
+        call('PUT', '/fleet/v1/units/b.service', {
+          options: [{ section: 'Service', name: 'ExecStart', value: 'a\nb' }],
+        }),
+      400,
+      'newline',
+    ],
     ['missing unit', () => call('GET', '/fleet/v1/units/nope.service'), 404, 'unit does not exist'],
     ['delete missing unit', () => call('DELETE', '/fleet/v1/units/nope.service'), 404, 'unit does not exist'],
     ['wrong method', () => call('POST', '/fleet/v1/units'), 405, 'only GET supported'],
@@ -78,7 +140,10 @@ describe('fleet v1 units', () => {
   ])('%s → %i', async (_, fn, status, message) => {
     const r = await fn();
     expect(r.status).toBe(status);
-    expect((r.body as { error: { code: number; message: string } }).error).toEqual({ code: status, message: expect.stringContaining(message) as unknown });
+    expect((r.body as { error: { code: number; message: string } }).error).toEqual({
+      code: status,
+      message: expect.stringContaining(message) as unknown,
+    });
     // Nothing was written for b.service.
     expect((await call('GET', '/fleet/v1/units/b.service')).status).toBe(404);
   });
@@ -86,7 +151,10 @@ describe('fleet v1 units', () => {
   it('replaces a unit whose options changed (201) and deletes (204)', async () => {
     const changed = [...opts, { section: 'Service', name: 'Restart', value: 'always' }];
     expect((await call('PUT', '/fleet/v1/units/a.service', { options: changed })).status).toBe(201);
-    expect((await call('GET', '/fleet/v1/units/a.service')).body).toMatchObject({ desiredState: 'inactive', options: changed });
+    expect((await call('GET', '/fleet/v1/units/a.service')).body).toMatchObject({
+      desiredState: 'inactive',
+      options: changed,
+    });
     expect((await call('DELETE', '/fleet/v1/units/a.service')).status).toBe(204);
     expect((await call('GET', '/fleet/v1/units/a.service')).status).toBe(404);
   });
@@ -110,8 +178,17 @@ describe('fleet v1 units', () => {
     const s = await EmbeddedKvStore.open({ dataDir: d });
     const closed = new FleetV1(new Registry(s));
     await s.close();
-    const r = await dispatch([(req) => closed.route(req)], { method: 'GET', path: '/fleet/v1/units', query: new URLSearchParams(), headers: {}, body: Buffer.alloc(0) });
-    expect(r).toEqual({ status: 503, body: { error: { code: 503, message: 'fleet server unable to communicate with etcd' } } });
+    const r = await dispatch([(req) => closed.route(req)], {
+      method: 'GET',
+      path: '/fleet/v1/units',
+      query: new URLSearchParams(),
+      headers: {},
+      body: Buffer.alloc(0),
+    });
+    expect(r).toEqual({
+      status: 503,
+      body: { error: { code: 503, message: 'fleet server unable to communicate with etcd' } },
+    });
     rmSync(d, { recursive: true, force: true });
   });
 });

@@ -32,11 +32,19 @@ describe('CLI entry', () => {
 
   it('an unknown command exits 64 with a usage hint (fleetctl exits 0)', async () => {
     const r = await run('bogus');
-    expect(r).toEqual({ code: 64, out: '', err: 'Error: unknown command "bogus" for "flotilla"\nRun \'flotilla help\' for usage.\n' });
+    expect(r).toEqual({
+      code: 64,
+      out: '',
+      err: 'Error: unknown command "bogus" for "flotilla"\nRun \'flotilla help\' for usage.\n',
+    });
   });
 
   it('a bad flag exits 64 with a usage hint, before or after the command', async () => {
-    for (const argv of [['--bogus', 'version'], ['version', '--bogus'], ['list-units', '-x']]) {
+    for (const argv of [
+      ['--bogus', 'version'],
+      ['version', '--bogus'],
+      ['list-units', '-x'],
+    ]) {
       const r = await run(...argv);
       expect(r.code).toBe(64);
       expect(r.err).toMatch(/^Error: Unknown option '-(-bogus|x)'\nRun 'flotilla help' for usage\.\n$/);
@@ -65,7 +73,9 @@ describe('CLI entry', () => {
     expect(code).toBe(2);
     expect(out).toContain('/nonexistent/a.sock');
     out = '';
-    await main(['--endpoint=unix:///nonexistent/b.sock', 'list-machines'], io, { FLOTILLA_ENDPOINT: 'unix:///nonexistent/a.sock' });
+    await main(['--endpoint=unix:///nonexistent/b.sock', 'list-machines'], io, {
+      FLOTILLA_ENDPOINT: 'unix:///nonexistent/a.sock',
+    });
     expect(out).toContain('/nonexistent/b.sock');
   });
 
@@ -87,6 +97,11 @@ describe('tabwriter (Go text/tabwriter with padchar \\t)', () => {
   });
 
   it('counts code points, not UTF-16 units', () => {
-    expect(tabwrite([['ünï', 'x'], ['abcdefgh', 'y']])).toBe('ünï\t\tx\nabcdefgh\ty\n');
+    expect(
+      tabwrite([
+        ['ünï', 'x'],
+        ['abcdefgh', 'y'],
+      ]),
+    ).toBe('ünï\t\tx\nabcdefgh\ty\n');
   });
 });

@@ -29,7 +29,10 @@ describe('agent config', () => {
       'etcd_key_prefix=/_coreos.com/fleet/',
       'token_limit=50',
     ].join('\n');
-    const { config, ignored } = loadConfig({ env: {}, readFile: files({ '/etc/flotilla/flotilla.conf': conf }) });
+    const { config, ignored } = loadConfig({
+      env: {},
+      readFile: files({ '/etc/flotilla/flotilla.conf': conf }),
+    });
     expect(config.etcdServers).toEqual(['http://10.213.0.11:2379', 'http://10.213.0.12:2379']);
     expect(config.metadata).toEqual({ region: 'us-east', name: 'm1' });
     expect(config.agentTtl).toBe(3);
@@ -44,12 +47,20 @@ describe('agent config', () => {
   it('precedence: defaults < file < env (FLEET_ < FLOTILLA_) < flags', () => {
     const read = files({ '/c.conf': 'agent_ttl=10s\nmetadata=a=file\nverbosity=1' });
     const env = { FLEET_AGENT_TTL: '20s', FLOTILLA_AGENT_TTL: '25s', FLEET_METADATA: 'a=env' };
-    const { config } = loadConfig({ configFile: '/c.conf', env, readFile: read, flags: { 'agent-ttl': '3s' } });
+    const { config } = loadConfig({
+      configFile: '/c.conf',
+      env,
+      readFile: read,
+      flags: { 'agent-ttl': '3s' },
+    });
     expect(config.agentTtl).toBe(3);
     expect(config.metadata).toEqual({ a: 'env' });
     expect(config.verbosity).toBe(1);
     expect(config.etcdServers).toEqual([]);
-    const { config: c2 } = loadConfig({ env: { FLOTILLA_ETCD_SERVERS: 'http://127.0.0.1:2379,http://127.0.0.1:22379' }, readFile: files({}) });
+    const { config: c2 } = loadConfig({
+      env: { FLOTILLA_ETCD_SERVERS: 'http://127.0.0.1:2379,http://127.0.0.1:22379' },
+      readFile: files({}),
+    });
     expect(c2.etcdServers).toHaveLength(2);
   });
 
@@ -76,9 +87,15 @@ describe('agent config', () => {
   });
 
   it('a missing --config file is fatal; a bad env value names the variable', () => {
-    expect(() => loadConfig({ configFile: '/nope.conf', env: {}, readFile: files({}) })).toThrow(/config file \/nope\.conf/);
-    expect(() => loadConfig({ env: { FLOTILLA_AGENT_TTL: '-1s' }, readFile: files({}) })).toThrow(/FLOTILLA_AGENT_TTL: agent_ttl/);
-    expect(() => loadConfig({ env: {}, readFile: files({}), flags: { 'agent-tll': '3s' } })).toThrow(/--agent-tll: unknown key/);
+    expect(() => loadConfig({ configFile: '/nope.conf', env: {}, readFile: files({}) })).toThrow(
+      /config file \/nope\.conf/,
+    );
+    expect(() => loadConfig({ env: { FLOTILLA_AGENT_TTL: '-1s' }, readFile: files({}) })).toThrow(
+      /FLOTILLA_AGENT_TTL: agent_ttl/,
+    );
+    expect(() => loadConfig({ env: {}, readFile: files({}), flags: { 'agent-tll': '3s' } })).toThrow(
+      /--agent-tll: unknown key/,
+    );
   });
 
   it('parses Go durations and fleet metadata', () => {

@@ -8,7 +8,12 @@ describe('FenceMonitor', () => {
     const m = new FenceMonitor({
       ttlMs: 3000,
       lastRenewed: () => lastRenewed,
-      endpoints: ['http://10.0.0.11:2379', 'http://10.0.0.12:2379', 'http://10.0.0.13:2379', 'http://127.0.0.1:2379'],
+      endpoints: [
+        'http://10.0.0.11:2379',
+        'http://10.0.0.12:2379',
+        'http://10.0.0.13:2379',
+        'http://127.0.0.1:2379',
+      ],
       ownAddresses: new Set(['10.0.0.13']),
       setFenced: (on) => calls.push(on),
       now: () => now,

@@ -7,13 +7,16 @@ describe('SerialRunner', () => {
     let maxInFlight = 0;
     let runs = 0;
     let release!: () => void;
-    const r = new SerialRunner(async () => {
-      inFlight++;
-      maxInFlight = Math.max(maxInFlight, inFlight);
-      runs++;
-      if (runs === 1) await new Promise<void>((res) => (release = res));
-      inFlight--;
-    }, () => undefined);
+    const r = new SerialRunner(
+      async () => {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        runs++;
+        if (runs === 1) await new Promise<void>((res) => (release = res));
+        inFlight--;
+      },
+      () => undefined,
+    );
     r.trigger();
     for (let i = 0; i < 10; i++) r.trigger();
     release();
@@ -25,10 +28,13 @@ describe('SerialRunner', () => {
   it('reports errors and keeps going; stops starting runs after stop()', async () => {
     const errors: string[] = [];
     let runs = 0;
-    const r = new SerialRunner(() => {
-      runs++;
-      return Promise.reject(new Error(`boom ${runs}`));
-    }, (e) => errors.push(e.message));
+    const r = new SerialRunner(
+      () => {
+        runs++;
+        return Promise.reject(new Error(`boom ${runs}`));
+      },
+      (e) => errors.push(e.message),
+    );
     r.trigger();
     await r.idle();
     r.trigger();

@@ -133,7 +133,10 @@ describe('embedded KvStore: txn', () => {
 
   it('rejects a txn that puts a key twice or puts inside a deleted range, as etcd does', async () => {
     const s = await fresh();
-    await rejectsWith(s.txn({ compare: [], success: [op.put('a', '1'), op.put('a', '2')] }), 'E_INVALID_REQUEST');
+    await rejectsWith(
+      s.txn({ compare: [], success: [op.put('a', '1'), op.put('a', '2')] }),
+      'E_INVALID_REQUEST',
+    );
     await rejectsWith(
       s.txn({ compare: [], success: [op.del('d/', true), op.put('d/x', '1')] }),
       'E_INVALID_REQUEST',
