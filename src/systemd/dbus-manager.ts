@@ -105,6 +105,7 @@ export class DbusSystemdManager implements SystemdManager {
   private readonly log: Logger;
   private systemdOwner: string | undefined;
   private closed = false;
+  private reloadsSeen = 0;
 
   /** Connects and waits (up to `connectTimeoutMs`) for the bus; throws E_SYSTEMD_UNAVAILABLE. */
   static async connect(opts: DbusSystemdManagerOptions = {}): Promise<DbusSystemdManager> {
@@ -253,7 +254,10 @@ export class DbusSystemdManager implements SystemdManager {
           break;
         }
         case 'Reloading':
-          if (s.body[0] === false) void this.hub.resync('daemon-reload');
+          if (s.body[0] === false) {
+            this.reloadsSeen++;
+            void this.hub.resync('daemon-reload');
+          }
           break;
         default:
           break;
@@ -519,9 +523,19 @@ export class DbusSystemdManager implements SystemdManager {
   }
 
   /** D-Bus traffic counters (method calls sent, signals received). */
-  get stats(): { calls: number; signals: number; connects: number; fetches: number; resyncs: number } {
+  get stats(): {
+    calls: number;
+    byMember: ReadonlyMap<string, number>;
+    signals: number;
+    connects: number;
+    fetches: number;
+    resyncs: number;
+    reloadsSeen: number;
+  } {
     return {
       calls: this.conn.stats.calls,
+      byMember: new Map(this.conn.stats.byMember),
+      reloadsSeen: this.reloadsSeen,
       signals: this.conn.stats.signals,
       connects: this.conn.stats.connects,
       fetches: this.hub.stats.fetches,
