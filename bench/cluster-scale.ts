@@ -48,7 +48,7 @@ import { startSingleEtcd, type SingleEtcd } from '../test/support/etcd-single.js
 import { AgentViewRouter } from './sim/agent-views.js';
 import { CountingKvStore, type CallStat } from './sim/counting-store.js';
 import { diff, scrape, type Counters } from './sim/etcd-metrics.js';
-import { watchFaults } from './sim/etcd3-faults.js';
+import { watchFaults, type FaultLog } from './sim/etcd3-faults.js';
 import { fullRead } from './sim/full-read.js';
 import { nowMs } from './stats.js';
 import { isCode } from '../src/lib/errors.js';
@@ -229,6 +229,37 @@ export async function scaleBench(args: string[]): Promise<Row[]> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
 
+  // Health of the run, reported whether it completes or not.
+  let leaseErrors = 0;
+  let leasesLost = 0;
+  const leaseLostStages = new Set<string>();
+  const leaseErrorKinds = new Map<string, number>();
+  let faults: FaultLog | undefined;
+  const diagnostics = (): void => {
+    if (faults) {
+      row(
+        'etcd3 client: channel resets / circuit-breaker openings',
+        `${faults.resets} / ${faults.breaks}`,
+        '0 / 0',
+        '',
+        faults.resets === 0 ? 'ok' : 'MISSED',
+      );
+      for (const e of faults.events) row(`  ${e}`, '');
+    }
+    row(
+      'presence leases lost (expired) / renewal errors / warnings logged',
+      `${leasesLost}${leasesLost ? ` (during ${[...leaseLostStages].join(', ')})` : ''} / ${leaseErrors} / ` +
+        `${[...log.warnings.values()].reduce((a, w) => a + w.n, 0)}`,
+      '0 / 0 / 0',
+      '',
+      leasesLost === 0 ? 'ok' : 'MISSED',
+    );
+    for (const [m, n] of clientErrors)
+      row(`  benchmark client error (retried): ${m}`, `${n}x`, '', '', 'MISSED');
+    for (const [m, n] of leaseErrorKinds) row(`  lease renewal error: ${m}`, `${n}x`);
+    for (const [msg, w] of log.warnings) row(`  warning: ${msg}`, `${w.n}x, ${w.example}`);
+  };
+
   try {
     const mem0 = mem();
     const load0 = loadavg()[0]!;
@@ -239,7 +270,8 @@ export async function scaleBench(args: string[]): Promise<Row[]> {
     const store = new CountingKvStore(inner);
     const tStart = nowMs();
     stage = 'join';
-    const faults = watchFaults(inner.client, () => `${fmt((nowMs() - tStart) / 1000)} s (${stage})`);
+    const fl = watchFaults(inner.client, () => `${fmt((nowMs() - tStart) / 1000)} s (${stage})`);
+    faults = fl;
     cleanup.push(() => store.close());
     const registry = new Registry(store);
     progress(`etcd ${etcd.endpoint} (pid ${etcd.pid}); ${o.machines} machines, ${o.units} units`);
@@ -253,9 +285,6 @@ export async function scaleBench(args: string[]): Promise<Row[]> {
       version: 'bench',
     }));
     const keepers: LeaseKeeper[] = [];
-    let leaseErrors = 0;
-    let leasesLost = 0;
-    const leaseErrorKinds = new Map<string, number>();
     cleanup.push(() =>
       pool(keepers.length, o.concurrency, async (i) => {
         await keepers[i]!.stop(true);
@@ -273,7 +302,10 @@ export async function scaleBench(args: string[]): Promise<Row[]> {
         const m = err.message.replace(/lease \d+/g, 'lease N').slice(0, 200);
         leaseErrorKinds.set(m, (leaseErrorKinds.get(m) ?? 0) + 1);
       });
-      k.on('lost', () => leasesLost++);
+      k.on('lost', () => {
+        leasesLost++;
+        leaseLostStages.add(stage);
+      });
       k.on('granted', (id) => void registry.registerMachine(records[i]!, id).catch(() => undefined));
     });
     const joinMs = nowMs() - tJoin;
@@ -377,8 +409,8 @@ export async function scaleBench(args: string[]): Promise<Row[]> {
       });
       engines.push(e);
       e.start();
-      if ((await waitFor(() => e.isLeader, 15_000)) === undefined)
-        throw new Error('the engine did not become leader');
+      if ((await waitFor(() => e.isLeader, o.timeoutSec * 1000)) === undefined)
+        throw new Error(`the engine did not become leader within ${o.timeoutSec} s`);
       return e;
     };
     let engine = await startEngine();
@@ -389,10 +421,23 @@ export async function scaleBench(args: string[]): Promise<Row[]> {
     const loop = monitorEventLoopDelay({ resolution: 10 });
     loop.enable();
     cleanup.push(() => void loop.disable());
+    // What filled the longest stall: a 5 ms timer notes how many watch batches were applied and how
+    // many engine plans ran since its previous run; the worst gap per phase is kept.
+    let stall = { ms: 0, batches: 0, plans: 0 };
+    let last = { t: performance.now(), batches: store.watchBatches, plans: plan.plans };
+    const stallTimer = setInterval(() => {
+      const now = { t: performance.now(), batches: store.watchBatches, plans: plan.plans };
+      if (now.t - last.t > stall.ms) {
+        stall = { ms: now.t - last.t, batches: now.batches - last.batches, plans: now.plans - last.plans };
+      }
+      last = now;
+    }, 5);
+    cleanup.push(() => clearInterval(stallTimer));
     /** Event-loop delay since the previous phase() (ms): the simulation's own health check. */
     const loopSince = () => {
-      const r = { max: loop.max / 1e6, p99: loop.percentile(99) / 1e6 };
+      const r = { max: loop.max / 1e6, p99: loop.percentile(99) / 1e6, stall };
       loop.reset();
+      stall = { ms: 0, batches: 0, plans: 0 };
       return r;
     };
     const ticker = setInterval(() => {
@@ -417,8 +462,8 @@ export async function scaleBench(args: string[]): Promise<Row[]> {
       agents: agents.reduce((s, a) => s + (a === w.agent ? 0 : a.reconciles), 0),
       batches: store.watchBatches,
       waking: agentWakingEvents,
-      resets: faults.resets,
-      breaks: faults.breaks,
+      resets: fl.resets,
+      breaks: fl.breaks,
       client: store.snapshot(),
     });
     type Phase = ReturnType<typeof phase>;
@@ -813,6 +858,12 @@ export async function scaleBench(args: string[]): Promise<Row[]> {
         ' ms',
     );
     row(
+      '  longest stall per phase: watch batches applied / engine plans in it',
+      [pCreate1, pLaunch1, pPlaced, pActive, pIdle1, pStream1]
+        .map((p) => `${fmt(p.loop.stall.ms)} ms: ${p.loop.stall.batches}/${p.loop.stall.plans}`)
+        .join('; '),
+    );
+    row(
       'simulated agents: reconciles submit -> all active / at idle',
       `${pActive.agents - pCreate0.agents} / ${pIdle1.agents - pIdle0.agents}` +
         ` (router: ${router.notifications} wake-ups, ${fmt(router.routeMs / 1000)} s)`,
@@ -825,22 +876,16 @@ export async function scaleBench(args: string[]): Promise<Row[]> {
       snapshotResult.startsWith('ok') ? 'ok' : 'MISSED',
     );
     row(
-      'etcd3 client: channel resets / circuit-breaker openings',
-      `${faults.resets} / ${faults.breaks} (submit ${pCreate1.resets - pCreate0.resets}/${pCreate1.breaks - pCreate0.breaks}, ` +
-        `stream ${pStream1.resets - pStream0.resets}/${pStream1.breaks - pStream0.breaks})`,
-      '0 / 0',
-      '',
-      faults.resets === 0 ? 'ok' : 'MISSED',
+      '  channel resets / breaker openings during submit and streaming',
+      `${pCreate1.resets - pCreate0.resets}/${pCreate1.breaks - pCreate0.breaks}, ` +
+        `${pStream1.resets - pStream0.resets}/${pStream1.breaks - pStream0.breaks}`,
     );
-    for (const e of faults.events) row(`  ${e}`, '');
-    row(
-      'presence leases lost (expired) / renewal errors / warnings logged',
-      `${leasesLost} / ${leaseErrors} / ${[...log.warnings.values()].reduce((a, w) => a + w.n, 0)}`,
-    );
-    for (const [m, n] of clientErrors)
-      row(`  benchmark client error (retried): ${m}`, `${n}x`, '', '', 'MISSED');
-    for (const [m, n] of leaseErrorKinds) row(`  lease renewal error: ${m}`, `${n}x`);
-    for (const [msg, w] of log.warnings) row(`  warning: ${msg}`, `${w.n}x, e.g. ${w.example}`);
+    diagnostics();
+    return rows;
+  } catch (err) {
+    progress(`run failed during ${stage}: ${(err as Error).message}`);
+    row(`RUN FAILED during ${stage}`, (err as Error).message.slice(0, 200), '', '', 'MISSED');
+    diagnostics();
     return rows;
   } finally {
     progress('cleaning up');
