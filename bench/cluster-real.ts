@@ -11,7 +11,10 @@
  *      CLOCK_MONOTONIC, so "active" is systemd's ActiveEnterTimestampMonotonic of the new copy and the
  *      cut is the host's monotonic time just before cgroup.kill. Also reported: when the registry
  *      (watched from the host) showed the new copy active. The machine is booted again between runs
- *      and the next run waits until it rejoined (machine key back, its etcd member healthy).
+ *      and the next run waits until it rejoined (machine key back, its etcd member healthy). Runs are
+ *      also split by whether the victim held the engine leadership and whether its etcd member was
+ *      the raft leader (etcd re-grants every lease its full TTL when a new raft leader takes over, so
+ *      the dead machine's presence lease then outlives it by up to one more TTL).
  *   2. Starting N units (`sleep infinity` instances of one template): `fleetctl start --no-block` in
  *      batches of 100, three CLIs at a time (one per machine); time until the registry shows all N
  *      active; then destroy them all and time until every state record is gone.
@@ -27,6 +30,7 @@ import {
   allMachines,
   ctl,
   etcdMemberHealthy,
+  etcdRaftLeader,
   freshCluster,
   inMachineOk,
   machineUp,
@@ -209,6 +213,8 @@ async function failover(map: ClusterMap, runs: number): Promise<Row[]> {
   const registry: number[] = [];
   const leaderRuns: number[] = [];
   const otherRuns: number[] = [];
+  const raftLeaderRuns: number[] = [];
+  const raftOtherRuns: number[] = [];
   try {
     for (let run = 0; run < runs; run++) {
       const where = new Map<string, string>();
@@ -232,6 +238,9 @@ async function failover(map: ClusterMap, runs: number): Promise<Row[]> {
         const wasLeader = leaderKv
           ? (JSON.parse(leaderKv.value) as { machineID?: string }).machineID === victimId
           : false;
+
+        const raftLeader = await etcdRaftLeader(survivors[0]!).catch(() => '?');
+        const wasRaftLeader = raftLeader === victim;
 
         const cutUs = monoNowUs();
         powerCut(victim);
@@ -261,8 +270,10 @@ async function failover(map: ClusterMap, runs: number): Promise<Row[]> {
         first.push(firstMs / 1000);
         registry.push(regUs / 1e6);
         (wasLeader ? leaderRuns : otherRuns).push(allMs / 1000);
+        (wasRaftLeader ? raftLeaderRuns : raftOtherRuns).push(allMs / 1000);
         log(
-          `failover run ${run + 1}/${runs}: cut ${victim}${wasLeader ? ' (engine leader)' : ''}, ${moving.length} units: ` +
+          `failover run ${run + 1}/${runs}: cut ${victim}${wasLeader ? ' (engine leader)' : ''}` +
+            `${wasRaftLeader ? ' (etcd raft leader)' : ''}, ${moving.length} units: ` +
             `first active ${firstMs.toFixed(0)} ms, all ${allMs.toFixed(0)} ms, registry ${(regUs / 1000).toFixed(0)} ms`,
         );
 
@@ -289,6 +300,11 @@ async function failover(map: ClusterMap, runs: number): Promise<Row[]> {
   if (leaderRuns.length > 0)
     rows.push(['  victim was the engine leader', ...stats(leaderRuns), 's', '+ ≤ 12 s']);
   if (otherRuns.length > 0) rows.push(['  victim was not the leader', ...stats(otherRuns), 's', '']);
+  if (raftLeaderRuns.length > 0)
+    rows.push(["  victim's etcd member was the raft leader", ...stats(raftLeaderRuns), 's', '']);
+  if (raftOtherRuns.length > 0)
+    rows.push(["  victim's etcd member was a follower", ...stats(raftOtherRuns), 's', '']);
+
   return rows;
 }
 

@@ -14,6 +14,7 @@ import {
   ctl,
   destroyUnits,
   etcdMemberHealthy,
+  etcdRaftLeader,
   freshCluster,
   inMachine,
   inMachineOk,
@@ -30,7 +31,7 @@ import {
   writeUnit,
   type ClusterMap,
 } from '../support/cluster.js';
-import { describeSystemd, machineIp } from '../support/testbed.js';
+import { describeSystemd } from '../support/testbed.js';
 
 describeSystemd('cluster with etcd failures on real machines', () => {
   let map: ClusterMap;
@@ -102,34 +103,10 @@ describeSystemd('cluster with etcd failures on real machines', () => {
   const agentPid = async (m: string) =>
     Number((await inMachineOk(m, 'systemctl', 'show', '-p', 'MainPID', '--value', 'flotilla')).trim());
 
-  /** The machine whose etcd member is the raft leader now. */
-  async function etcdLeaderMachine(): Promise<string> {
-    const eps = allMachines.map((m) => `http://${machineIp(m)}:2379`).join(',');
-    const out = await inMachineOk(
-      cli,
-      'env',
-      'ETCDCTL_API=3',
-      'etcdctl',
-      `--endpoints=${eps}`,
-      'endpoint',
-      'status',
-      '-w',
-      'json',
-    );
-    const st = JSON.parse(out) as {
-      Endpoint: string;
-      Status: { header: { member_id: number | string }; leader: number | string };
-    }[];
-    const lead = st.find((s) => String(s.Status.header.member_id) === String(s.Status.leader));
-    const m = allMachines.find((x) => lead?.Endpoint.includes(`//${machineIp(x)}:`));
-    if (!m) throw new Error(`no etcd leader in ${out}`);
-    return m;
-  }
-
   it('one etcd member of three lost (the raft leader, kill -9, down for 4 TTLs): nothing moves, the CLI works everywhere', async () => {
     const where = await startUnits(uniq('quorum'), 6);
     const before = await pids(where);
-    const victim = await etcdLeaderMachine();
+    const victim = await etcdRaftLeader(cli);
     await inMachineOk(victim, 'systemctl', 'kill', '-s', 'KILL', 'flotilla-etcd');
     // Keep it down: cancel the Restart=on-failure that the kill triggers.
     await inMachineOk(victim, 'systemctl', 'stop', 'flotilla-etcd');

@@ -15,6 +15,7 @@ import {
   allMachines,
   ctl,
   destroyUnits,
+  etcdRaftLeader,
   freshCluster,
   isActive,
   listMachines,
@@ -127,12 +128,13 @@ describeSystemd('cluster failover on real machines', () => {
     const stayingBefore = new Map<string, number>();
     for (const [u, m] of staying) stayingBefore.set(u, (await unitsTimes(m, [u]))[0]!.mainPid);
 
+    const raftLeader = await etcdRaftLeader(cli).catch(() => '?');
     const cutUs = monoNowUs();
     powerCut(victim);
     const moved = await waitMoved(moving, survivors, 30_000);
     const delays = moving.map((u) => moved.get(u)!.enterUs - cutUs);
     console.log(
-      `[cluster] power cut of ${victim}: ${moving.length} units active elsewhere after ` +
+      `[cluster] power cut of ${victim} (etcd raft leader: ${raftLeader}): ${moving.length} units active elsewhere after ` +
         moving.map((u, i) => `${u}→${moved.get(u)!.m} ${fmtMs(delays[i]!)}`).join(', '),
     );
     // fleet: 17–35 s at its defaults; with agent_ttl=3s the bound is the TTL plus detection and start.

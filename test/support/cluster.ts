@@ -13,7 +13,7 @@
  */
 import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
-import { envDir, heal, bootMachine, machines as runningAtImport } from './testbed.js';
+import { envDir, heal, bootMachine, machineIp, machines as runningAtImport } from './testbed.js';
 
 /** The cluster's settings for every suite: `cluster.sh up --ttl 3s --interval 1`. */
 export const AGENT_TTL_MS = 3000;
@@ -385,6 +385,39 @@ export async function etcdMemberHealthy(m: string): Promise<boolean> {
     'health',
   );
   return r.code === 0 && /is healthy/.test(r.stdout + r.stderr);
+}
+
+/** The machine whose etcd member is the raft leader now (asked from inside `from`). */
+export async function etcdRaftLeader(from: string, ms: readonly string[] = allMachines): Promise<string> {
+  const ip = (m: string) => {
+    try {
+      return machineIp(m);
+    } catch {
+      return `10.214.0.${10 + Number(m.slice(1))}`; // not running when testbed.ts was imported
+    }
+  };
+  const eps = ms.map((m) => `http://${ip(m)}:2379`).join(',');
+  const out = await inMachineOk(
+    from,
+    'env',
+    'ETCDCTL_API=3',
+    'etcdctl',
+    `--endpoints=${eps}`,
+    '--command-timeout=2s',
+    'endpoint',
+    'status',
+    '-w',
+    'json',
+  );
+  // member IDs are uint64: compare them as text, not as (rounded) JSON numbers
+  const st = JSON.parse(out.replace(/"(member_id|leader)":(\d+)/g, '"$1":"$2"')) as {
+    Endpoint: string;
+    Status: { header: { member_id: string }; leader: string };
+  }[];
+  const lead = st.find((x) => x.Status.header.member_id === x.Status.leader);
+  const m = ms.find((x) => lead?.Endpoint.includes(`//${ip(x)}:`));
+  if (!m) throw new Error(`no etcd raft leader in ${out}`);
+  return m;
 }
 
 /**
