@@ -24,6 +24,9 @@ export class SerialRunner {
     }
     this.running = (async () => {
       do {
+        // Let every change that is already queued (a backlog of watch batches is applied in one
+        // run of microtasks) arrive first, so a burst costs one run, not one run per change.
+        await new Promise<void>((r) => setImmediate(r));
         this.again = false;
         try {
           await this.job();

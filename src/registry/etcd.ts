@@ -18,6 +18,8 @@
 import { readFileSync } from 'node:fs';
 import { Etcd3, EtcdLeaseInvalidError, GRPCInvalidArgumentError, type IOptions, type Watcher } from 'etcd3';
 import { ConnectionPool } from 'etcd3/lib/connection-pool.js';
+import { isRecoverableError } from 'etcd3/lib/errors.js';
+import { circuitBreaker, ConsecutiveBreaker, handleWhen, retry } from 'cockatiel';
 import type * as RPC from 'etcd3/lib/rpc.js';
 import { FlotillaError } from '../lib/errors.js';
 import { AsyncQueue } from '../lib/queue.js';
@@ -113,6 +115,15 @@ export class EtcdKvStore implements KvStore {
     const options: IOptions = {
       hosts: [...hosts].reverse(),
       dialTimeout: config.dialTimeoutMs ?? 3000,
+      // A 10,000-unit registry snapshot is ~9 MB; grpc-js refuses replies over 4 MiB by default.
+      grpcOptions: { 'grpc.max_receive_message_length': 256 * 1024 * 1024 },
+      faultHandling: {
+        // A member that failed is skipped for 1 s (etcd3's default is 5 s, which kept restarted
+        // members out of use long after they were back), and a call is tried on every member.
+        host: () =>
+          circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
+        global: retry(handleWhen(isRecoverableError), { maxAttempts: hosts.length + 1 }),
+      },
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
     };
     if (config.caFile !== undefined || config.certFile !== undefined || config.keyFile !== undefined) {
@@ -434,12 +445,9 @@ class EtcdWatch implements Watch {
 
 /** A single long-lived LeaseKeepAlive stream shared by every lease of the store. */
 class KeepAliveStream {
-  private stream:
-    Promise<RPC.IDuplexStream<RPC.ILeaseKeepAliveRequest, RPC.ILeaseKeepAliveResponse>> | undefined;
-  private readonly waiting = new Map<
-    string,
-    { resolve: (ttl: number) => void; reject: (e: unknown) => void }[]
-  >();
+  private stream: Promise<RPC.IDuplexStream<RPC.ILeaseKeepAliveRequest, RPC.ILeaseKeepAliveResponse>> | undefined;
+  private readonly waiting = new Map<string, { resolve: (ttl: number) => void; reject: (e: unknown) => void }[]>();
+  private lastData = Date.now();
 
   constructor(
     private readonly client: Etcd3,
@@ -448,8 +456,11 @@ class KeepAliveStream {
   ) {}
 
   private open() {
-    this.stream ??= this.client.leaseClient.leaseKeepAlive().then((s) => {
+    if (this.stream) return this.stream;
+    const opening = this.client.leaseClient.leaseKeepAlive().then((s) => {
+      this.lastData = Date.now();
       s.on('data', (res: RPC.ILeaseKeepAliveResponse) => {
+        this.lastData = Date.now();
         const id = String(res.ID);
         const list = this.waiting.get(id);
         const w = list?.shift();
@@ -457,56 +468,64 @@ class KeepAliveStream {
         if (!w) return;
         const ttl = Number(res.TTL);
         if (ttl <= 0)
-          w.reject(
-            new FlotillaError('E_LEASE_NOT_FOUND', `lease ${id} expired or was revoked`, { lease: id }),
-          );
+          w.reject(new FlotillaError('E_LEASE_NOT_FOUND', `lease ${id} expired or was revoked`, { lease: id }));
         else w.resolve(ttl);
       });
-      const die = (err: unknown) => this.fail(err ?? new Error('keepalive stream ended'));
+      const die = (err: unknown) => {
+        if (this.stream === opening) this.fail(err ?? new Error('keepalive stream ended'));
+      };
       s.on('error', die);
       s.on('end', () => die(undefined));
       return s;
     });
-    return this.stream;
+    this.stream = opening;
+    // A stream that could not be opened must not stay cached: the next ping dials again.
+    opening.catch((err: unknown) => {
+      if (this.stream === opening) this.fail(err);
+    });
+    return opening;
   }
 
   private fail(err: unknown): void {
+    const s = this.stream;
     this.stream = undefined;
     for (const list of this.waiting.values()) for (const w of list) w.reject(err);
     this.waiting.clear();
+    if (s) void s.then((x) => (x as unknown as { cancel?: () => void }).cancel?.()).catch(() => undefined);
     this.onDead();
   }
 
   async ping(id: string): Promise<number> {
     const s = await this.open();
     return new Promise<number>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        // The stream is stuck (member gone): drop it so the next ping dials again.
-        this.fail(
-          new FlotillaError('E_REGISTRY_UNAVAILABLE', `lease keepalive timed out after ${this.timeoutMs} ms`),
-        );
-        (s as unknown as { cancel?: () => void }).cancel?.();
-      }, this.timeoutMs);
-      const list = this.waiting.get(id) ?? [];
-      list.push({
-        resolve: (ttl) => {
+      const entry = {
+        resolve: (ttl: number) => {
           clearTimeout(timer);
           resolve(ttl);
         },
-        reject: (e) => {
+        reject: (e: unknown) => {
           clearTimeout(timer);
           reject(e instanceof Error ? e : new Error(String(e)));
         },
-      });
+      };
+      const timer = setTimeout(() => {
+        // Only this ping fails. The stream is dropped only when it has been silent for two timeouts
+        // (a dead member); a late answer after an event-loop stall must not tear down every lease.
+        const list = this.waiting.get(id);
+        const i = list?.indexOf(entry) ?? -1;
+        if (list && i >= 0) list.splice(i, 1);
+        reject(new FlotillaError('E_REGISTRY_UNAVAILABLE', `lease keepalive timed out after ${this.timeoutMs} ms`));
+        if (Date.now() - this.lastData > 2 * this.timeoutMs) this.fail(new FlotillaError('E_REGISTRY_UNAVAILABLE', 'lease keepalive stream is silent'));
+      }, this.timeoutMs);
+      const list = this.waiting.get(id) ?? [];
+      list.push(entry);
       this.waiting.set(id, list);
       s.write({ ID: id });
     });
   }
 
   close(): void {
-    const s = this.stream;
     this.fail(new FlotillaError('E_CLOSED', 'etcd registry is closed (lease keepalive)'));
-    if (s) void s.then((x) => (x as unknown as { cancel?: () => void }).cancel?.()).catch(() => undefined);
   }
 }
 

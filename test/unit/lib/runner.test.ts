@@ -1,25 +1,26 @@
 import { describe, expect, it } from 'vitest';
 import { SerialRunner } from '../../../src/lib/runner.js';
 
+const tick = () => new Promise<void>((r) => setImmediate(r));
+
 describe('SerialRunner', () => {
   it('never runs two jobs at once and coalesces triggers into one more run', async () => {
     let inFlight = 0;
     let maxInFlight = 0;
     let runs = 0;
-    let release!: () => void;
-    const r = new SerialRunner(
-      async () => {
-        inFlight++;
-        maxInFlight = Math.max(maxInFlight, inFlight);
-        runs++;
-        if (runs === 1) await new Promise<void>((res) => (release = res));
-        inFlight--;
-      },
-      () => undefined,
-    );
+    let open = false;
+    const r = new SerialRunner(async () => {
+      inFlight++;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      runs++;
+      while (runs === 1 && !open) await tick();
+      inFlight--;
+    }, () => undefined);
     r.trigger();
-    for (let i = 0; i < 10; i++) r.trigger();
-    release();
+    r.trigger(); // before the first run starts: coalesced into it
+    while (runs === 0) await tick();
+    for (let i = 0; i < 10; i++) r.trigger(); // during the run: one more run
+    open = true;
     await r.idle();
     expect(runs).toBe(2);
     expect(maxInFlight).toBe(1);
