@@ -91,7 +91,9 @@ function paginate<T>(items: T[], query: URLSearchParams): { items: T[]; nextPage
     : { items: slice };
 }
 
-export function currentState(snap: Snapshot, name: string, global: boolean): DesiredState {
+type StateView = Pick<Snapshot, 'schedules' | 'states'>;
+
+export function currentState(snap: StateView, name: string, global: boolean): DesiredState {
   if (global) return 'inactive';
   const target = snap.schedules.get(name)?.machineID;
   if (!target) return 'inactive';
@@ -100,7 +102,7 @@ export function currentState(snap: Snapshot, name: string, global: boolean): Des
   return st.jobState ?? 'loaded';
 }
 
-function toApiUnit(snap: Snapshot, job: JobRecord, body: string | undefined): ApiUnit {
+function toApiUnit(snap: StateView, job: JobRecord, body: string | undefined): ApiUnit {
   const out: ApiUnit = { name: job.name, desiredState: job.desiredState };
   let global = false;
   if (body !== undefined) {
@@ -128,9 +130,18 @@ export class FleetV1 {
   }
 
   async getUnit(name: string): Promise<ApiResponse> {
-    const [snap, u] = await Promise.all([this.registry.snapshot(), this.registry.getUnit(name)]);
+    // Only this unit's keys: the CLI asks for units one by one, so this must not read the cluster.
+    const [u, sched, states] = await Promise.all([
+      this.registry.getUnit(name),
+      this.registry.getSchedule(name),
+      this.registry.unitStatesOf(name),
+    ]);
     if (!u) throw new HttpError(404, 'unit does not exist');
-    return { status: 200, body: toApiUnit(snap, u.job, u.body) };
+    const view: StateView = {
+      schedules: new Map(sched ? [[name, sched]] : []),
+      states: new Map([[name, new Map(states.map((st) => [st.machineID, st]))]]),
+    };
+    return { status: 200, body: toApiUnit(view, u.job, u.body) };
   }
 
   async putUnit(name: string, req: ApiRequest): Promise<ApiResponse> {

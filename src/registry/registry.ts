@@ -333,6 +333,17 @@ export class Registry {
     return true;
   }
 
+  async getSchedule(name: string): Promise<ScheduleRecord | undefined> {
+    const kv = await this.store.get(KEYS.schedule(name));
+    return kv ? parse<ScheduleRecord>(kv) : undefined;
+  }
+
+  /** The states every machine reports for one unit. */
+  async unitStatesOf(name: string): Promise<UnitStateRecord[]> {
+    const { kvs } = await this.store.range(KEYS.statesOf(name));
+    return kvs.map((kv) => parse<UnitStateRecord>(kv));
+  }
+
   async listSchedules(): Promise<ScheduleRecord[]> {
     const { kvs } = await this.store.range(KEYS.prefixes.schedule);
     return kvs.map((kv) => parse<ScheduleRecord>(kv));
