@@ -12,9 +12,11 @@ try {
   passed = r.numPassedTests ?? 0;
   failed += r.numFailedTests ?? 0;
   skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
-  // A file that failed to load (syntax error, throwing gate) has no tests: count it as a failure.
+  // A file that failed without a failed test (it did not load, or a beforeAll threw and its tests
+  // were skipped) counts as one failure.
   for (const f of r.testResults ?? []) {
-    if (f.status === 'failed' && (f.assertionResults ?? []).length === 0) failed += 1;
+    const anyFailed = (f.assertionResults ?? []).some((a) => a.status === 'failed');
+    if (f.status === 'failed' && !anyFailed) failed += 1;
   }
 } catch (err) {
   console.error(`no test report at ${file}: ${err.message}`);
