@@ -121,7 +121,10 @@ export class EtcdKvStore implements KvStore {
         // A member that failed is skipped for 1 s (etcd3's default is 5 s, which kept restarted
         // members out of use long after they were back), and a call is tried on every member.
         host: () =>
-          circuitBreaker(handleWhen(isRecoverableError), { halfOpenAfter: 1000, breaker: new ConsecutiveBreaker(3) }),
+          circuitBreaker(handleWhen(isRecoverableError), {
+            halfOpenAfter: 1000,
+            breaker: new ConsecutiveBreaker(3),
+          }),
         global: retry(handleWhen(isRecoverableError), { maxAttempts: hosts.length + 1 }),
       },
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
@@ -445,8 +448,12 @@ class EtcdWatch implements Watch {
 
 /** A single long-lived LeaseKeepAlive stream shared by every lease of the store. */
 class KeepAliveStream {
-  private stream: Promise<RPC.IDuplexStream<RPC.ILeaseKeepAliveRequest, RPC.ILeaseKeepAliveResponse>> | undefined;
-  private readonly waiting = new Map<string, { resolve: (ttl: number) => void; reject: (e: unknown) => void }[]>();
+  private stream:
+    Promise<RPC.IDuplexStream<RPC.ILeaseKeepAliveRequest, RPC.ILeaseKeepAliveResponse>> | undefined;
+  private readonly waiting = new Map<
+    string,
+    { resolve: (ttl: number) => void; reject: (e: unknown) => void }[]
+  >();
   private lastData = Date.now();
 
   constructor(
@@ -468,7 +475,9 @@ class KeepAliveStream {
         if (!w) return;
         const ttl = Number(res.TTL);
         if (ttl <= 0)
-          w.reject(new FlotillaError('E_LEASE_NOT_FOUND', `lease ${id} expired or was revoked`, { lease: id }));
+          w.reject(
+            new FlotillaError('E_LEASE_NOT_FOUND', `lease ${id} expired or was revoked`, { lease: id }),
+          );
         else w.resolve(ttl);
       });
       const die = (err: unknown) => {
@@ -514,8 +523,11 @@ class KeepAliveStream {
         const list = this.waiting.get(id);
         const i = list?.indexOf(entry) ?? -1;
         if (list && i >= 0) list.splice(i, 1);
-        reject(new FlotillaError('E_REGISTRY_UNAVAILABLE', `lease keepalive timed out after ${this.timeoutMs} ms`));
-        if (Date.now() - this.lastData > 2 * this.timeoutMs) this.fail(new FlotillaError('E_REGISTRY_UNAVAILABLE', 'lease keepalive stream is silent'));
+        reject(
+          new FlotillaError('E_REGISTRY_UNAVAILABLE', `lease keepalive timed out after ${this.timeoutMs} ms`),
+        );
+        if (Date.now() - this.lastData > 2 * this.timeoutMs)
+          this.fail(new FlotillaError('E_REGISTRY_UNAVAILABLE', 'lease keepalive stream is silent'));
       }, this.timeoutMs);
       const list = this.waiting.get(id) ?? [];
       list.push(entry);

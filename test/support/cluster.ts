@@ -492,7 +492,9 @@ export async function restoreMachines(ms: readonly string[] = allMachines): Prom
       for (const svc of ['flotilla-etcd', 'flotilla']) {
         const st = (await inMachine(m, 'systemctl', 'is-active', svc)).stdout.trim();
         // On fresh machines the agent is not installed yet (cluster.sh up installs it).
-        const load = (await inMachine(m, 'systemctl', 'show', '-p', 'LoadState', '--value', svc)).stdout.trim();
+        const load = (
+          await inMachine(m, 'systemctl', 'show', '-p', 'LoadState', '--value', svc)
+        ).stdout.trim();
         if (st !== 'active' && load !== 'not-found') {
           await inMachine(m, 'systemctl', 'reset-failed', svc);
           await inMachineOk(m, 'systemctl', 'start', svc);

@@ -9,13 +9,16 @@ describe('SerialRunner', () => {
     let maxInFlight = 0;
     let runs = 0;
     let open = false;
-    const r = new SerialRunner(async () => {
-      inFlight++;
-      maxInFlight = Math.max(maxInFlight, inFlight);
-      runs++;
-      while (runs === 1 && !open) await tick();
-      inFlight--;
-    }, () => undefined);
+    const r = new SerialRunner(
+      async () => {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        runs++;
+        while (runs === 1 && !open) await tick();
+        inFlight--;
+      },
+      () => undefined,
+    );
     r.trigger();
     r.trigger(); // before the first run starts: coalesced into it
     while (runs === 0) await tick();
