@@ -59,7 +59,9 @@ try {
   const seen = (async () => {
     for await (const e of journal) {
       lines.push(e.message);
-      if (e.message.startsWith('flotilla-inside')) break; // cancels: journalctl must be killed
+      // The unit's output and PID 1's "Starting …" line come through different journald inputs, so
+      // either may be stored first: wait for both. Breaking cancels: journalctl must be killed.
+      if (lines.some((l) => l.startsWith('flotilla-inside')) && lines.some((l) => l.startsWith('Starting '))) break;
     }
   })();
 
