@@ -61,7 +61,8 @@ try {
       lines.push(e.message);
       // The unit's output and PID 1's "Starting …" line come through different journald inputs, so
       // either may be stored first: wait for both. Breaking cancels: journalctl must be killed.
-      if (lines.some((l) => l.startsWith('flotilla-inside')) && lines.some((l) => l.startsWith('Starting '))) break;
+      if (lines.some((l) => l.startsWith('flotilla-inside')) && lines.some((l) => l.startsWith('Starting ')))
+        break;
     }
   })();
 
