@@ -5,22 +5,18 @@
  *   - graceful `systemctl stop flotilla`: the machine's units are stopped there and active elsewhere
  *     within ~2 s (the machine leaves at once; no TTL wait), with no overlap.
  */
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
   AGENT_TTL_MS,
   RECONCILE_INTERVAL_MS,
   allMachines,
   ctl,
-  destroyUnits,
-  freshCluster,
   inMachineOk,
   isActive,
   listMachines,
   listUnits,
   mainPid,
   monoNowUs,
-  recoverCluster,
-  restoreMachines,
   sleep,
   sleepUnit,
   uniq,
@@ -28,28 +24,14 @@ import {
   waitFor,
   waitForMembers,
   writeUnit,
-  type ClusterMap,
+  useCluster,
 } from '../support/cluster.js';
 import { describeSystemd } from '../support/testbed.js';
 
 describeSystemd('cluster agent lifecycle on real machines', () => {
-  let map: ClusterMap;
-  const created: string[] = [];
+  const cluster = useCluster();
+  const created = cluster.created;
   const cli = allMachines[0]!;
-
-  beforeAll(async () => {
-    expect(allMachines.length).toBeGreaterThanOrEqual(3);
-    map = await freshCluster();
-  }, 180_000);
-
-  afterEach(async () => {
-    await recoverCluster(map);
-    await destroyUnits(allMachines, created.splice(0));
-  }, 120_000);
-
-  afterAll(async () => {
-    await restoreMachines();
-  }, 120_000);
 
   /** Start `n` plain sleep units from `from`; returns name → machine (from systemd in the machines). */
   async function startUnits(stem: string, n: number, from = cli): Promise<Map<string, string>> {
@@ -94,7 +76,7 @@ describeSystemd('cluster agent lifecycle on real machines', () => {
     for (const [u, m] of where) {
       const mine = rows.filter((r) => r.unit === u);
       expect(mine, `${u} in list-units after ${what}`).toEqual([
-        expect.objectContaining({ machineID: map.id(m), active: 'active', sub: 'running' }),
+        expect.objectContaining({ machineID: cluster.map().id(m), active: 'active', sub: 'running' }),
       ]);
       for (const other of allMachines.filter((x) => x !== m))
         expect(await isActive(other, u), `${u} on ${other}`).not.toBe('active');
@@ -197,19 +179,19 @@ describeSystemd('cluster agent lifecycle on real machines', () => {
       `[cluster] graceful stop of flotilla in ${victim} (systemctl stop took ${stopMs.toFixed(0)} ms):\n  ${lines.join('\n  ')}`,
     );
     expect(listedAfterStop, `${victim} gone from list-machines when systemctl stop returned`).not.toContain(
-      map.id(victim),
+      cluster.map().id(victim),
     );
     expect(
       worst,
       'units active elsewhere within ~2 s of the stop (less than agent_ttl: no TTL wait)',
     ).toBeLessThan(AGENT_TTL_MS);
     const rows = await listUnits(cli);
-    expect(rows.filter((r) => r.machineID === map.id(victim))).toEqual([]);
+    expect(rows.filter((r) => r.machineID === cluster.map().id(victim))).toEqual([]);
     expect([...(await pids(new Map(staying)))]).toEqual([...stayingPids]);
 
     // Back in: the agent rejoins, nothing moves back (sticky placement).
     await inMachineOk(victim, 'systemctl', 'start', 'flotilla');
-    await waitForMembers(cli, map, allMachines);
+    await waitForMembers(cli, cluster.map(), allMachines);
     await sleep(AGENT_TTL_MS);
     for (const u of moving) {
       expect(await isActive(moved.get(u)!, u)).toBe('active');

@@ -6,51 +6,33 @@
  *   - every member stopped for 60 s: units keep running (same MainPID, no copy elsewhere); when the
  *     members are back, list-units converges to one active row per unit, where it was.
  */
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
   AGENT_TTL_MS,
   RECONCILE_INTERVAL_MS,
   allMachines,
   ctl,
-  destroyUnits,
   etcdMemberHealthy,
   etcdRaftLeader,
-  freshCluster,
   inMachine,
   inMachineOk,
   isActive,
   listMachines,
   listUnits,
   mainPid,
-  recoverCluster,
-  restoreMachines,
   sleep,
   sleepUnit,
   uniq,
   waitFor,
   writeUnit,
-  type ClusterMap,
+  useCluster,
 } from '../support/cluster.js';
 import { describeSystemd } from '../support/testbed.js';
 
 describeSystemd('cluster with etcd failures on real machines', () => {
-  let map: ClusterMap;
-  const created: string[] = [];
+  const cluster = useCluster();
+  const created = cluster.created;
   const cli = allMachines[0]!;
-
-  beforeAll(async () => {
-    expect(allMachines.length).toBeGreaterThanOrEqual(3);
-    map = await freshCluster();
-  }, 180_000);
-
-  afterEach(async () => {
-    await recoverCluster(map);
-    await destroyUnits(allMachines, created.splice(0));
-  }, 180_000);
-
-  afterAll(async () => {
-    await restoreMachines();
-  }, 120_000);
 
   async function startUnits(stem: string, n: number): Promise<Map<string, string>> {
     const names = Array.from({ length: n }, (_, i) => `${stem}-${i + 1}.service`);
@@ -66,7 +48,7 @@ describeSystemd('cluster with etcd failures on real machines', () => {
       where.set(
         u,
         row
-          ? map.name(row.machineID)
+          ? cluster.map().name(row.machineID)
           : await waitFor(`${u} active`, async () => (await activeWhere(u))[0], 15_000),
       );
     }
@@ -96,7 +78,7 @@ describeSystemd('cluster with etcd failures on real machines', () => {
     const rows = await listUnits(from);
     return [...where].every(([u, m]) => {
       const mine = rows.filter((r) => r.unit === u);
-      return mine.length === 1 && mine[0]!.active === 'active' && mine[0]!.machineID === map.id(m);
+      return mine.length === 1 && mine[0]!.active === 'active' && mine[0]!.machineID === cluster.map().id(m);
     });
   }
 

@@ -8,21 +8,17 @@
  *     (the duplicate window) never exceeds agent_ttl + one reconcile interval; after the heal the
  *     stale copy is gone within one TTL and the cluster converges.
  */
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import {
   AGENT_TTL_MS,
   RECONCILE_INTERVAL_MS,
   allMachines,
   ctl,
-  destroyUnits,
   etcdRaftLeader,
-  freshCluster,
   isActive,
   listMachines,
   listUnits,
   monoNowUs,
-  recoverCluster,
-  restoreMachines,
   sleep,
   sleepUnit,
   stopStartedUs,
@@ -31,28 +27,14 @@ import {
   waitFor,
   waitForMembers,
   writeUnit,
-  type ClusterMap,
+  useCluster,
 } from '../support/cluster.js';
 import { bootMachine, describeSystemd, heal, partition, powerCut } from '../support/testbed.js';
 
 describeSystemd('cluster failover on real machines', () => {
-  let map: ClusterMap;
-  const created: string[] = [];
+  const cluster = useCluster();
+  const created = cluster.created;
   const cli = allMachines[0]!;
-
-  beforeAll(async () => {
-    expect(allMachines.length).toBeGreaterThanOrEqual(3);
-    map = await freshCluster();
-  }, 180_000);
-
-  afterEach(async () => {
-    await recoverCluster(map);
-    await destroyUnits(allMachines, created.splice(0));
-  }, 180_000);
-
-  afterAll(async () => {
-    await restoreMachines();
-  }, 120_000);
 
   /** Start `n` sleep units; returns unit → machine (from list-units). */
   async function startUnits(stem: string, n: number): Promise<Map<string, string>> {
@@ -70,7 +52,7 @@ describeSystemd('cluster failover on real machines', () => {
         for (const u of names) {
           const mine = rows.filter((x) => x.unit === u);
           if (mine.length !== 1 || mine[0]!.active !== 'active') return undefined;
-          where.set(u, map.name(mine[0]!.machineID));
+          where.set(u, cluster.map().name(mine[0]!.machineID));
         }
         return where;
       },
@@ -146,12 +128,12 @@ describeSystemd('cluster failover on real machines', () => {
     // Exactly one copy of each, and list-units has no row left on the dead machine.
     await waitFor(
       'list-units without rows on the dead machine',
-      async () => !(await listUnits(cli)).some((r) => r.machineID === map.id(victim)),
+      async () => !(await listUnits(cli)).some((r) => r.machineID === cluster.map().id(victim)),
       10_000,
     );
 
     bootMachine(victim);
-    await waitForMembers(cli, map, allMachines);
+    await waitForMembers(cli, cluster.map(), allMachines);
     await sleep(AGENT_TTL_MS);
     for (const u of moving) {
       const t = (await unitsTimes(moved.get(u)!.m, [u]))[0]!;

@@ -11,6 +11,7 @@
  * clock, so failover and duplicate windows are computed from systemd's own transition timestamps,
  * not from polling latency (`monoNowUs`, `unitTimes`).
  */
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { execFile } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { envDir, heal, bootMachine, machineIp, machines as runningAtImport } from './testbed.js';
@@ -566,4 +567,26 @@ export async function agentJournal(m: string, since = '-5min'): Promise<string> 
     since,
   );
   return r.stdout;
+}
+
+/**
+ * The lifecycle every real-machine cluster suite shares, registered on the current `describe`:
+ * a fresh cluster before the suite, machines and units restored after each test, machines back
+ * up after the suite. `created` collects the unit names a test starts (destroyed after it).
+ */
+export function useCluster(): { map: () => ClusterMap; created: string[] } {
+  let map: ClusterMap | undefined;
+  const created: string[] = [];
+  beforeAll(async () => {
+    expect(allMachines.length).toBeGreaterThanOrEqual(3);
+    map = await freshCluster();
+  }, 180_000);
+  afterEach(async () => {
+    await recoverCluster(map!);
+    await destroyUnits(allMachines, created.splice(0));
+  }, 180_000);
+  afterAll(async () => {
+    await restoreMachines();
+  }, 120_000);
+  return { map: () => map!, created };
 }
