@@ -14,6 +14,9 @@ source "$(dirname "$(readlink -f "$0")")/lib.sh"
 strict
 
 ttl=3s interval=1 embedded=0
+# Where the machines see the repository: /project, or another checkout made visible with
+# TESTENV_BIND_RO (machines.sh) and named here.
+MPROJ=${TESTENV_MACHINE_PROJECT:-/project}
 usage() { die "usage: cluster.sh up [--ttl D] [--interval S] [--embedded] [mK...] | down [mK...] | wipe | ctl mK ARGS..."; }
 
 want_machines() {
@@ -26,7 +29,7 @@ install_agent() { # install_agent mK
     servers=$(sed -n 's/^TESTENV_MACHINES_ETCD_ENDPOINTS=//p' "$T_RUN/etcd-machines.env" 2>/dev/null || true)
     [ -n "$servers" ] || die "no etcd members in the machines: run 'etcd.sh up --machines' (or use --embedded)"
   fi
-  unit=$(sed -e 's|^ExecStart=.*|ExecStart=/usr/local/bin/node /project/bin/flotilla agent|' \
+  unit=$(sed -e "s|^ExecStart=.*|ExecStart=/usr/local/bin/node $MPROJ/bin/flotilla agent|" \
              -e 's|^WatchdogSec=.*|WatchdogSec=30|' "$TESTENV_DIR/../../systemd/flotilla.service")
   m_exec "$m" mkdir -p /etc/flotilla
   printf '%s\n' "$unit" | m_exec "$m" sh -c 'cat > /etc/systemd/system/flotilla.service'
@@ -40,8 +43,8 @@ install_agent() { # install_agent mK
     # Not the default /run/flotilla/units: the systemd driver tests use that one in the same machines.
     echo "FLOTILLA_UNITS_DIRECTORY=/run/flotilla/cluster-units"
   } | m_exec "$m" sh -c 'cat > /etc/flotilla/flotilla.env'
-  m_exec "$m" ln -sf /project/bin/flotilla /usr/local/bin/flotilla
-  m_exec "$m" ln -sf /project/bin/flotilla /usr/local/bin/fleetctl
+  m_exec "$m" ln -sf "$MPROJ"/bin/flotilla /usr/local/bin/flotilla
+  m_exec "$m" ln -sf "$MPROJ"/bin/flotilla /usr/local/bin/fleetctl
   m_exec "$m" systemctl daemon-reload
   m_exec "$m" systemctl enable flotilla.service >/dev/null 2>&1
   m_exec "$m" systemctl restart flotilla.service
@@ -94,7 +97,7 @@ case "$cmd" in
     [ $# -ge 1 ] || usage
     m=$1; shift
     valid_machine "$m" || usage
-    m_exec "$m" /usr/local/bin/node /project/bin/flotilla "$@"
+    m_exec "$m" /usr/local/bin/node "$MPROJ"/bin/flotilla "$@"
     ;;
   *) usage ;;
 esac

@@ -165,6 +165,9 @@ start_one() {
   if [ -n "$node" ]; then binds+=(--bind-ro="$(readlink -f "$node"):/usr/local/bin/node"); fi
   project=$(project_dir)
   if [ -n "$project" ] && [ -d "$project" ]; then binds+=(--bind-ro="$project:/project"); fi
+  # Extra host directories, read-only at the same path inside (e.g. TESTENV_BIND_RO=/work so that
+  # git worktrees under /work can run their own build in the machines: TESTENV_MACHINE_PROJECT).
+  for b in ${TESTENV_BIND_RO:-}; do [ -d "$b" ] && binds+=(--bind-ro="$(readlink -f "$b")"); done
   for c in $(m_cgroups "$m"); do mkdir -p "$c"; cgs+=("$c"); done
   echo "=== boot $(date -Is) ===" >> "$T_LOG/$m.console.log"
   # The subshell moves itself into the machine's cgroups, then becomes nspawn (setsid: own

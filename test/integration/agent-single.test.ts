@@ -8,7 +8,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { makePki, type Pki } from '../support/certs.js';
-import { describeSystemd, machineExec, machineIp } from '../support/testbed.js';
+import { describeSystemd, machineExec, machineIp, machineProject } from '../support/testbed.js';
 
 const M = 'm1';
 const UNIT = 'flotilla-single-test.service';
@@ -28,7 +28,7 @@ function shRc(...cmd: string[]): { rc: number; out: string } {
   }
 }
 function ctl(...args: string[]): { rc: number; out: string } {
-  return shRc('/usr/local/bin/node', '/project/bin/flotilla', `--endpoint=unix://${SOCK}`, ...args);
+  return shRc('/usr/local/bin/node', `${machineProject}/bin/flotilla`, `--endpoint=unix://${SOCK}`, ...args);
 }
 function put(path: string, text: string): void {
   execFileSync(
@@ -58,7 +58,7 @@ function startAgent(): void {
     '--property=Type=notify',
     '--property=NotifyAccess=all',
     '/usr/local/bin/node',
-    '/project/bin/flotilla',
+    `${machineProject}/bin/flotilla`,
     'agent',
     `--socket=${SOCK}`,
     '--data-dir=/var/lib/flotilla-single-test',

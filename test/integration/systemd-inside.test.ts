@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { describeSystemd, envDir, machines } from '../support/testbed.js';
+import { describeSystemd, envDir, machineProject, machines } from '../support/testbed.js';
 
 const m = machines[1] ?? machines[0] ?? 'm2';
 
@@ -37,7 +37,7 @@ describeSystemd(`SystemdManager from a process inside ${m}`, () => {
         m,
         'env',
         '-C',
-        '/project',
+        machineProject,
         'node',
         '--import',
         'tsx',

@@ -65,6 +65,11 @@ export const machinesEtcdEndpoints: string[] | undefined = testenv.TESTENV_MACHI
 export const dockerSocket: string | undefined = testenv.TESTENV_DOCKER_SOCKET;
 /** The host's address on the machines' network (machines reach the host there). */
 export const hostIp: string | undefined = testenv.TESTENV_HOST_IP;
+/**
+ * Where the machines see this checkout: /project (machines.sh binds the repo there), or another
+ * checkout made visible with TESTENV_BIND_RO and named by TESTENV_MACHINE_PROJECT.
+ */
+export const machineProject: string = process.env.TESTENV_MACHINE_PROJECT ?? '/project';
 
 function machineVar(m: string, suffix: string): string {
   const v = testenv[`TESTENV_${m.toUpperCase()}_${suffix}`];
