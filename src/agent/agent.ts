@@ -152,8 +152,8 @@ export class MachineAgent {
     if (!this.fenced) {
       const { units } = planDesiredUnits({
         machine: me,
-        jobs: view.schedulerJobs(),
-        schedules: view.snap.schedules,
+        jobs: view.jobsFor(me.id),
+        schedules: view.schedulesOn(me.id),
       });
       desired = units.flatMap((j) => {
         const body = view.body(j);
@@ -171,10 +171,7 @@ export class MachineAgent {
       });
     }
     const reported = new Map<string, ReportedState>();
-    for (const [name, byMachine] of view.snap.states) {
-      const r = byMachine.get(me.id);
-      if (r) reported.set(name, r);
-    }
+    for (const [name, r] of view.statesOn(me.id)) reported.set(name, r);
     const actions = planAgent({
       machineID: me.id,
       desired,

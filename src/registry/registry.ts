@@ -14,7 +14,16 @@
  */
 import { createHash } from 'node:crypto';
 import { FlotillaError } from '../lib/errors.js';
-import { cmp, op, type KeyValue, type KvStore, type Op, type Watch, type WatchOptions } from './kv.js';
+import {
+  cmp,
+  op,
+  type KeyValue,
+  type KvStore,
+  type Op,
+  type Txn,
+  type Watch,
+  type WatchOptions,
+} from './kv.js';
 import {
   KEYS,
   isDesiredState,
@@ -49,6 +58,8 @@ export interface Snapshot {
 const MAX_RETRIES = 16;
 /** Ops per txn; etcd refuses more than --max-txn-ops (default 128) compares or ops. */
 const TXN_CHUNK = 100;
+/** Guarded schedule txns in flight at once (see guardedChunks). */
+const TXN_PIPELINE = 8;
 
 export function sha1(body: string): string {
   return createHash('sha1').update(body, 'utf8').digest('hex');
@@ -307,30 +318,47 @@ export class Registry {
    * all-or-nothing. Returns false when leadership was lost or a unit vanished (re-plan).
    */
   async writeSchedule(guard: LeaderGuard, decisions: ScheduleRecord[]): Promise<boolean> {
-    for (let i = 0; i < decisions.length; i += TXN_CHUNK) {
-      const chunk = decisions.slice(i, i + TXN_CHUNK);
-      const res = await this.store.txn({
-        compare: [
-          cmp.modRev(KEYS.leader, guard.modRevision),
-          ...chunk.map((d) => cmp.present(KEYS.job(d.name))),
-        ],
-        success: chunk.map((d) => op.put(KEYS.schedule(d.name), JSON.stringify(d))),
-      });
-      if (!res.succeeded) return false;
-    }
-    return true;
+    return this.guardedChunks(decisions, (chunk) => ({
+      compare: [
+        cmp.modRev(KEYS.leader, guard.modRevision),
+        ...chunk.map((d) => cmp.present(KEYS.job(d.name))),
+      ],
+      success: chunk.map((d) => op.put(KEYS.schedule(d.name), JSON.stringify(d))),
+    }));
   }
 
   /** Remove placements (e.g. units whose machine died), guarded and chunked like writeSchedule. */
   async clearSchedule(guard: LeaderGuard, names: string[]): Promise<boolean> {
-    for (let i = 0; i < names.length; i += TXN_CHUNK) {
-      const res = await this.store.txn({
-        compare: [cmp.modRev(KEYS.leader, guard.modRevision)],
-        success: names.slice(i, i + TXN_CHUNK).map((n) => op.del(KEYS.schedule(n))),
-      });
-      if (!res.succeeded) return false;
-    }
-    return true;
+    return this.guardedChunks(names, (chunk) => ({
+      compare: [cmp.modRev(KEYS.leader, guard.modRevision)],
+      success: chunk.map((n) => op.del(KEYS.schedule(n))),
+    }));
+  }
+
+  /**
+   * Run `items` as guarded txns of TXN_CHUNK ops, up to TXN_PIPELINE of them in flight. The chunks
+   * touch disjoint keys and each one carries the full guard, so their order does not matter; one
+   * lost guard makes the result false (the caller re-plans from fresh state, and every chunk is
+   * idempotent). Sequential chunks spent most of their time waiting for etcd's fsync round trip.
+   */
+  private async guardedChunks<T>(items: readonly T[], txn: (chunk: T[]) => Txn): Promise<boolean> {
+    let next = 0;
+    let ok = true;
+    const worker = async (): Promise<void> => {
+      while (ok && next < items.length) {
+        const chunk = items.slice(next, next + TXN_CHUNK);
+        next += TXN_CHUNK;
+        try {
+          if (!(await this.store.txn(txn(chunk))).succeeded) ok = false;
+        } catch (err) {
+          ok = false; // the other workers stop at their next chunk; the error is the result
+          throw err;
+        }
+      }
+    };
+    const workers = Math.min(TXN_PIPELINE, Math.ceil(items.length / TXN_CHUNK));
+    await Promise.all(Array.from({ length: workers }, worker));
+    return ok;
   }
 
   async getSchedule(name: string): Promise<ScheduleRecord | undefined> {
