@@ -195,7 +195,7 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
     }
     if (rec?.machineID !== undefined) {
       let m = this.schedIndex.get(rec.machineID);
-      if (!m) this.schedIndex.set(rec.machineID, (m = new Map()));
+      if (!m) this.schedIndex.set(rec.machineID, (m = new Map<string, ScheduleRecord>()));
       m.set(name, rec);
     }
   }
@@ -203,7 +203,7 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
   private indexState(name: string, machineID: string, rec: UnitStateRecord | undefined): void {
     let m = this.stateIndex.get(machineID);
     if (rec) {
-      if (!m) this.stateIndex.set(machineID, (m = new Map()));
+      if (!m) this.stateIndex.set(machineID, (m = new Map<string, UnitStateRecord>()));
       m.set(name, rec);
     } else if (m) {
       m.delete(name);

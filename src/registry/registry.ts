@@ -237,9 +237,10 @@ export class Registry {
    */
   async registerMachine(machine: MachineRecord, lease: string): Promise<void> {
     const key = KEYS.machine(machine.id);
+    const value = JSON.stringify({ ...machine, lease });
     const res = await this.store.txn({
       compare: [cmp.absent(key)],
-      success: [op.put(key, JSON.stringify(machine), lease)],
+      success: [op.put(key, value, lease)],
       failure: [op.get(key)],
     });
     if (res.succeeded) return;
@@ -248,7 +249,7 @@ export class Registry {
       // Our own registration: refresh the record under the same lease.
       const upd = await this.store.txn({
         compare: [{ key, target: 'lease', op: '=', value: lease }],
-        success: [op.put(key, JSON.stringify(machine), lease)],
+        success: [op.put(key, value, lease)],
       });
       if (upd.succeeded) return;
     }

@@ -264,6 +264,9 @@ stop_some() {   # stop_some 0|1 mK...   (1 = power cut)
     while alive "${e#*:}" systemd-nspawn && [ "$(now_ms)" -lt "$deadline" ]; do sleep 0.05; done
     alive "${e#*:}" systemd-nspawn && info "${e%%:*}: no clean shutdown within 30 s; cutting power"
   done
+  # The machine vanishes from the network first, like a machine losing power: no FIN or RST for
+  # its connections and no answer to new ones (the netns outlives the machine; boot re-links it).
+  for m in "$@"; do ip link set "$(m_ns "$m")-h" down 2>/dev/null || true; done
   for m in "$@"; do cleanup_one "$m"; done
 }
 
