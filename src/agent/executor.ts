@@ -31,6 +31,7 @@ export async function execute(
 ): Promise<ExecResult[]> {
   const failed = new Set<string>();
   const results: ExecResult[] = [];
+  const reports: Promise<unknown>[] = [];
   const installs = actions.filter(
     (a): a is Extract<AgentAction, { type: 'install' }> => a.type === 'install',
   );
@@ -69,12 +70,20 @@ export async function execute(
           hooks.jobState(a.name, 'launched');
           break;
         case 'report-state':
-          await hooks.report(a.name);
-          break;
+          // Not awaited one by one: the agent coalesces the reports of one plan into one batch.
+          reports.push(
+            hooks.report(a.name).then(
+              () => results.push({ action: a, ok: true, ms: performance.now() - t0 }),
+              (err: Error) => {
+                results.push({ action: a, ok: false, error: err.message, ms: performance.now() - t0 });
+                log.warn({ action: a.type, units: names, err: err.message }, `report-state ${a.name} failed`);
+              },
+            ),
+          );
+          continue;
       }
       results.push({ action: a, ok: true, ms: performance.now() - t0 });
-      if (a.type !== 'report-state')
-        log.info({ action: a.type, units: names, reason: a.reason }, `${a.type} ${names.join(', ')}`);
+      log.info({ action: a.type, units: names, reason: a.reason }, `${a.type} ${names.join(', ')}`);
     } catch (err) {
       const msg = (err as Error).message;
       results.push({ action: a, ok: false, error: msg, ms: performance.now() - t0 });
@@ -88,5 +97,6 @@ export async function execute(
       if (a.type === 'start') await hooks.report(a.name).catch(() => undefined);
     }
   }
+  await Promise.all(reports);
   return results;
 }

@@ -272,6 +272,25 @@ export class Registry {
     await this.store.put(KEYS.state(state.name, state.machineID), JSON.stringify(state), { lease });
   }
 
+  /**
+   * Publish many states of one machine and delete others, in txns of TXN_CHUNK ops (an agent that
+   * starts 300 units publishes them in 3 round trips, not 300). Throws E_LEASE_NOT_FOUND like put.
+   */
+  async reportUnitStates(
+    machineID: string,
+    states: readonly UnitStateRecord[],
+    cleared: readonly string[],
+    lease: string,
+  ): Promise<void> {
+    const ops: Op[] = [
+      ...states.map((s) => op.put(KEYS.state(s.name, machineID), JSON.stringify(s), lease)),
+      ...cleared.map((n) => op.del(KEYS.state(n, machineID))),
+    ];
+    for (let i = 0; i < ops.length; i += TXN_CHUNK) {
+      await this.store.txn({ compare: [], success: ops.slice(i, i + TXN_CHUNK) });
+    }
+  }
+
   async clearUnitState(name: string, machineID: string): Promise<void> {
     await this.store.delete(KEYS.state(name, machineID));
   }
