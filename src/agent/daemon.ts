@@ -249,6 +249,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
           log,
           timeoutMs: livenessTimeoutMs,
           intervalMs: livenessIntervalMs,
+          ttlMs: config.agentTtl * 1000,
         })
       : undefined;
   liveness?.start();

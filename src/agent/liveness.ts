@@ -19,7 +19,8 @@
  *   - a target is only "armed" once it has answered since its current registration: a machine
  *     whose responder is unreachable from here (firewall, liveness disabled) is never revoked by
  *     probing, only by its lease;
- *   - the prober must itself hold a lease confirmed within `timeout` (it can reach the registry);
+ *   - the prober's own lease must be confirmed within agent_ttl (and a revocation needs an etcd
+ *     quorum, which a cut-off prober cannot reach anyway);
  *   - when more targets are silent at once than a minority of the cluster, nothing is revoked:
  *     the prober is more likely the one cut off.
  * A machine revoked by mistake (a one-way partition) re-registers at once with a new lease; its
@@ -182,6 +183,8 @@ export interface LivenessMonitorDeps {
   log: Logger;
   timeoutMs: number;
   intervalMs: number;
+  /** agent_ttl in ms. */
+  ttlMs: number;
   probe?: typeof probeMachine;
   now?: () => number;
 }
@@ -236,8 +239,9 @@ export class LivenessMonitor {
       await Promise.all(
         targets.map(async (t) => this.tracker.observe(t.id, await probe(t.ip, t.port, t.id, wait), now())),
       );
-      // Only a prober that can reach the registry may judge others.
-      if (now() - this.d.lastRenewed() > this.d.timeoutMs) return;
+      // A prober whose own lease must have expired stays quiet. (Safety does not rest on this: a
+      // revocation needs an etcd quorum, which a cut-off prober cannot reach.)
+      if (now() - this.d.lastRenewed() > this.d.ttlMs) return;
       const due = this.tracker.due(now(), size);
       if (due.length === 0) {
         const silent = this.tracker.silentCount(now());

@@ -128,6 +128,7 @@ describe('LivenessMonitor', () => {
       log: { info: () => undefined, warn: () => undefined, debug: () => undefined },
       timeoutMs: 2000,
       intervalMs: 500,
+      ttlMs: 3000,
       probe,
       now: () => now,
     });
