@@ -245,7 +245,12 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
           leader: () => view.snap?.leader?.machineID,
           isLeader: () => engine?.isLeader ?? false,
           lastRenewed: () => lease.lastRenewed,
-          revoke: (id) => store.revokeLease(id),
+          evict: (victim) => {
+            const mine = lease.id;
+            return mine === undefined
+              ? Promise.resolve(false)
+              : registry.evictMachine(victim, { id: machineID, lease: mine });
+          },
           log,
           timeoutMs: livenessTimeoutMs,
           intervalMs: livenessIntervalMs,
@@ -316,6 +321,8 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
         await engine?.stop(!restart);
         await agent.shutdown(!restart);
         view.stop();
+        // A restart gets the lease's whole TTL to come back in (the next process resumes it).
+        if (restart) await lease.renew();
         await lease.stop(!restart);
         await systemd.close();
         await store.close();

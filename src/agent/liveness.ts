@@ -12,8 +12,11 @@
  *   - a machine is *silent* when its connects time out or its network is unreachable. A refused
  *     connect (RST) proves the machine is up and only the agent is not (a restart, a crash loop):
  *     that is left to the lease, so restarting an agent never moves its units;
- *   - a machine silent for `timeout` (default 2/3 of agent_ttl) has its presence lease revoked, so
- *     its units are rescheduled at once, through the same path as an expired lease.
+ *   - a machine silent for `timeout` (default 2/3 of agent_ttl) is evicted (Registry.evictMachine:
+ *     its machine key deleted in a txn guarded by the prober's own registration, then its lease
+ *     revoked), so its units are rescheduled at once, through the same path as an expired lease.
+ *     The guard matters: a cut-off prober's request can sit in a TCP buffer and reach etcd after
+ *     the heal; by then the prober's own lease is gone and the txn does nothing.
  *
  * Safety rules, so a confused prober cannot empty a cluster:
  *   - a target is only "armed" once it has answered since its current registration: a machine
@@ -179,7 +182,8 @@ export interface LivenessMonitorDeps {
   isLeader: () => boolean;
   /** When our own lease was last confirmed by the registry (ms since epoch). */
   lastRenewed: () => number;
-  revoke: (lease: string) => Promise<void>;
+  /** Evict a silent machine (Registry.evictMachine, guarded by our own registration); false: refused. */
+  evict: (target: { id: string; lease: string }) => Promise<boolean>;
   log: Logger;
   timeoutMs: number;
   intervalMs: number;
@@ -257,18 +261,21 @@ export class LivenessMonitor {
       for (const r of due) {
         this.d.log.warn(
           { machineID: r.id, lease: r.lease },
-          `${r.reason}: revoking its presence so its units move now`,
+          `${r.reason}: evicting it so its units move now`,
         );
         try {
-          await this.d.revoke(r.lease);
-          this.revoked.push(r);
+          if (await this.d.evict({ id: r.id, lease: r.lease })) this.revoked.push(r);
+          else
+            this.d.log.info(
+              { machineID: r.id },
+              'eviction refused: the machine re-registered, or this machine is no longer registered itself',
+            );
         } catch (err) {
-          // Already gone (expired or revoked by another prober), or the registry is down: try
-          // again next time; the lease path applies meanwhile.
+          // The registry is unreachable: judge again at the next probe; the lease path applies.
           this.tracker.retry(r.id);
           this.d.log.info(
             { machineID: r.id, err: (err as Error).message },
-            'revoking a silent machine failed',
+            'evicting a silent machine failed',
           );
         }
       }

@@ -261,6 +261,29 @@ export class Registry {
     );
   }
 
+  /**
+   * Remove a machine that peers found silent (liveness.ts): delete its machine key, then revoke its
+   * lease (its unit states go with it). The delete is a txn that also checks that the *caller's*
+   * own registration is still current and the victim is still registered under the lease that was
+   * judged, so a request held up by a partition and delivered after the heal does nothing (the
+   * cut-off caller has lost its own lease by then). Returns false when the guard failed.
+   */
+  async evictMachine(
+    victim: { id: string; lease: string },
+    by: { id: string; lease: string },
+  ): Promise<boolean> {
+    const res = await this.store.txn({
+      compare: [
+        { key: KEYS.machine(by.id), target: 'lease', op: '=', value: by.lease },
+        { key: KEYS.machine(victim.id), target: 'lease', op: '=', value: victim.lease },
+      ],
+      success: [op.del(KEYS.machine(victim.id))],
+    });
+    if (!res.succeeded) return false;
+    await this.store.revokeLease(victim.lease).catch(() => undefined); // expires by itself otherwise
+    return true;
+  }
+
   async listMachines(): Promise<MachineRecord[]> {
     const { kvs } = await this.store.range(KEYS.prefixes.machine);
     return kvs.map((kv) => parse<MachineRecord>(kv));

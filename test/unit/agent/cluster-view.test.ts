@@ -129,3 +129,36 @@ describe('ClusterView per-machine indexes', () => {
     expect(indexed('m2').scheduled).not.toContain('u2.service');
   });
 });
+
+describe('Registry.evictMachine (liveness eviction)', () => {
+  it('evicts only while the caller is still registered under its lease and the victim under the judged one', async () => {
+    const a = (await store.grantLease(60)).id;
+    const b = (await store.grantLease(60)).id;
+    const rec = (id: string) => ({ id, publicIP: '127.0.0.1', metadata: {}, version: 't' });
+    await registry.registerMachine(rec('ma'), a);
+    await registry.registerMachine(rec('mb'), b);
+    await registry.reportUnitState(
+      {
+        name: 'x.service',
+        machineID: 'mb',
+        hash: 'h',
+        loadState: 'loaded',
+        activeState: 'active',
+        subState: 'running',
+      },
+      b,
+    );
+    // A caller whose own registration is not current (wrong lease) is refused: nothing changes.
+    expect(await registry.evictMachine({ id: 'mb', lease: b }, { id: 'ma', lease: b })).toBe(false);
+    // A victim judged under an older lease is refused too.
+    expect(await registry.evictMachine({ id: 'mb', lease: a }, { id: 'ma', lease: a })).toBe(false);
+    expect((await registry.listMachines()).map((m) => m.id).sort()).toEqual(['ma', 'mb']);
+    // The real thing: machine key gone, lease revoked with its unit states.
+    expect(await registry.evictMachine({ id: 'mb', lease: b }, { id: 'ma', lease: a })).toBe(true);
+    expect((await registry.listMachines()).map((m) => m.id)).toEqual(['ma']);
+    expect(await registry.unitStatesOf('x.service')).toEqual([]);
+    await expect(store.keepAliveOnce(b)).rejects.toMatchObject({ code: 'E_LEASE_NOT_FOUND' });
+    // The machine record carries its lease (what probers judge by).
+    expect((await registry.listMachines())[0]?.lease).toBe(a);
+  });
+});

@@ -121,9 +121,9 @@ describe('LivenessMonitor', () => {
       leader: () => opts.leader,
       isLeader: () => opts.leader === opts.me,
       lastRenewed: () => now - (opts.renewedAgo ?? 0),
-      revoke: (lease) => {
-        revoked.push(lease);
-        return Promise.resolve();
+      evict: (v) => {
+        revoked.push(v.lease);
+        return Promise.resolve(true);
       },
       log: { info: () => undefined, warn: () => undefined, debug: () => undefined },
       timeoutMs: 2000,
