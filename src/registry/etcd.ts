@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { Etcd3, EtcdLeaseInvalidError, GRPCInvalidArgumentError, type IOptions, type Watcher } from 'etcd3';
 import { ConnectionPool } from 'etcd3/lib/connection-pool.js';
 import { isRecoverableError } from 'etcd3/lib/errors.js';
-import { circuitBreaker, ConsecutiveBreaker, handleWhen, retry } from 'cockatiel';
+import { circuitBreaker, ConsecutiveBreaker, handleWhen, noop, retry } from 'cockatiel';
 import type * as RPC from 'etcd3/lib/rpc.js';
 import { FlotillaError } from '../lib/errors.js';
 import { AsyncQueue } from '../lib/queue.js';
@@ -120,11 +120,15 @@ export class EtcdKvStore implements KvStore {
       faultHandling: {
         // A member that failed is skipped for 1 s (etcd3's default is 5 s, which kept restarted
         // members out of use long after they were back), and a call is tried on every member.
+        // With a single member there is nothing to skip to: a breaker would only turn a few slow
+        // answers under load into a second of instant failures for every call.
         host: () =>
-          circuitBreaker(handleWhen(isRecoverableError), {
-            halfOpenAfter: 1000,
-            breaker: new ConsecutiveBreaker(3),
-          }),
+          hosts.length > 1
+            ? circuitBreaker(handleWhen(isRecoverableError), {
+                halfOpenAfter: 1000,
+                breaker: new ConsecutiveBreaker(3),
+              })
+            : noop,
         global: retry(handleWhen(isRecoverableError), { maxAttempts: hosts.length + 1 }),
       },
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
