@@ -96,6 +96,21 @@ function goBooleans(args: string[], flags: Record<string, FlagSpec>): { args: st
 
 type Values = Record<string, string | boolean | undefined>;
 
+/** parseArgs' messages in the words of fleetctl's flag parser (cobra/pflag). */
+function cobraMessage(msg: string): string {
+  const unknown = /^Unknown option '(-{1,2})([^']*)'/.exec(msg);
+  if (unknown) {
+    return unknown[1] === '--'
+      ? `unknown flag: --${unknown[2]}`
+      : `unknown shorthand flag: '${unknown[2]}' in -${unknown[2]}`;
+  }
+  const missing = /^Option '(?:-\w, )?(--[^ ']+) <value>' argument missing/.exec(msg);
+  if (missing) return `flag needs an argument: ${missing[1]}`;
+  const noArg = /^Option '(?:-\w, )?(--[^ ']+)' does not take an argument/.exec(msg);
+  if (noArg) return `flag ${noArg[1]} does not take a value`;
+  return msg.replace(/\. To specify a positional argument.*$/s, '');
+}
+
 export async function main(argv: string[], io: Io = defaultIo, env = process.env): Promise<number> {
   const prog = progName();
   try {
@@ -127,7 +142,7 @@ export async function main(argv: string[], io: Io = defaultIo, env = process.env
         allowPositionals: true,
       });
     } catch (err) {
-      throw new UsageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
+      throw new UsageError(cobraMessage((err as Error).message));
     }
     const given = parsed.values as Values;
     for (const name of falses) given[name] = false;

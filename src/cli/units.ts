@@ -321,7 +321,7 @@ export async function reachedLine(u: ApiUnit, machines: MachineCache): Promise<s
  * Set each unit's desired state to `target` (skipping units already there) and wait for the
  * non-global ones. Prints fleetctl's lines: `Triggered global unit X verb`, `Triggered unit X verb`
  * (--no-block), `Unit X target on …`, `Error waiting for units: …`. Returns the names it acted on
- * and the failures.
+ * and the failures. An API failure setting a state exits 1 with `errPrefix` (`%s` = the unit).
  */
 export async function transition(
   ctx: Context,
@@ -330,14 +330,13 @@ export async function transition(
   target: DesiredState,
   verb: string,
   attempts: number | undefined,
+  errPrefix: string,
 ): Promise<{ acted: string[]; failed: WaitFailure[] }> {
   const wait: string[] = [];
   const acted: string[] = [];
   for (const u of units) {
     if (u.desiredState === target) continue;
-    await fleetCall(`Error setting target state for unit ${u.name}`, () =>
-      setDesired(client, u.name, target),
-    );
+    await fleetCall(errPrefix.replace('%s', u.name), () => setDesired(client, u.name, target));
     acted.push(u.name);
     if (isGlobal(u)) ctx.io.out(`Triggered global unit ${u.name} ${verb}\n`);
     else if (attempts === undefined) ctx.io.out(`Triggered unit ${u.name} ${verb}\n`);

@@ -72,6 +72,7 @@ function creating(
         target,
         name,
         attempts,
+        name === 'load' ? 'Error loading units' : 'Error starting units',
       );
       return waitSummary(ctx, failed);
     },
@@ -148,7 +149,15 @@ function lowering(opts: {
           }
         }
       }
-      const { acted, failed } = await transition(ctx, client, units, opts.target, opts.name, attempts);
+      const { acted, failed } = await transition(
+        ctx,
+        client,
+        units,
+        opts.target,
+        opts.name,
+        attempts,
+        opts.name === 'stop' ? 'Error stopping units' : 'Error unloading units',
+      );
       const handled = acted.filter((n) => !units.find((u) => u.name === n && isGlobal(u)));
       if (failed.length > 0) {
         ctx.io.err(`${opts.failed(`[${handled.join(' ')}]`, failed[0]!.why)}\n`);
@@ -219,6 +228,7 @@ export const restart: Command = {
           'loaded',
           'stop',
           attempts,
+          'Error setting target state for unit %s',
         );
         if (r.failed.length > 0) return waitSummary(ctx, r.failed);
       }
@@ -229,6 +239,7 @@ export const restart: Command = {
         'launched',
         'start',
         attempts,
+        'Error setting target state for unit %s',
       );
       if (r.failed.length > 0) return waitSummary(ctx, r.failed);
     }
