@@ -74,7 +74,7 @@ export class ApiClient {
         );
       }
       this.base = opts.connect
-        ? { createConnection: opts.connect, agent: false }
+        ? { createConnection: opts.connect }
         : { socketPath: decodeURIComponent(url.pathname) };
       this.https = false;
     } else if (url.protocol === 'http:' || url.protocol === 'https:') {
@@ -130,7 +130,7 @@ export class ApiClient {
       req.on('error', (err) => {
         clearTimeout(timer);
         reject(
-          err instanceof UnreachableError ? err : new UnreachableError(`${this.endpoint}: ${err.message}`),
+          err instanceof UnreachableError ? err : new UnreachableError(`${this.endpoint}: ${describe(err)}`),
         );
       });
       if (payload) req.write(payload);
@@ -156,6 +156,14 @@ export class ApiClient {
     if (status >= 400) throw apiError(status, parsed, text);
     return { status, body: parsed as T | undefined };
   }
+}
+
+/** OpenSSL's alert texts say little to an operator; name the flag that fixes them. */
+function describe(err: Error): string {
+  if (/alert certificate required|alert bad certificate|alert unknown ca/.test(err.message)) {
+    return `the API refused our client certificate (--cert-file, --key-file): ${err.message.replace(/^.*routines:[^:]*:/, '').replace(/:\.\.\/.*$/, '')}`;
+  }
+  return err.message;
 }
 
 export function apiError(status: number, parsed: unknown, text: string): ApiError {

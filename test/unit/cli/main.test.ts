@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { COMMANDS } from '../../../src/cli/commands/index.js';
 import { findCommand, main } from '../../../src/cli/main.js';
 import { tabwrite } from '../../../src/cli/tabwriter.js';
 import { VERSION } from '../../../src/version.js';
@@ -47,8 +48,75 @@ describe('CLI entry', () => {
     ]) {
       const r = await run(...argv);
       expect(r.code).toBe(64);
-      expect(r.err).toMatch(/^Error: Unknown option '-(-bogus|x)'\nRun 'flotilla help' for usage\.\n$/);
+      expect(r.err).toMatch(
+        /^Error: unknown (flag: --bogus|shorthand flag: 'x' in -x)\nRun 'flotilla help' for usage\.\n$/,
+      );
     }
+  });
+
+  it('every command in the registry loads, and its summary is the one the help list shows', async () => {
+    for (const entry of COMMANDS) {
+      const cmd = await entry.load();
+      expect(cmd.name).toBe(entry.name);
+      expect(cmd.summary).toBe(entry.summary);
+      expect(Boolean(cmd.hidden)).toBe(Boolean(entry.hidden));
+    }
+  });
+
+  it('has every fleetctl command, each reachable by a unique prefix', () => {
+    const fleetctl = [
+      'cat',
+      'destroy',
+      'help',
+      'journal',
+      'list-machines',
+      'list-unit-files',
+      'list-units',
+      'load',
+      'restart',
+      'ssh',
+      'start',
+      'status',
+      'stop',
+      'submit',
+      'unload',
+      'verify',
+      'version',
+    ];
+    for (const name of fleetctl) expect(findCommand(name)).toMatchObject({ name });
+    for (const [prefix, name] of [
+      ['ca', 'cat'],
+      ['de', 'destroy'],
+      ['he', 'help'],
+      ['j', 'journal'],
+      ['list-m', 'list-machines'],
+      ['list-unit-', 'list-unit-files'],
+      ['list-units', 'list-units'],
+      ['lo', 'load'],
+      ['r', 'restart'],
+      ['ss', 'ssh'],
+      ['star', 'start'],
+      ['stat', 'status'],
+      ['sto', 'stop'],
+      ['su', 'submit'],
+      ['un', 'unload'],
+      ['vers', 'version'],
+      ['co', 'completion'],
+    ]) {
+      expect(findCommand(prefix!)).toMatchObject({ name });
+    }
+    // Hidden commands answer to their full name only.
+    expect(findCommand('verif')).toBeUndefined();
+    expect(findCommand('fd-f')).toBeUndefined();
+    expect(findCommand('fd-forward')).toMatchObject({ name: 'fd-forward' });
+  });
+
+  it.each(COMMANDS.map((c) => [c.name]))('help %s and %s --help show the command', async (name) => {
+    const a = await run('help', name);
+    const b = await run(name, '--help');
+    expect(a.code).toBe(0);
+    expect(a.out).toMatch(new RegExp(`^NAME:\n\t${name} - `));
+    expect(b).toEqual(a);
   });
 
   it('a flag value of the wrong kind is refused', async () => {
