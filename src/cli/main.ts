@@ -17,6 +17,17 @@ const defaultIo: Io = {
   err: (s) => process.stderr.write(s),
 };
 
+/**
+ * When the reader of our output goes away (`fleetctl list-units | head -1`, `journal -f | grep -m1`),
+ * stop quietly with 0 instead of dying on EPIPE with a stack trace.
+ */
+function quietOnClosedStdout(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+}
+
 export function progName(argv1 = process.argv[1] ?? 'flotilla'): string {
   return basename(argv1) === 'fleetctl' ? 'fleetctl' : 'flotilla';
 }
@@ -113,6 +124,7 @@ function cobraMessage(msg: string): string {
 
 export async function main(argv: string[], io: Io = defaultIo, env = process.env): Promise<number> {
   const prog = progName();
+  if (io === defaultIo) quietOnClosedStdout();
   try {
     const ci = commandIndex(argv);
     const word = ci >= 0 ? argv[ci]! : undefined;
