@@ -3,9 +3,10 @@ import { VERSION } from '../version.js';
 import type { Command, FlagSpec } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import { GLOBAL_FLAGS } from './globals.js';
+import { tabwrite } from './tabwriter.js';
 
 function flagLines(flags: Record<string, FlagSpec>): string {
-  return Object.entries(flags)
+  const rows = Object.entries(flags)
     .filter(([, f]) => !f.hidden)
     .map(([name, f]) => {
       const dashes = name.length === 1 ? '-' : '--';
@@ -15,15 +16,13 @@ function flagLines(flags: Record<string, FlagSpec>): string {
         f.default !== undefined && f.default !== false && f.default !== '' && f.type === 'string'
           ? ` (default ${String(f.default)})`
           : '';
-      return `\t${short}${dashes}${name}${val}\t${f.help}${def}\n`;
-    })
-    .join('');
+      return ['', `${short}${dashes}${name}${val}`, `${f.help}${def}`];
+    });
+  return tabwrite(rows);
 }
 
 export function globalHelp(prog: string): string {
-  const cmds = COMMANDS.filter((c) => !c.hidden)
-    .map((c) => `\t${c.name}\t${c.summary}\n`)
-    .join('');
+  const cmds = tabwrite(COMMANDS.filter((c) => !c.hidden).map((c) => ['', c.name, c.summary]));
   return (
     `NAME:\n\t${prog} - fleet-compatible control of a flotilla cluster\n\n` +
     `USAGE:\n\t${prog} [global options] <command> [command options] [arguments...]\n\n` +
