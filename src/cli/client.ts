@@ -106,9 +106,15 @@ export class ApiClient {
 
   /**
    * Send a request; resolves with the response once its headers are in, rejects on a connection
-   * failure or when no headers came within the request timeout. The body is the caller's to read.
+   * failure or when no headers came within the request timeout (or `timeoutMs`). The body is the
+   * caller's to read.
    */
-  async open(method: string, path: string, body?: unknown): Promise<IncomingMessage> {
+  async open(
+    method: string,
+    path: string,
+    body?: unknown,
+    timeoutMs = this.opts.timeoutMs,
+  ): Promise<IncomingMessage> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     const headers: Record<string, string> = {};
     if (payload) {
@@ -123,10 +129,8 @@ export class ApiClient {
         resolve(res);
       });
       const timer = setTimeout(() => {
-        req.destroy(
-          new UnreachableError(`${this.endpoint}: no answer within ${this.opts.timeoutMs / 1000} s`),
-        );
-      }, this.opts.timeoutMs);
+        req.destroy(new UnreachableError(`${this.endpoint}: no answer within ${timeoutMs / 1000} s`));
+      }, timeoutMs);
       req.on('error', (err) => {
         clearTimeout(timer);
         reject(
@@ -138,14 +142,20 @@ export class ApiClient {
     });
   }
 
+  /** The request timeout, in ms. */
+  get timeoutMs(): number {
+    return this.opts.timeoutMs;
+  }
+
   /** A JSON request: the parsed body, or ApiError for a 4xx/5xx answer. */
   async request<T>(
     method: string,
     path: string,
     body?: unknown,
+    timeoutMs = this.opts.timeoutMs,
   ): Promise<{ status: number; body: T | undefined }> {
-    const res = await this.open(method, path, body);
-    const text = await readAll(res, this.opts.timeoutMs, this.endpoint);
+    const res = await this.open(method, path, body, timeoutMs);
+    const text = await readAll(res, timeoutMs, this.endpoint);
     const status = res.statusCode ?? 0;
     let parsed: unknown;
     try {

@@ -29,6 +29,12 @@ export const JOURNAL_OUTPUTS = [
   'with-unit',
 ] as const;
 
+/**
+ * The hosting machine's agent runs systemctl/journalctl and the answer may be relayed by another
+ * agent: allow at least this long for it, however short --request-timeout is.
+ */
+export const REMOTE_MIN_TIMEOUT_MS = 15_000;
+
 const SSH_PORT: FlagSpec = {
   type: 'string',
   default: '22',
@@ -83,7 +89,8 @@ export const status: Command = {
   usage: 'status [--lines=N] UNIT...',
   description:
     'Output the status of one or more units currently running in the cluster: `systemctl status -l` run\n' +
-    'by the agent on the machine hosting each unit, relayed through the API (no SSH needed). Statuses are\n' +
+    'by the agent on the machine hosting each unit, relayed through the API (no SSH needed; the answer\n' +
+    'may take up to 15 s or --request-timeout, whichever is longer). Statuses are\n' +
     'separated by a blank line; the first non-zero exit status of systemctl stops and becomes the exit code.\n\n' +
     'Show status of a single unit:\n\tfleetctl status foo.service\n\n' +
     'This command does not work with global units.',
@@ -104,6 +111,8 @@ export const status: Command = {
           await client.request<{ exitCode?: number; output?: string }>(
             'GET',
             `/flotilla/v1/units/${encodeURIComponent(name)}/status?lines=${lines}`,
+            undefined,
+            Math.max(client.timeoutMs, REMOTE_MIN_TIMEOUT_MS),
           )
         ).body;
       } catch (err) {
@@ -171,7 +180,7 @@ export const journal: Command = {
     }
     const follow = ctx.flags.follow === true || ctx.flags.f === true;
     const client = await clientFromGlobals(ctx.globals, ctx.env);
-    const timeoutMs = Number(ctx.globals['request-timeout'] ?? 3) * 1000;
+    const timeoutMs = Math.max(client.timeoutMs, REMOTE_MIN_TIMEOUT_MS);
     const q = new URLSearchParams({ lines: String(lines), follow: String(follow), output });
     let res: IncomingMessage;
     try {
