@@ -33,7 +33,7 @@ export const JOURNAL_OUTPUTS = [
  * The hosting machine's agent runs systemctl/journalctl and the answer may be relayed by another
  * agent: allow at least this long for it, however short --request-timeout is.
  */
-export const REMOTE_MIN_TIMEOUT_MS = 15_000;
+export const REMOTE_MIN_TIMEOUT_MS = 30_000;
 
 const SSH_PORT: FlagSpec = {
   type: 'string',
@@ -90,7 +90,7 @@ export const status: Command = {
   description:
     'Output the status of one or more units currently running in the cluster: `systemctl status -l` run\n' +
     'by the agent on the machine hosting each unit, relayed through the API (no SSH needed; the answer\n' +
-    'may take up to 15 s or --request-timeout, whichever is longer). Statuses are\n' +
+    'may take up to 30 s or --request-timeout, whichever is longer). Statuses are\n' +
     'separated by a blank line; the first non-zero exit status of systemctl stops and becomes the exit code.\n\n' +
     'Show status of a single unit:\n\tfleetctl status foo.service\n\n' +
     'This command does not work with global units.',
