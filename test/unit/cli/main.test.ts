@@ -147,6 +147,27 @@ describe('CLI entry', () => {
     expect(out).toContain('/nonexistent/b.sock');
   });
 
+  it('takes global flag values as the next word, before or after the command', async () => {
+    for (const argv of [
+      ['--endpoint', 'unix:///nonexistent/c.sock', 'list-machines'],
+      ['list-machines', '--endpoint', 'unix:///nonexistent/c.sock'],
+    ]) {
+      const r = await run(...argv);
+      expect(r.code).toBe(1);
+      expect(r.err).toBe(
+        'Error retrieving list of active machines: unix:///nonexistent/c.sock: connect ENOENT /nonexistent/c.sock\n',
+      );
+    }
+  });
+
+  it('help for an unknown topic is a usage error', async () => {
+    expect(await run('help', 'bogus')).toEqual({
+      code: 64,
+      out: '',
+      err: 'Error: unknown help topic "bogus"\nRun \'flotilla help\' for usage.\n',
+    });
+  });
+
   it('refuses a relative unix endpoint like fleetctl does', async () => {
     const r = await run('--endpoint=unix://var/run/fleet.sock', 'list-machines');
     expect(r.code).toBe(1);
