@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../../src/cli/commands/index.js';
-import { findCommand, main } from '../../../src/cli/main.js';
+import { findCommand, main, progName } from '../../../src/cli/main.js';
 import { tabwrite } from '../../../src/cli/tabwriter.js';
 import { VERSION } from '../../../src/version.js';
 
@@ -158,6 +158,12 @@ describe('CLI entry', () => {
         'Error retrieving list of active machines: unix:///nonexistent/c.sock: connect ENOENT /nonexistent/c.sock\n',
       );
     }
+  });
+
+  it('calls itself fleetctl when run as fleetctl', () => {
+    expect(progName('/usr/local/bin/fleetctl')).toBe('fleetctl');
+    expect(progName('/usr/local/bin/flotilla')).toBe('flotilla');
+    expect(progName('/opt/flotilla/bin/flotilla.js')).toBe('flotilla');
   });
 
   it('help for an unknown topic is a usage error', async () => {
