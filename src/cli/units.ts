@@ -130,7 +130,7 @@ export async function lazyCreateUnits(
   }
   const units = new Map<string, ApiUnit>();
   const names: string[] = [];
-  for (const arg of ctx.args.length === 0 ? [] : ctx.args) {
+  for (const arg of ctx.args) {
     const name = mangleName(arg);
     if (units.has(name)) continue;
     names.push(name);
