@@ -18,6 +18,8 @@ D=$TESTENV_DIR
 # Host packages of the machines first (the rootfs build needs debootstrap); then the slow
 # rootfs build runs in the background while Docker and etcd are installed and started.
 mpid=""
+# Shells for the CLI's completion tests (bash is there; zsh is not on a fresh Debian).
+need_pkgs zsh
 if [ "$N" -gt 0 ]; then
   need_pkgs systemd-container debootstrap iproute2 iptables zstd
   "$D/machines.sh" up "$N" > "$T_LOG/up-machines.log" 2>&1 &
