@@ -107,6 +107,31 @@ export interface LazyResult {
   names: string[];
 }
 
+/** Run `fn` over `items` with at most `n` in flight; results in item order (errors as values). */
+async function mapPool<T, R>(
+  items: readonly T[],
+  n: number,
+  fn: (t: T) => Promise<R>,
+): Promise<({ ok: true; value: R } | { ok: false; err: unknown })[]> {
+  const out = new Array<{ ok: true; value: R } | { ok: false; err: unknown }>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      try {
+        out[i] = { ok: true, value: await fn(items[i]!) };
+      } catch (err) {
+        out[i] = { ok: false, err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+  return out;
+}
+
+/** Requests in flight at once when a command acts on many units (fleetctl made one at a time). */
+const PARALLEL = 16;
+
 /**
  * fleetctl's lazyCreateUnits. For each argument: the registry's unit if there is one (with a
  * warning when the local file differs, or a replacement with `--replace` when the unit's desired
@@ -130,13 +155,19 @@ export async function lazyCreateUnits(
   }
   const units = new Map<string, ApiUnit>();
   const names: string[] = [];
+  // The registry lookups go out in parallel; everything else (and all output) stays in order.
+  const argNames = [...new Set(ctx.args.map((a) => mangleName(a)))];
+  const fetched = await mapPool(argNames, PARALLEL, (n) => getUnit(client, n));
+  const prefetched = new Map(argNames.map((n, i) => [n, fetched[i]!]));
+  const templates = new Map<string, Promise<ApiUnit | undefined>>(); // one lookup per template
   for (const arg of ctx.args) {
     const name = mangleName(arg);
     if (units.has(name)) continue;
     names.push(name);
     const path = localPath(arg, name);
+    const got = prefetched.get(name)!;
     const existing = await fleetCall(`Error retrieving Unit(${name}) from Registry`, () =>
-      getUnit(client, name),
+      got.ok ? Promise.resolve(got.value) : Promise.reject(got.err as Error),
     );
     if (existing) {
       // Compare with the local file, or for an instance with the local template file.
@@ -178,8 +209,12 @@ export async function lazyCreateUnits(
         );
       }
       const tpl = templateName(name);
-      const inRegistry = await fleetCall(`Error retrieving template Unit(${tpl}) from Registry`, () =>
-        getUnit(client, tpl),
+      let lookup = templates.get(tpl);
+      if (!lookup) templates.set(tpl, (lookup = getUnit(client, tpl)));
+      const pending = lookup;
+      const inRegistry = await fleetCall(
+        `Error retrieving template Unit(${tpl}) from Registry`,
+        () => pending,
       );
       if (inRegistry?.options) file = UnitFile.fromOptions(inRegistry.options);
       else file = readLocal(join(dirname(path), tpl), path);
@@ -334,9 +369,13 @@ export async function transition(
 ): Promise<{ acted: string[]; failed: WaitFailure[] }> {
   const wait: string[] = [];
   const acted: string[] = [];
-  for (const u of units) {
-    if (u.desiredState === target) continue;
-    await fleetCall(errPrefix.replace('%s', u.name), () => setDesired(client, u.name, target));
+  const todo = units.filter((u) => u.desiredState !== target);
+  const done = await mapPool(todo, PARALLEL, (u) => setDesired(client, u.name, target));
+  for (const [i, u] of todo.entries()) {
+    const r = done[i]!;
+    await fleetCall(errPrefix.replace('%s', u.name), () =>
+      r.ok ? Promise.resolve() : Promise.reject(r.err as Error),
+    );
     acted.push(u.name);
     if (isGlobal(u)) ctx.io.out(`Triggered global unit ${u.name} ${verb}\n`);
     else if (attempts === undefined) ctx.io.out(`Triggered unit ${u.name} ${verb}\n`);
