@@ -43,6 +43,8 @@ export interface MachineRecord {
   publicIP: string;
   metadata: Record<string, string>;
   version: string;
+  /** The agent's peer API address `host:port` (mutual-TLS TCP listener), when it has one. */
+  api?: string;
 }
 
 export interface UnitStateRecord {
