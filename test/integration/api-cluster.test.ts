@@ -6,11 +6,14 @@
  *   - `journal?follow=true`: each line the unit writes (it stamps CLOCK_REALTIME in ns; the machines
  *     share the host's kernel clock) arrives at the client; the latency is measured and printed as a
  *     benchmark line (target: under 1 s); after the client disconnects m2's journalctl is gone;
- *   - status via m1 and m3, non-follow journal, 404/409, and the cluster's /metrics.
+ *   - status via m1 and m3, non-follow journal, 404/409, and the cluster's /metrics;
+ *   - PATCH /fleet/v1/machines on m3's metadata (sent to m1): m3's agent republishes its record, the
+ *     engine places a unit that needs the new metadata on m3, and the events stream (from m2) shows
+ *     each step.
  *
  * Run under the testbed lock with this checkout's build in the machines:
  *   npm run build && TESTENV_MACHINE_PROJECT=$PWD flock /tmp/flotilla-testbed.lock \
- *     npx vitest run --project integration test/integration/api-remote-journal.test.ts
+ *     npx vitest run --project integration test/integration/api-cluster.test.ts
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -20,7 +23,9 @@ import {
   ctl,
   inMachine,
   isActive,
+  listMachines,
   putFile,
+  sleepUnit,
   sleep,
   uniq,
   useCluster,
@@ -181,5 +186,36 @@ describeSystemd('remote status and journal through the agents (real machines, mT
     expect(m.text).toMatch(/^flotilla_lease_held 1$/m);
     expect(m.text).toMatch(/^flotilla_machines 3$/m);
     expect(m.text).toMatch(/^flotilla_registry_request_duration_seconds_count\{op="txn",result="ok"\} \d+/m);
+  });
+
+  it("metadata PATCHed through m1 reaches m3's record, the scheduler and the events stream", async () => {
+    const id3 = cluster.map().id(m3);
+    const ev = new Stream(agent(m2), '/flotilla/v1/events');
+    await ev.waitFor((l) => l.includes('"kind":"hello"'));
+    const role = uniq('role');
+    const patch = (op: string, value?: string) =>
+      call(agent(m1), 'PATCH', '/fleet/v1/machines', [
+        { op, path: `/${id3}/metadata/role`, ...(value ? { value: { value } } : {}) },
+      ]);
+    expect((await patch('add', role)).status).toBe(204);
+    await ev.waitFor((l) => l.includes('"kind":"metadata"') && l.includes(role));
+    // m3's agent saw its key change and re-published its machine record with the merged metadata
+    await ev.waitFor((l) => l.includes('"kind":"machine"') && l.includes(id3) && l.includes(role), 10_000);
+    expect((await listMachines(m2)).find((r) => r.id === id3)?.metadata).toMatchObject({ name: m3, role });
+    const name = `${uniq('meta')}.service`;
+    const path = await writeUnit(m1, name, sleepUnit([`MachineMetadata=role=${role}`]));
+    cluster.created.push(name);
+    const r = await ctl(m1, 'start', path);
+    expect(r.code, r.stderr).toBe(0);
+    await ev.waitFor((l) => l.includes('"kind":"schedule"') && l.includes(name) && l.includes(id3), 15_000);
+    await waitFor(`${name} active on ${m3}`, async () => (await isActive(m3, name)) === 'active', 20_000);
+    // remove masks the key again; the record follows
+    expect((await patch('remove')).status).toBe(204);
+    await waitFor(
+      `role gone from ${m3}`,
+      async () => (await listMachines(m2)).find((x) => x.id === id3)?.metadata.role === undefined,
+      10_000,
+    );
+    ev.close();
   });
 });
