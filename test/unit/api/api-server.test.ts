@@ -426,6 +426,30 @@ describe('GET /flotilla/v1/events', () => {
     await a.registry.destroyUnit('ev2.service');
   });
 
+  it('ends the stream of a client that falls behind, with an overflow line', async () => {
+    const small = await startAgent({ store: a.store, maxBacklog: 5 });
+    try {
+      const s = new Stream(small.target, '/flotilla/v1/events');
+      await s.waitFor((l) => l.includes('"hello"'));
+      // One txn of 20 puts is one watch batch: 20 lines queued at once, more than the backlog allows.
+      const ops = Array.from({ length: 20 }, (_, i) => ({
+        op: 'add',
+        path: `/overflow/metadata/k${i}`,
+        value: { value: 'v' },
+      }));
+      expect((await call(t, 'PATCH', '/fleet/v1/machines', ops)).status).toBe(204);
+      await s.waitFor((l) => l.includes('"kind":"overflow"'));
+      await until('the stream to end', () => s.ended);
+      // the backlog (5) plus at most the one line the writer had already taken
+      const got = s.json().filter((e) => e.kind === 'metadata').length;
+      expect(got).toBeGreaterThanOrEqual(5);
+      expect(got).toBeLessThanOrEqual(6);
+      expect(small.view.listenerCount('batch')).toBe(0);
+    } finally {
+      await small.close();
+    }
+  });
+
   it('removes its listeners when the client disconnects', async () => {
     const before = a.view.listenerCount('batch');
     const s = new Stream(t, '/flotilla/v1/events');
