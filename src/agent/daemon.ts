@@ -26,7 +26,7 @@ import { UnitLogs } from '../api/unit-logs.js';
 import { Engine } from '../engine/engine.js';
 import { isCode } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
-import { enableProcessMetrics, instrumentStore, setGaugeSource } from '../lib/metrics.js';
+import { initMetrics, instrumentStore, setGaugeSource } from '../lib/metrics.js';
 import { LeaseKeeper } from '../registry/lease.js';
 import { openStore } from '../registry/open.js';
 import { Registry } from '../registry/registry.js';
@@ -112,7 +112,6 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   // Prefer this machine's own etcd member: a partitioned remote member then costs nothing.
   const local = new Set([machine.publicIP, ...localAddresses()]);
   config.etcdServers = preferLocal(config.etcdServers, local);
-  enableProcessMetrics();
   const store = instrumentStore(await openStore(config));
   const registry = new Registry(store);
   log.info(
@@ -274,6 +273,10 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     return alive;
   });
   log.info({ machineID, publicIP: machine.publicIP }, 'agent ready');
+  // prom-client is loaded only now: off the start-up path a restart must finish within agent_ttl.
+  void initMetrics({ processMetrics: true }).catch((e: Error) =>
+    log.warn({ err: e.message }, 'metrics unavailable'),
+  );
 
   return new Promise<number>((resolve) => {
     let stopping = false;

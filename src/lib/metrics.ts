@@ -4,7 +4,8 @@
  *
  * Code elsewhere only calls the tiny recorders below (`observeReconcile`, `countDecision`, ...); the
  * cluster-wide gauges (units by state, lease, leadership) are read at scrape time from a source the
- * daemon registers (`setGaugeSource`), so nothing is counted twice and nothing polls.
+ * daemon registers (`setGaugeSource`), so nothing is counted twice and nothing polls. prom-client
+ * itself is loaded by `initMetrics()` after the agent is ready (or by the first scrape).
  *
  *   flotilla_agent_reconcile_duration_seconds        histogram  one agent reconcile pass
  *   flotilla_engine_scheduling_decisions_total{kind} counter    schedule | unschedule | unschedulable | forget
@@ -19,77 +20,92 @@
  *   flotilla_api_requests_total{method,code}         counter    API requests answered
  *   flotilla_process_*, flotilla_nodejs_*            prom-client's default process metrics
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-export const metricsRegistry = new Registry();
+/** The metric objects, built once prom-client is loaded. */
+interface Metrics {
+  registry: Registry;
+  reconcile: Histogram;
+  decisions: Counter<'kind'>;
+  registryLatency: Histogram<'op' | 'result'>;
+  apiRequests: Counter<'method' | 'code'>;
+  units: Gauge<'state'>;
+  unitsDesired: Gauge<'state'>;
+  machineUnits: Gauge<'active_state'>;
+  machines: Gauge;
+  registryAvailable: Gauge;
+  leaseHeld: Gauge;
+  engineLeader: Gauge;
+  collectDefaultMetrics: (typeof import('prom-client'))['collectDefaultMetrics'];
+}
 
-const reconcile = new Histogram({
-  name: 'flotilla_agent_reconcile_duration_seconds',
-  help: 'Duration of one agent reconcile pass (plan + systemd actions)',
-  buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-  registers: [metricsRegistry],
-});
-
-const decisions = new Counter({
-  name: 'flotilla_engine_scheduling_decisions_total',
-  help: 'Scheduling decisions made by the engine leader, by kind',
-  labelNames: ['kind'] as const,
-  registers: [metricsRegistry],
-});
-
-const registryLatency = new Histogram({
-  name: 'flotilla_registry_request_duration_seconds',
-  help: 'Latency of registry requests (etcd or embedded), by operation and result',
-  labelNames: ['op', 'result'] as const,
-  buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-  registers: [metricsRegistry],
-});
-
-const apiRequests = new Counter({
-  name: 'flotilla_api_requests_total',
-  help: 'API requests answered, by method and status code',
-  labelNames: ['method', 'code'] as const,
-  registers: [metricsRegistry],
-});
-
-const units = new Gauge({
-  name: 'flotilla_units',
-  help: 'Units in the cluster by current state (inactive, loaded, launched)',
-  labelNames: ['state'] as const,
-  registers: [metricsRegistry],
-});
-const unitsDesired = new Gauge({
-  name: 'flotilla_units_desired',
-  help: 'Units in the cluster by desired state',
-  labelNames: ['state'] as const,
-  registers: [metricsRegistry],
-});
-const machineUnits = new Gauge({
-  name: 'flotilla_machine_units',
-  help: 'Units on this machine by systemd ActiveState',
-  labelNames: ['active_state'] as const,
-  registers: [metricsRegistry],
-});
-const machines = new Gauge({
-  name: 'flotilla_machines',
-  help: 'Machines in the cluster',
-  registers: [metricsRegistry],
-});
-const registryAvailable = new Gauge({
-  name: 'flotilla_registry_available',
-  help: '1 while the registry can be read (the cluster watch works), else 0',
-  registers: [metricsRegistry],
-});
-const leaseHeld = new Gauge({
-  name: 'flotilla_lease_held',
-  help: "1 while this machine's presence lease is held (renewed within its TTL), 0 when lost",
-  registers: [metricsRegistry],
-});
-const engineLeader = new Gauge({
-  name: 'flotilla_engine_leader',
-  help: '1 on the machine whose engine is the leader, else 0',
-  registers: [metricsRegistry],
-});
+function build(pc: typeof import('prom-client')): Metrics {
+  const registry = new pc.Registry();
+  const registers = [registry];
+  return {
+    registry,
+    collectDefaultMetrics: pc.collectDefaultMetrics,
+    reconcile: new pc.Histogram({
+      name: 'flotilla_agent_reconcile_duration_seconds',
+      help: 'Duration of one agent reconcile pass (plan + systemd actions)',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    }),
+    decisions: new pc.Counter({
+      name: 'flotilla_engine_scheduling_decisions_total',
+      help: 'Scheduling decisions made by the engine leader, by kind',
+      labelNames: ['kind'] as const,
+      registers,
+    }),
+    registryLatency: new pc.Histogram({
+      name: 'flotilla_registry_request_duration_seconds',
+      help: 'Latency of registry requests (etcd or embedded), by operation and result',
+      labelNames: ['op', 'result'] as const,
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    }),
+    apiRequests: new pc.Counter({
+      name: 'flotilla_api_requests_total',
+      help: 'API requests answered, by method and status code',
+      labelNames: ['method', 'code'] as const,
+      registers,
+    }),
+    units: new pc.Gauge({
+      name: 'flotilla_units',
+      help: 'Units in the cluster by current state (inactive, loaded, launched)',
+      labelNames: ['state'] as const,
+      registers,
+    }),
+    unitsDesired: new pc.Gauge({
+      name: 'flotilla_units_desired',
+      help: 'Units in the cluster by desired state',
+      labelNames: ['state'] as const,
+      registers,
+    }),
+    machineUnits: new pc.Gauge({
+      name: 'flotilla_machine_units',
+      help: 'Units on this machine by systemd ActiveState',
+      labelNames: ['active_state'] as const,
+      registers,
+    }),
+    machines: new pc.Gauge({ name: 'flotilla_machines', help: 'Machines in the cluster', registers }),
+    registryAvailable: new pc.Gauge({
+      name: 'flotilla_registry_available',
+      help: '1 while the registry can be read (the cluster watch works), else 0',
+      registers,
+    }),
+    leaseHeld: new pc.Gauge({
+      name: 'flotilla_lease_held',
+      help: "1 while this machine's presence lease is held (renewed within its TTL), 0 when lost",
+      registers,
+    }),
+    engineLeader: new pc.Gauge({
+      name: 'flotilla_engine_leader',
+      help: '1 on the machine whose engine is the leader, else 0',
+      registers,
+    }),
+  };
+}
 
 /** What the gauges show, read at scrape time. */
 export interface GaugeValues {
@@ -102,35 +118,58 @@ export interface GaugeValues {
   engineLeader: boolean;
 }
 
+let metrics: Metrics | undefined;
+let loading: Promise<Metrics> | undefined;
+/** Observations made before prom-client is loaded (agent start-up), replayed once it is. */
+const pending: ((m: Metrics) => void)[] = [];
+const MAX_PENDING = 10_000;
 let source: (() => GaugeValues | undefined) | undefined;
-let defaultsOn = false;
+let processMetrics = false;
+
+function record(fn: (m: Metrics) => void): void {
+  if (metrics) fn(metrics);
+  else if (pending.length < MAX_PENDING) pending.push(fn);
+}
+
+/**
+ * Load prom-client and build the metrics (idempotent). The agent calls this once it is ready, so
+ * loading the library stays off its start-up path (a restart must resume its lease within agent_ttl);
+ * what was recorded before is replayed. With `processMetrics`, also start prom-client's process
+ * metrics (CPU, memory, event loop lag, GC), prefixed `flotilla_`.
+ */
+export async function initMetrics(opts: { processMetrics?: boolean } = {}): Promise<void> {
+  loading ??= import('prom-client').then((pc) => {
+    const m = build(pc);
+    for (const fn of pending.splice(0)) fn(m);
+    metrics = m;
+    return m;
+  });
+  const m = await loading;
+  if (opts.processMetrics && !processMetrics) {
+    processMetrics = true;
+    m.collectDefaultMetrics({ register: m.registry, prefix: 'flotilla_' });
+  }
+}
 
 /** The agent's gauges come from `fn`, called once per scrape. */
 export function setGaugeSource(fn: (() => GaugeValues | undefined) | undefined): void {
   source = fn;
 }
 
-/** Start prom-client's process metrics (CPU, memory, event loop lag, GC), prefixed `flotilla_`. */
-export function enableProcessMetrics(): void {
-  if (defaultsOn) return;
-  defaultsOn = true;
-  collectDefaultMetrics({ register: metricsRegistry, prefix: 'flotilla_' });
-}
-
 export function observeReconcile(ms: number): void {
-  reconcile.observe(ms / 1000);
+  record((m) => m.reconcile.observe(ms / 1000));
 }
 
 export function countDecision(kind: string): void {
-  decisions.inc({ kind });
+  record((m) => m.decisions.inc({ kind }));
 }
 
 export function observeRegistry(op: string, ms: number, ok: boolean): void {
-  registryLatency.observe({ op, result: ok ? 'ok' : 'error' }, ms / 1000);
+  record((m) => m.registryLatency.observe({ op, result: ok ? 'ok' : 'error' }, ms / 1000));
 }
 
 export function countApiRequest(method: string, code: number): void {
-  apiRequests.inc({ method, code: String(code) });
+  record((m) => m.apiRequests.inc({ method, code: String(code) }));
 }
 
 function setAll(g: Gauge<string>, label: string, values: Record<string, number>): void {
@@ -140,17 +179,19 @@ function setAll(g: Gauge<string>, label: string, values: Record<string, number>)
 
 /** The Prometheus text exposition, with the gauges refreshed from the source. */
 export async function metricsText(): Promise<{ contentType: string; text: string }> {
+  await initMetrics();
+  const m = metrics!;
   const v = source?.();
   if (v) {
-    setAll(units, 'state', v.unitsByState);
-    setAll(unitsDesired, 'state', v.unitsByDesiredState);
-    setAll(machineUnits, 'active_state', v.machineUnitsByActiveState);
-    machines.set(v.machines);
-    registryAvailable.set(v.registryAvailable ? 1 : 0);
-    leaseHeld.set(v.leaseHeld ? 1 : 0);
-    engineLeader.set(v.engineLeader ? 1 : 0);
+    setAll(m.units, 'state', v.unitsByState);
+    setAll(m.unitsDesired, 'state', v.unitsByDesiredState);
+    setAll(m.machineUnits, 'active_state', v.machineUnitsByActiveState);
+    m.machines.set(v.machines);
+    m.registryAvailable.set(v.registryAvailable ? 1 : 0);
+    m.leaseHeld.set(v.leaseHeld ? 1 : 0);
+    m.engineLeader.set(v.engineLeader ? 1 : 0);
   }
-  return { contentType: metricsRegistry.contentType, text: await metricsRegistry.metrics() };
+  return { contentType: m.registry.contentType, text: await m.registry.metrics() };
 }
 
 /** Names of the store methods that talk to the registry (timed by `instrumentStore`). */
