@@ -10,7 +10,7 @@
  * bench/cluster-scale.ts, wired to the shared ClusterView exactly like the daemon does).
  *
  * What this does instead, for each simulated agent: an `AgentView` that looks like a ClusterView to
- * MachineAgent (same members it uses: snap, available, schedulerJobs(), body(), events `changed`
+ * MachineAgent (same members it uses: snap, available, schedulerJobs(), jobsFor(), schedulesOn(), statesOn(), body(), events `changed`
  * and `available`) but holds only what concerns that machine:
  *   - `snap.schedules`: the schedule records naming this machine;
  *   - `snap.states`: the unit states this machine published;
@@ -85,6 +85,24 @@ export class AgentView extends EventEmitter<ClusterViewEvents> {
     };
     for (const name of this.schedules.keys()) add(name);
     for (const name of this.router.globals) if (!this.schedules.has(name)) add(name);
+    return out;
+  }
+
+  /** ClusterView's per-machine accessors: this view holds only this machine's records anyway. */
+  jobsFor(_machineID: string): SchedulerJob[] {
+    return this.schedulerJobs();
+  }
+
+  schedulesOn(_machineID: string): ScheduleRecord[] {
+    return [...this.schedules.values()];
+  }
+
+  statesOn(machineID: string): ReadonlyMap<string, UnitStateRecord> {
+    const out = new Map<string, UnitStateRecord>();
+    for (const [name, byMachine] of this.states) {
+      const r = byMachine.get(machineID);
+      if (r) out.set(name, r);
+    }
     return out;
   }
 

@@ -88,8 +88,8 @@ export class CountingKvStore implements KvStore {
   grantLease(ttlSeconds: number): Promise<LeaseGrant> {
     return this.count('lease grant', () => this.inner.grantLease(ttlSeconds));
   }
-  keepAliveOnce(id: string): Promise<number> {
-    return this.count('lease keepalive', () => this.inner.keepAliveOnce(id));
+  keepAliveOnce(id: string, opts?: { timeoutMs?: number }): Promise<number> {
+    return this.count('lease keepalive', () => this.inner.keepAliveOnce(id, opts));
   }
   revokeLease(id: string): Promise<void> {
     return this.count('lease revoke', () => this.inner.revokeLease(id));

@@ -43,6 +43,8 @@ export class MachineAgent {
   readonly installed = new Map<string, string | undefined>();
   private readonly observed = new Map<string, UnitState>();
   private readonly jobStates = new Map<string, 'loaded' | 'launched'>();
+  private publishQueue = new Map<string, { resolve: () => void; reject: (e: Error) => void }[]>();
+  private publishScheduled = false;
   private readonly runner: SerialRunner;
   private stopped = false;
   private fenced = false;
@@ -153,8 +155,8 @@ export class MachineAgent {
     if (!this.fenced) {
       const { units } = planDesiredUnits({
         machine: me,
-        jobs: view.schedulerJobs(),
-        schedules: view.snap.schedules,
+        jobs: view.jobsFor(me.id),
+        schedules: view.schedulesOn(me.id),
       });
       desired = units.flatMap((j) => {
         const body = view.body(j);
@@ -172,10 +174,7 @@ export class MachineAgent {
       });
     }
     const reported = new Map<string, ReportedState>();
-    for (const [name, byMachine] of view.snap.states) {
-      const r = byMachine.get(me.id);
-      if (r) reported.set(name, r);
-    }
+    for (const [name, r] of view.statesOn(me.id)) reported.set(name, r);
     const actions = planAgent({
       machineID: me.id,
       desired,
@@ -208,31 +207,69 @@ export class MachineAgent {
     this.resolveFirst();
   }
 
-  /** Publish a unit's state for this machine (or delete it when the unit is gone). */
-  async publish(name: string): Promise<void> {
-    const leaseId = this.d.lease.id;
-    if (leaseId === undefined || !this.d.view.available) return;
-    if (!this.installed.has(name)) {
-      await this.d.registry.clearUnitState(name, this.d.machine.id);
-      return;
-    }
-    const st = await this.d.systemd.state(name);
-    this.observed.set(name, st);
-    const rec: UnitStateRecord = {
-      name,
-      machineID: this.d.machine.id,
-      hash: this.installed.get(name) ?? '',
-      loadState: st.loadState,
-      activeState: st.activeState,
-      subState: st.subState,
-      jobState: this.jobStates.get(name) ?? 'loaded',
+  /**
+   * Publish a unit's state for this machine (or delete it when the unit is gone). Calls made in the
+   * same tick are coalesced into one batch: one systemd read per unit (in parallel) and txns of up to
+   * 100 records, so starting hundreds of units costs a few registry round trips, not one each.
+   */
+  publish(name: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let waiters = this.publishQueue.get(name);
+      if (!waiters) this.publishQueue.set(name, (waiters = []));
+      waiters.push({ resolve, reject });
+      if (!this.publishScheduled) {
+        this.publishScheduled = true;
+        setImmediate(() => void this.flushPublish());
+      }
+    });
+  }
+
+  private async flushPublish(): Promise<void> {
+    this.publishScheduled = false;
+    const batch = this.publishQueue;
+    this.publishQueue = new Map();
+    const settle = (err?: Error) => {
+      for (const ws of batch.values())
+        for (const w of ws) {
+          if (err) w.reject(err);
+          else w.resolve();
+        }
     };
-    await this.d.registry.reportUnitState(rec, leaseId);
+
+    try {
+      const leaseId = this.d.lease.id;
+      if (leaseId === undefined || !this.d.view.available) return settle();
+      const states: UnitStateRecord[] = [];
+      const cleared: string[] = [];
+      await Promise.all(
+        [...batch.keys()].map(async (name) => {
+          if (!this.installed.has(name)) {
+            cleared.push(name);
+            return;
+          }
+          const st = await this.d.systemd.state(name);
+          this.observed.set(name, st);
+          states.push({
+            name,
+            machineID: this.d.machine.id,
+            hash: this.installed.get(name) ?? '',
+            loadState: st.loadState,
+            activeState: st.activeState,
+            subState: st.subState,
+            jobState: this.jobStates.get(name) ?? 'loaded',
+          });
+        }),
+      );
+      await this.d.registry.reportUnitStates(this.d.machine.id, states, cleared, leaseId);
+      settle();
+    } catch (err) {
+      settle(err as Error);
+    }
   }
 
   /** Re-publish every state (after a new lease was granted: the old records went with the old lease). */
   async republish(): Promise<void> {
-    for (const name of this.installed.keys()) await this.publish(name).catch(() => undefined);
+    await Promise.all([...this.installed.keys()].map((name) => this.publish(name).catch(() => undefined)));
   }
 
   /** Stop reconciling. With `stopUnits`, stop and remove every unit we installed first. */

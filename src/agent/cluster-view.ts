@@ -53,6 +53,12 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
   private watch: { close(): void } | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private jobsCache: SchedulerJob[] | undefined;
+  private jobsByName = new Map<string, SchedulerJob>();
+  private globalJobs: SchedulerJob[] = [];
+  /** machineID → unit name → schedule record (the engine's placements, by machine). */
+  private schedIndex = new Map<string, Map<string, ScheduleRecord>>();
+  /** machineID → unit name → the state that machine published. */
+  private stateIndex = new Map<string, Map<string, UnitStateRecord>>();
 
   constructor(private readonly registry: Registry) {
     super();
@@ -67,6 +73,11 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
     this.snap = await this.registry.snapshot({ bodies: true });
     this.revision = this.snap.revision;
     this.jobsCache = undefined;
+    this.schedIndex = new Map();
+    this.stateIndex = new Map();
+    for (const [name, rec] of this.snap.schedules) this.indexSchedule(name, undefined, rec);
+    for (const [name, byMachine] of this.snap.states)
+      for (const [mid, rec] of byMachine) this.indexState(name, mid, rec);
     this.setAvailable(true);
     this.emit('changed', new Set<ChangeKind>(['job', 'schedule', 'machine', 'state', 'leader', 'body']));
     this.emit('resync', this.revision);
@@ -129,8 +140,11 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
         kinds.add('job');
       } else if (k.startsWith(KEYS.prefixes.schedule)) {
         const name = k.slice(KEYS.prefixes.schedule.length);
-        if (put) snap.schedules.set(name, val<ScheduleRecord>());
+        const old = snap.schedules.get(name);
+        const rec = put ? val<ScheduleRecord>() : undefined;
+        if (rec) snap.schedules.set(name, rec);
         else snap.schedules.delete(name);
+        this.indexSchedule(name, old, rec);
         kinds.add('schedule');
       } else if (k.startsWith(KEYS.prefixes.machine)) {
         const id = k.slice(KEYS.prefixes.machine.length);
@@ -145,10 +159,15 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
         let m = snap.states.get(name);
         if (put) {
           if (!m) snap.states.set(name, (m = new Map<string, UnitStateRecord>()));
-          m.set(machine, val<UnitStateRecord>());
-        } else if (m) {
-          m.delete(machine);
-          if (m.size === 0) snap.states.delete(name);
+          const rec = val<UnitStateRecord>();
+          m.set(machine, rec);
+          this.indexState(name, machine, rec);
+        } else {
+          if (m) {
+            m.delete(machine);
+            if (m.size === 0) snap.states.delete(name);
+          }
+          this.indexState(name, machine, undefined);
         }
         kinds.add('state');
       } else if (k === KEYS.leader) {
@@ -172,6 +191,59 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
     this.emit('batch', revision, events);
   }
 
+  private indexSchedule(
+    name: string,
+    old: ScheduleRecord | undefined,
+    rec: ScheduleRecord | undefined,
+  ): void {
+    if (old?.machineID !== undefined) {
+      const m = this.schedIndex.get(old.machineID);
+      m?.delete(name);
+      if (m?.size === 0) this.schedIndex.delete(old.machineID);
+    }
+    if (rec?.machineID !== undefined) {
+      let m = this.schedIndex.get(rec.machineID);
+      if (!m) this.schedIndex.set(rec.machineID, (m = new Map<string, ScheduleRecord>()));
+      m.set(name, rec);
+    }
+  }
+
+  private indexState(name: string, machineID: string, rec: UnitStateRecord | undefined): void {
+    let m = this.stateIndex.get(machineID);
+    if (rec) {
+      if (!m) this.stateIndex.set(machineID, (m = new Map<string, UnitStateRecord>()));
+      m.set(name, rec);
+    } else if (m) {
+      m.delete(name);
+      if (m.size === 0) this.stateIndex.delete(machineID);
+    }
+  }
+
+  /** The schedule records that place units on one machine (O(units there), not O(cluster)). */
+  schedulesOn(machineID: string): ScheduleRecord[] {
+    return [...(this.schedIndex.get(machineID)?.values() ?? [])];
+  }
+
+  /** The unit states one machine published, by unit name. */
+  statesOn(machineID: string): ReadonlyMap<string, UnitStateRecord> {
+    return this.stateIndex.get(machineID) ?? new Map();
+  }
+
+  /**
+   * The jobs that can concern one machine: those scheduled on it plus every Global job. This is all
+   * `planDesiredUnits` looks at, so an agent's reconcile costs O(its units), not O(cluster).
+   */
+  jobsFor(machineID: string): SchedulerJob[] {
+    this.schedulerJobs();
+    const out: SchedulerJob[] = [];
+    for (const name of this.schedIndex.get(machineID)?.keys() ?? []) {
+      const j = this.jobsByName.get(name);
+      if (j && !j.requirements.global) out.push(j);
+    }
+    for (const j of this.globalJobs) out.push(j);
+    return out;
+  }
+
   /** The body of a job, or undefined if its body is not (yet) known. */
   body(job: JobRecord): string | undefined {
     return this.snap?.bodies.get(job.hash);
@@ -184,6 +256,8 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
   schedulerJobs(): SchedulerJob[] {
     if (this.jobsCache) return this.jobsCache;
     const out: SchedulerJob[] = [];
+    const byName = new Map<string, SchedulerJob>();
+    const globals: SchedulerJob[] = [];
     for (const job of this.snap?.jobs.values() ?? []) {
       const key = `${job.name}\0${job.hash}`; // specifiers (%n, %i …) make requirements name-dependent
       let req = this.parsed.get(key);
@@ -199,9 +273,16 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
         if (this.parsed.size > 50_000) this.parsed.clear();
         this.parsed.set(key, req);
       }
-      if (req) out.push({ ...job, requirements: req });
+      if (req) {
+        const j = { ...job, requirements: req };
+        out.push(j);
+        byName.set(j.name, j);
+        if (req.global) globals.push(j);
+      }
     }
     this.jobsCache = out;
+    this.jobsByName = byName;
+    this.globalJobs = globals;
     return out;
   }
 

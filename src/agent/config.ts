@@ -46,6 +46,10 @@ export interface AgentConfig {
   /** Docker socket. */
   dockerSocket: string;
   machineIdFile: string;
+  /** TCP port of the liveness responder on public_ip (0: no responder, this machine is never probed). */
+  livenessPort: number;
+  /** Seconds of silence after which a probed machine's presence is revoked; default 2/3 of agent_ttl. */
+  livenessTimeout?: number;
 }
 
 export const DEFAULT_CONFIG_FILE = '/etc/flotilla/flotilla.conf';
@@ -64,6 +68,7 @@ export const DEFAULTS: AgentConfig = {
   socketPath: '/var/run/fleet.sock',
   dockerSocket: '/var/run/docker.sock',
   machineIdFile: '/etc/machine-id',
+  livenessPort: 54730,
 };
 
 type Kind = 'list' | 'string' | 'seconds' | 'duration' | 'bool' | 'int' | 'metadata' | 'path';
@@ -96,6 +101,8 @@ export const KEYS: Record<string, KeySpec> = {
   dbus_address: { field: 'dbusAddress', kind: 'string' },
   docker_socket: { field: 'dockerSocket', kind: 'path' },
   machine_id_file: { field: 'machineIdFile', kind: 'path' },
+  liveness_port: { field: 'livenessPort', kind: 'int' },
+  liveness_timeout: { field: 'livenessTimeout', kind: 'duration' },
 };
 
 /** fleet keys we accept and ignore, with the reason logged once. */
@@ -317,4 +324,11 @@ function validate(c: AgentConfig): void {
     }
   }
   if (c.agentTtl < 1) throw err('agent_ttl', 'must be at least 1s');
+  if (!Number.isInteger(c.livenessPort) || c.livenessPort < 0 || c.livenessPort > 65535)
+    throw err('liveness_port', `${c.livenessPort} is not a TCP port (0 disables the responder)`);
+  if (c.livenessTimeout !== undefined && c.livenessTimeout >= c.agentTtl)
+    throw err(
+      'liveness_timeout',
+      `must be shorter than agent_ttl (${c.agentTtl}s); the lease covers the rest`,
+    );
 }

@@ -38,6 +38,7 @@ import { ClusterView } from './cluster-view.js';
 import { loadConfig, type LoadOptions } from './config.js';
 import { detectPublicIp, localAddresses, readMachineId } from './identity.js';
 import { FenceMonitor } from './fence.js';
+import { LivenessMonitor, serveLiveness } from './liveness.js';
 import { SdNotify } from './sdnotify.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -142,6 +143,20 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
       await sleep(Math.min(5000, 250 * 2 ** Math.min(attempt, 5)));
     }
   }
+  // Liveness responder (clusters only): peers probe it to notice a dead machine before its lease
+  // expires (see liveness.ts). Registered in the machine record only if it is really listening.
+  let livenessServer: Awaited<ReturnType<typeof serveLiveness>> | undefined;
+  if (store.backend === 'etcd' && config.livenessPort > 0) {
+    try {
+      livenessServer = await serveLiveness(machineID, machine.publicIP, config.livenessPort);
+      machine.livenessPort = config.livenessPort;
+    } catch (err) {
+      log.warn(
+        { port: config.livenessPort, err: (err as Error).message },
+        'liveness responder not started: this machine fails over by its lease only',
+      );
+    }
+  }
   // Configured metadata overlaid with the dynamic keys set through PATCH /fleet/v1/machines.
   const ownMetadata = new OwnMetadata(store, machineID, config.metadata);
   const register = async () => {
@@ -232,14 +247,41 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   await view.start();
   await agent.start();
   engine?.start();
+  // With liveness probing, peers revoke a silent machine after livenessTimeout: a machine cut off
+  // from everything must fence itself before that, not after agent_ttl.
+  const livenessTimeoutMs = (config.livenessTimeout ?? (config.agentTtl * 2) / 3) * 1000;
+  const livenessIntervalMs = Math.max(100, livenessTimeoutMs / 4);
   const fence = new FenceMonitor({
-    ttlMs: config.agentTtl * 1000,
+    ttlMs: machine.livenessPort
+      ? Math.max(500, livenessTimeoutMs - livenessIntervalMs - 250)
+      : config.agentTtl * 1000,
     lastRenewed: () => lease.lastRenewed,
     endpoints: config.etcdServers,
     ownAddresses: local,
     setFenced: (on) => agent.fence(on),
   });
   fence.start();
+  const liveness =
+    store.backend === 'etcd'
+      ? new LivenessMonitor({
+          machineID,
+          machines: () => view.snap?.machines.values() ?? [],
+          leader: () => view.snap?.leader?.machineID,
+          isLeader: () => engine?.isLeader ?? false,
+          lastRenewed: () => lease.lastRenewed,
+          evict: (victim) => {
+            const mine = lease.id;
+            return mine === undefined
+              ? Promise.resolve(false)
+              : registry.evictMachine(victim, { id: machineID, lease: mine });
+          },
+          log,
+          timeoutMs: livenessTimeoutMs,
+          intervalMs: livenessIntervalMs,
+          ttlMs: config.agentTtl * 1000,
+        })
+      : undefined;
+  liveness?.start();
 
   const fleet = new FleetV1(registry);
   const peerTls = config.apiListen
@@ -300,10 +342,14 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
       force.unref();
       try {
         fence.stop();
+        liveness?.stop();
+        livenessServer?.close();
         await api.close();
         await engine?.stop(!restart);
         await agent.shutdown(!restart);
         view.stop();
+        // A restart gets the lease's whole TTL to come back in (the next process resumes it).
+        if (restart) await lease.renew();
         await lease.stop(!restart);
         await systemd.close();
         await store.close();

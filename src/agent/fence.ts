@@ -3,9 +3,10 @@
  * dead, so a unit never runs twice for long (fleet #1690 left the stale copy running until the
  * partition healed).
  *
- * The rule, checked every 500 ms:
- *   fenced  ⇔  the presence lease was last confirmed more than agent_ttl ago  (the cluster's side has
- *              expired it, so its units are being started elsewhere)
+ * The rule, checked every 500 ms (or ttlMs/5 if shorter):
+ *   fenced  ⇔  the presence lease was last confirmed more than ttlMs ago: agent_ttl, or less when
+ *              peers probe this machine (liveness.ts), since they revoke a silent machine's lease
+ *              before it expires (either way its units are being started elsewhere)
  *           ∧  no etcd host other than this machine answers at the network level.
  * "Answers" means a TCP connect succeeds or is refused: a refused connect proves the path works and
  * only etcd is down. That is a whole-cluster etcd outage, in which nothing is rescheduled, so the units
@@ -62,7 +63,7 @@ export class FenceMonitor {
 
   start(): void {
     if (this.remote.length === 0) return; // nothing to tell a partition from an outage with
-    this.timer = setInterval(() => void this.check(), 500);
+    this.timer = setInterval(() => void this.check(), Math.min(500, Math.max(100, this.d.ttlMs / 5)));
     this.timer.unref();
   }
 

@@ -1,7 +1,9 @@
 /**
- * The CLI's command model: each command is a small object in src/cli/commands/, listed in
- * src/cli/commands/index.ts. main.ts parses global flags, resolves the command (exact name or a
- * unique prefix, like fleetctl's cobra prefix matching), parses its flags strictly and runs it.
+ * The CLI's command model. Each command is a small object in src/cli/commands/; the registry in
+ * src/cli/commands/index.ts lists them by name and summary only and loads a command's module when
+ * it runs, so `flotilla version` does not pay for the HTTP client, the unit parser or the agent.
+ * main.ts parses global flags, resolves the command (exact name or a unique prefix, like fleetctl's
+ * cobra prefix matching), loads it, parses its flags strictly and runs it.
  */
 export interface FlagSpec {
   type: 'boolean' | 'string';
@@ -10,6 +12,10 @@ export interface FlagSpec {
   help: string;
   /** Shown in help as the value name, e.g. `--lines=N`. */
   value?: string;
+  /** Accepted but not listed in help or completion (deprecated spellings). */
+  hidden?: boolean;
+  /** This flag is another spelling of `alias` (e.g. --etcd-keyfile of --key-file). */
+  alias?: string;
 }
 
 export interface Io {
@@ -22,16 +28,54 @@ export interface Context {
   prog: string;
   globals: Record<string, string | boolean | undefined>;
   flags: Record<string, string | boolean | undefined>;
+  /** Which flags were given on the command line (not defaults). */
+  explicit: ReadonlySet<string>;
   args: string[];
   io: Io;
+  /** The environment (PATH for `ssh`, HOME for `~`). */
+  env: NodeJS.ProcessEnv;
 }
 
 export interface Command {
   name: string;
   summary: string;
   usage: string;
+  /** Longer help text shown by `help COMMAND`. */
+  description?: string;
   flags?: Record<string, FlagSpec>;
   /** Hidden from the command list (deprecated or internal). */
   hidden?: boolean;
+  /** How positional arguments complete in the shell: units, machines, a fixed list, or files. */
+  complete?: 'units' | 'machines' | 'unit-or-machine' | 'files' | readonly string[];
   run(ctx: Context): Promise<number>;
+}
+
+/** What the command registry knows before a command's module is loaded. */
+export interface CommandEntry {
+  name: string;
+  summary: string;
+  hidden?: boolean;
+  load(): Promise<Command>;
+}
+
+/**
+ * A fleetctl-style failure: `message` goes to stderr as is (fleetctl prints its messages without an
+ * "Error:" prefix), and the process exits with `exitCode` (fleetctl's code for that case).
+ */
+export class CliExit extends Error {
+  constructor(
+    readonly exitCode: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'CliExit';
+  }
+}
+
+/** A bad command line: printed as `Error: <message>` plus a hint to run help; exit 64. */
+export class UsageError extends CliExit {
+  constructor(message: string) {
+    super(64, message);
+    this.name = 'UsageError';
+  }
 }

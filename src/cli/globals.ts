@@ -1,9 +1,9 @@
 /**
  * fleetctl's global flags. Every global flag can also come from the environment as
  * `FLEETCTL_<FLAG>` or `FLOTILLA_<FLAG>` (dashes become underscores, upper case); an explicit flag
- * wins (fleetctl's getFlagsFromEnv).
+ * wins (fleetctl's getFlagsFromEnv). Boolean flags take Go's spellings (`--debug=false`).
  */
-import type { FlagSpec } from './command.js';
+import { UsageError, type FlagSpec } from './command.js';
 
 export const GLOBAL_FLAGS: Record<string, FlagSpec> = {
   endpoint: {
@@ -63,30 +63,57 @@ export const GLOBAL_FLAGS: Record<string, FlagSpec> = {
     help: 'Amount of time in seconds to allow for SSH connection initialization before failing',
   },
   'strict-host-key-checking': {
-    type: 'string',
-    default: 'true',
-    value: 'BOOL',
-    help: 'Verify host keys presented by remote machines before initiating SSH connections',
+    type: 'boolean',
+    default: true,
+    help: 'Verify host keys presented by remote machines before initiating SSH connections (=false to skip)',
   },
   'known-hosts-file': {
     type: 'string',
-    default: '~/.fleetctl/known_hosts',
     value: 'PATH',
-    help: 'File used to store remote machine fingerprints',
+    help: "File used to store remote machine fingerprints (default: ssh's own, ~/.ssh/known_hosts)",
   },
   debug: { type: 'boolean', default: false, help: 'Print out more debug information to stderr' },
   version: { type: 'boolean', short: 'v', default: false, help: 'Print the version and exit' },
   help: { type: 'boolean', short: 'h', default: false, help: 'Print usage information and exit' },
+  // fleetctl's deprecated spellings, still accepted.
+  'etcd-keyfile': { type: 'string', hidden: true, alias: 'key-file', help: 'Deprecated: --key-file' },
+  'etcd-certfile': { type: 'string', hidden: true, alias: 'cert-file', help: 'Deprecated: --cert-file' },
+  'etcd-cafile': { type: 'string', hidden: true, alias: 'ca-file', help: 'Deprecated: --ca-file' },
+  'experimental-api': { type: 'boolean', hidden: true, default: true, help: 'Deprecated, ignored' },
 };
 
-/** Values for global flags from FLEETCTL_* / FLOTILLA_* (FLOTILLA_ wins over FLEETCTL_). */
-export function globalsFromEnv(env: NodeJS.ProcessEnv): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const name of Object.keys(GLOBAL_FLAGS)) {
+/** Go's strconv.ParseBool, which fleetctl's boolean flags and variables use. */
+export function parseGoBool(s: string): boolean | undefined {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(s)) return true;
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(s)) return false;
+  return undefined;
+}
+
+/**
+ * Values for global flags from FLEETCTL_* / FLOTILLA_* (FLOTILLA_ wins over FLEETCTL_). Like
+ * fleetctl, an empty variable counts as unset. A boolean variable that is not a Go boolean is an
+ * error naming the variable.
+ */
+export function globalsFromEnv(env: NodeJS.ProcessEnv): Record<string, string | boolean> {
+  const out: Record<string, string | boolean> = {};
+  for (const [name, spec] of Object.entries(GLOBAL_FLAGS)) {
     if (name === 'help' || name === 'version') continue;
     const suffix = name.toUpperCase().replace(/-/g, '_');
-    const v = env[`FLOTILLA_${suffix}`] ?? env[`FLEETCTL_${suffix}`];
-    if (v !== undefined) out[name] = v;
+    for (const prefix of ['FLOTILLA', 'FLEETCTL']) {
+      const key = `${prefix}_${suffix}`;
+      const v = env[key];
+      if (v === undefined || v === '') continue;
+      if (spec.type === 'boolean') {
+        const b = parseGoBool(v);
+        if (b === undefined) {
+          throw new UsageError(`${key}=${JSON.stringify(v)}: not a boolean (true or false)`);
+        }
+        out[spec.alias ?? name] = b;
+      } else {
+        out[spec.alias ?? name] = v;
+      }
+      break;
+    }
   }
   return out;
 }

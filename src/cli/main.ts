@@ -1,29 +1,42 @@
 /**
- * CLI entry: `flotilla` (also installed as `fleetctl`). Unlike fleetctl, an unknown command or a bad
- * flag exits non-zero (64, E_USAGE) with a usage hint, and short flags such as `-l` work.
+ * CLI entry: `flotilla` (also installed as `fleetctl`). fleetctl's commands, flags, messages and exit
+ * codes, with these deliberate differences (README, "Migrating from fleetctl"): an unknown command or
+ * a bad flag exits 64 (fleetctl: 0) with a usage hint, and short flags such as `-l` work.
+ *
+ * Only the resolved command's module is loaded, so `version` starts about as fast as node itself.
  */
 import { basename } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { FlotillaError } from '../lib/errors.js';
-import { ApiError } from './client.js';
-import type { Command, FlagSpec, Io } from './command.js';
+import { CliExit, UsageError, type CommandEntry, type FlagSpec, type Io } from './command.js';
 import { COMMANDS } from './commands/index.js';
-import { GLOBAL_FLAGS, globalsFromEnv } from './globals.js';
-import { commandHelp, globalHelp } from './help.js';
+import { GLOBAL_FLAGS, globalsFromEnv, parseGoBool } from './globals.js';
 
 const defaultIo: Io = {
   out: (s) => process.stdout.write(s),
   err: (s) => process.stderr.write(s),
 };
 
+/**
+ * When the reader of our output goes away (`fleetctl list-units | head -1`, `journal -f | grep -m1`),
+ * stop quietly with 0 instead of dying on EPIPE with a stack trace.
+ */
+function quietOnClosedStdout(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+}
+
 export function progName(argv1 = process.argv[1] ?? 'flotilla'): string {
   return basename(argv1) === 'fleetctl' ? 'fleetctl' : 'flotilla';
 }
 
-/** Resolve a command by exact name or unique prefix. */
-export function findCommand(word: string): Command | { ambiguous: string[] } | undefined {
+/** Resolve a command by exact name or unique prefix (hidden commands only by their full name). */
+export function findCommand(word: string): CommandEntry | { ambiguous: string[] } | undefined {
   const exact = COMMANDS.find((c) => c.name === word);
   if (exact) return exact;
+  if (word === '') return undefined;
   const matches = COMMANDS.filter((c) => !c.hidden && c.name.startsWith(word));
   if (matches.length === 1) return matches[0];
   if (matches.length > 1) return { ambiguous: matches.map((c) => c.name) };
@@ -33,9 +46,19 @@ export function findCommand(word: string): Command | { ambiguous: string[] } | u
 function toParseOptions(flags: Record<string, FlagSpec>): NonNullable<ParseArgsConfig['options']> {
   const out: NonNullable<ParseArgsConfig['options']> = {};
   for (const [name, f] of Object.entries(flags)) {
-    out[name] = f.short ? { type: f.type, short: f.short } : { type: f.type };
+    out[name] = f.short && f.short !== name ? { type: f.type, short: f.short } : { type: f.type };
   }
   return out;
+}
+
+function specOf(flags: Record<string, FlagSpec>, token: string): [string, FlagSpec] | undefined {
+  if (token.startsWith('--')) {
+    const name = token.slice(2).split('=')[0]!;
+    const f = flags[name];
+    return f ? [name, f] : undefined;
+  }
+  const short = token.slice(1, 2);
+  return Object.entries(flags).find(([, f]) => f.short === short);
 }
 
 /** Index of the first positional word (the command), skipping global flags and their values. */
@@ -44,37 +67,84 @@ function commandIndex(argv: string[]): number {
     const a = argv[i]!;
     if (a === '--') return i + 1 < argv.length ? i + 1 : -1;
     if (!a.startsWith('-') || a === '-') return i;
-    const name = a.replace(/^--?/, '').split('=')[0]!;
-    const spec = GLOBAL_FLAGS[name] ?? Object.values(GLOBAL_FLAGS).find((f) => f.short === name);
-    if (spec?.type === 'string' && !a.includes('=')) i++;
+    const spec = specOf(GLOBAL_FLAGS, a);
+    if (spec?.[1].type === 'string' && !a.includes('=') && !(a.length > 2 && !a.startsWith('--'))) i++;
   }
   return -1;
 }
 
-class UsageError extends FlotillaError {
-  constructor(message: string) {
-    super('E_USAGE', message);
+/**
+ * Go's boolean flags take `--flag=false` (and 1/0/t/f/TRUE/…); node's parseArgs does not. Rewrite
+ * `--flag=<true>` to `--flag` and drop `--flag=<false>`, remembering the explicit false.
+ */
+function goBooleans(args: string[], flags: Record<string, FlagSpec>): { args: string[]; falses: string[] } {
+  const out: string[] = [];
+  const falses: string[] = [];
+  let rest = false;
+  for (const a of args) {
+    if (rest || !a.startsWith('--') || !a.includes('=')) {
+      if (a === '--') rest = true;
+      out.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const name = a.slice(2, eq);
+    if (flags[name]?.type !== 'boolean') {
+      out.push(a);
+      continue;
+    }
+    const v = parseGoBool(a.slice(eq + 1));
+    if (v === undefined) {
+      throw new UsageError(
+        `invalid argument ${JSON.stringify(a.slice(eq + 1))} for "--${name}" flag: strconv.ParseBool: parsing ${JSON.stringify(a.slice(eq + 1))}: invalid syntax`,
+      );
+    }
+    if (v) out.push(`--${name}`);
+    else falses.push(name);
   }
+  return { args: out, falses };
+}
+
+type Values = Record<string, string | boolean | undefined>;
+
+/** parseArgs' messages in the words of fleetctl's flag parser (cobra/pflag). */
+function cobraMessage(msg: string): string {
+  const unknown = /^Unknown option '(-{1,2})([^']*)'/.exec(msg);
+  if (unknown) {
+    return unknown[1] === '--'
+      ? `unknown flag: --${unknown[2]}`
+      : `unknown shorthand flag: '${unknown[2]}' in -${unknown[2]}`;
+  }
+  const missing = /^Option '(?:-\w, )?(--[^ ']+) <value>' argument missing/.exec(msg);
+  if (missing) return `flag needs an argument: ${missing[1]}`;
+  const noArg = /^Option '(?:-\w, )?(--[^ ']+)' does not take an argument/.exec(msg);
+  if (noArg) return `flag ${noArg[1]} does not take a value`;
+  return msg.replace(/\. To specify a positional argument.*$/s, '');
 }
 
 export async function main(argv: string[], io: Io = defaultIo, env = process.env): Promise<number> {
   const prog = progName();
+  if (io === defaultIo) quietOnClosedStdout();
   try {
     const ci = commandIndex(argv);
     const word = ci >= 0 ? argv[ci]! : undefined;
-    let cmd: Command | undefined;
+    let entry: CommandEntry | undefined;
     if (word !== undefined) {
       const found = findCommand(word);
-      if (!found) throw new UsageError(`unknown command "${word}" for "${prog}"`);
+      if (!found) throw new UsageError(`unknown command ${JSON.stringify(word)} for "${prog}"`);
       if ('ambiguous' in found) {
         throw new UsageError(
           `ambiguous command "${word}" for "${prog}": could be ${found.ambiguous.join(', ')}`,
         );
       }
-      cmd = found;
+      entry = found;
     }
-    const rest = ci >= 0 ? [...argv.slice(0, ci), ...argv.slice(ci + 1)] : argv;
+    const cmd = entry ? await entry.load() : undefined;
     const flagSpecs = { ...GLOBAL_FLAGS, ...(cmd?.flags ?? {}) };
+    const { args: rest, falses } = goBooleans(
+      ci >= 0 ? [...argv.slice(0, ci), ...argv.slice(ci + 1)] : argv,
+      flagSpecs,
+    );
     let parsed;
     try {
       parsed = parseArgs({
@@ -84,38 +154,54 @@ export async function main(argv: string[], io: Io = defaultIo, env = process.env
         allowPositionals: true,
       });
     } catch (err) {
-      throw new UsageError((err as Error).message.replace(/\. To specify a positional argument.*$/s, ''));
+      throw new UsageError(cobraMessage((err as Error).message));
     }
-    const values = { ...(parsed.values as Record<string, string | boolean | undefined>) };
+    const given = parsed.values as Values;
+    for (const name of falses) given[name] = false;
+    // Deprecated spellings set the flag they stand for.
     for (const [name, spec] of Object.entries(flagSpecs)) {
-      if (values[name] === undefined && spec.default !== undefined) values[name] = spec.default;
+      if (spec.alias && given[name] !== undefined) {
+        given[spec.alias] ??= given[name];
+        delete given[name];
+      }
     }
+    const explicit = new Set(Object.keys(given).filter((k) => given[k] !== undefined));
     const fromEnv = globalsFromEnv(env);
-    const globals: Record<string, string | boolean | undefined> = {};
-    for (const name of Object.keys(GLOBAL_FLAGS)) {
-      const explicit = (parsed.values as Record<string, unknown>)[name] !== undefined;
-      globals[name] = explicit ? values[name] : (fromEnv[name] ?? values[name]);
+    const withDefault = (name: string, spec: FlagSpec | undefined) => given[name] ?? spec?.default;
+    const globals: Values = {};
+    for (const [name, spec] of Object.entries(GLOBAL_FLAGS)) {
+      if (spec.alias) continue;
+      globals[name] = explicit.has(name) ? given[name] : (fromEnv[name] ?? withDefault(name, spec));
     }
     if (globals.version === true) {
       io.out(`${prog} version ${(await import('../version.js')).VERSION}\n`);
       return 0;
     }
     if (!cmd || globals.help === true) {
+      const { commandHelp, globalHelp } = await import('./help.js');
       io.out(cmd ? commandHelp(prog, cmd) : globalHelp(prog));
       return 0;
     }
-    const flags: Record<string, string | boolean | undefined> = {};
-    for (const name of Object.keys(cmd.flags ?? {})) flags[name] = values[name];
-    return await cmd.run({ prog, globals, flags, args: parsed.positionals, io });
+    const flags: Values = {};
+    for (const [name, spec] of Object.entries(cmd.flags ?? {})) flags[name] = withDefault(name, spec);
+    return await cmd.run({ prog, globals, flags, explicit, args: parsed.positionals, io, env });
   } catch (err) {
-    if (err instanceof ApiError) {
-      io.err(`Error: ${err.message}\n`);
-      return err.status === 503 ? 2 : 1;
+    if (err instanceof UsageError) {
+      io.err(`Error: ${err.message}\nRun '${prog} help' for usage.\n`);
+      return err.exitCode;
+    }
+    if (err instanceof CliExit) {
+      if (err.message !== '') io.err(`${err.message}\n`);
+      return err.exitCode;
     }
     if (err instanceof FlotillaError) {
-      io.err(`Error: ${err.message}\n`);
-      if (err.code === 'E_USAGE') io.err(`Run '${prog} help' for usage.\n`);
+      io.err(`${err.message}\n`);
       return err.exitCode;
+    }
+    const { ApiError, UnreachableError } = await import('./client.js');
+    if (err instanceof ApiError || err instanceof UnreachableError) {
+      io.err(`${err.message}\n`);
+      return 1;
     }
     throw err;
   }

@@ -1,16 +1,32 @@
 /**
- * What the unit commands share, after fleetctl (fleetctl/fleetctl.go): reading units, machines and
- * states from the API, creating units from the registry / local files / templates (lazyCreateUnits),
- * and waiting for a target state (waitForState) — bounded by default, unlike fleetctl.
+ * What the unit commands share, after fleetctl (fleetctl/fleetctl.go): creating units from the
+ * registry / local files / templates (lazyCreateUnits), setting desired states, and waiting for a
+ * unit to reach a state (waitForState): bounded by default, unlike fleetctl, and failing early with
+ * the engine's reason when a unit cannot be placed.
  */
 import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { ApiMachine, ApiUnit, ApiUnitState } from '../api/fleet-v1.js';
 import { FlotillaError, isErrno } from '../lib/errors.js';
 import type { DesiredState } from '../registry/types.js';
-import { UnitFile, isInstanceName, mangleUnitName, templateName } from '../unit/index.js';
+import { UnitFile, isInstanceName, mangleUnitName, templateName, type UnitOption } from '../unit/index.js';
 import { ApiError, type ApiClient } from './client.js';
-import type { Context, FlagSpec } from './command.js';
+import { CliExit, UsageError, type Context, type FlagSpec } from './command.js';
+import {
+  byId,
+  fleetCall,
+  getUnit,
+  isGlobal,
+  listMachines,
+  listStates,
+  listUnits,
+  machineLabel,
+  unitPath,
+  type ApiMachine,
+  type ApiUnit,
+} from './fleet.js';
+
+/** flotilla waits this many attempts (2 s each) by default; fleetctl waited forever. */
+export const DEFAULT_BLOCK_ATTEMPTS = 15;
 
 export const BLOCK_FLAGS: Record<string, FlagSpec> = {
   'no-block': {
@@ -20,198 +36,264 @@ export const BLOCK_FLAGS: Record<string, FlagSpec> = {
   },
   'block-attempts': {
     type: 'string',
-    default: '15',
+    default: String(DEFAULT_BLOCK_ATTEMPTS),
     value: 'N',
     help: 'Wait this many attempts (2 s each) for the desired state; 0 waits forever (fleetctl default: forever)',
   },
 };
 
-export function shortId(id: string, full: boolean): string {
-  return full ? id : `${id.slice(0, 8)}...`;
-}
-
-export function machineLabel(id: string | undefined, machines: ApiMachine[], full: boolean): string {
-  if (!id) return '-';
-  const ip = machines.find((m) => m.id === id)?.primaryIP;
-  return ip ? `${shortId(id, full)}/${ip}` : shortId(id, full);
-}
-
-async function getAll<T>(client: ApiClient, path: string, key: string): Promise<T[]> {
-  const out: T[] = [];
-  let token: string | undefined;
-  do {
-    const q = token ? `?nextPageToken=${encodeURIComponent(token)}` : '';
-    const r = await client.request<Record<string, unknown>>('GET', `${path}${q}`);
-    out.push(...((r.body?.[key] as T[] | undefined) ?? []));
-    token = r.body?.nextPageToken as string | undefined;
-  } while (token);
-  return out;
-}
-
-export const listUnits = (c: ApiClient) => getAll<ApiUnit>(c, '/fleet/v1/units', 'units');
-export const listMachines = (c: ApiClient) => getAll<ApiMachine>(c, '/fleet/v1/machines', 'machines');
-export const listStates = (c: ApiClient) => getAll<ApiUnitState>(c, '/fleet/v1/state', 'states');
-
-export async function getUnit(c: ApiClient, name: string): Promise<ApiUnit | undefined> {
-  try {
-    return (await c.request<ApiUnit>('GET', `/fleet/v1/units/${encodeURIComponent(name)}`)).body;
-  } catch (err) {
-    if (err instanceof ApiError && err.status === 404) return undefined;
-    throw err;
-  }
-}
-
-export function isGlobal(u: ApiUnit): boolean {
-  return (u.options ?? []).some(
-    (o) =>
-      o.section === 'X-Fleet' &&
-      o.name === 'Global' &&
-      ['true', 'yes', '1', 'on', 't'].includes(o.value.toLowerCase()),
-  );
-}
+export const REPLACE_FLAGS: Record<string, FlagSpec> = {
+  replace: {
+    type: 'boolean',
+    default: false,
+    help: 'Replace the unit in the registry if it differs from the local file',
+  },
+  sign: { type: 'boolean', default: false, hidden: true, help: 'Deprecated, ignored' },
+};
 
 export function unitHash(u: ApiUnit): string {
   return UnitFile.fromOptions(u.options ?? []).hash();
 }
 
-/** Read a local unit file: the path as given, or for an instance its template beside it. */
-function readLocal(arg: string, name: string): UnitFile | undefined {
-  const tryRead = (p: string) => {
-    try {
-      return UnitFile.parse(readFileSync(p));
-    } catch (err) {
-      if (isErrno(err, 'ENOENT') || isErrno(err, 'EISDIR')) return undefined;
-      if (err instanceof FlotillaError)
-        throw new FlotillaError(err.code, `${p}: ${err.message}`, err.details);
-      throw err;
-    }
-  };
-  const direct = tryRead(arg);
-  if (direct) return direct;
-  if (basename(arg) !== name) {
-    const named = tryRead(join(dirname(arg), name));
-    if (named) return named;
-  }
-  return undefined;
+/** The unit names of the arguments (fleetctl's unitNameMangle), or fleetctl's "No units given" (exit 0). */
+export function unitArgs(ctx: Context): string[] {
+  if (ctx.args.length === 0) throw new CliExit(0, 'No units given');
+  return ctx.args.map(mangleName);
 }
 
-export interface CreatedUnit {
-  name: string;
-  unit: ApiUnit;
+export function mangleName(arg: string): string {
+  try {
+    return mangleUnitName(arg);
+  } catch (err) {
+    if (err instanceof FlotillaError) throw new CliExit(1, err.message);
+    throw err;
+  }
+}
+
+/** The local file an argument names: fleetctl appends `.service` to the path when it has no unit type. */
+function localPath(arg: string, name: string): string {
+  return basename(arg) === name ? arg : `${arg}.service`;
+}
+
+/** Read and parse a local unit file; undefined when there is none. */
+function readLocal(path: string, what: string): UnitFile | undefined {
+  let text: Buffer;
+  try {
+    text = readFileSync(path);
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) return undefined;
+    throw new CliExit(
+      1,
+      `Error creating units: failed getting Unit(${what}) from file: ${(err as Error).message}`,
+    );
+  }
+  try {
+    return UnitFile.parse(text);
+  } catch (err) {
+    throw new CliExit(
+      1,
+      `Error creating units: failed getting Unit(${what}) from file: ${(err as Error).message}`,
+    );
+  }
+}
+
+const toOptions = (f: UnitFile): UnitOption[] =>
+  f.options.map((o) => ({ section: o.section, name: o.name, value: o.value }));
+
+export interface LazyResult {
+  /** Every unit named, as the registry has it now. */
+  units: Map<string, ApiUnit>;
+  /** The names in argument order (duplicates removed). */
+  names: string[];
 }
 
 /**
- * fleetctl's lazyCreateUnits: for each argument, use the registry's unit; else the local file; else
- * (for an instance) the registry's template, else the template file beside the argument. With
- * `replace`, a differing local file replaces the registry copy (allowed states: see fleet.md).
+ * fleetctl's lazyCreateUnits. For each argument: the registry's unit if there is one (with a
+ * warning when the local file differs, or a replacement with `--replace` when the unit's desired
+ * state allows it for `command`); else the local file; else, for an instance, the template from the
+ * registry, else the template file beside the argument. A created unit prints `Unit X inactive`.
  */
 export async function lazyCreateUnits(
   ctx: Context,
   client: ApiClient,
-  args: string[],
-  opts: { replace: boolean; desired?: DesiredState; allowReplaceIn: DesiredState[] },
-): Promise<CreatedUnit[]> {
-  const out: CreatedUnit[] = [];
-  for (const arg of args) {
-    const name = mangleUnitName(arg);
-    const existing = await getUnit(client, name);
-    if (existing && !opts.replace) {
-      out.push({ name, unit: existing });
-      continue;
-    }
-    let file = readLocal(arg, name);
-    if (!file && existing) {
-      out.push({ name, unit: existing });
-      continue;
-    }
-    if (!file && isInstanceName(name)) {
-      const tpl = templateName(name);
-      const inRegistry = await getUnit(client, tpl);
-      if (inRegistry?.options) file = UnitFile.fromOptions(inRegistry.options);
-      else file = readLocal(join(dirname(arg), tpl), tpl);
-      if (!file) {
-        throw new FlotillaError(
-          'E_NOT_FOUND',
-          `failed getting Unit(${name}) from template: unable to find template Unit(${tpl}) in Registry or on filesystem`,
-        );
-      }
-    }
-    if (!file)
-      throw new FlotillaError('E_NOT_FOUND', `unable to find Unit(${name}) in Registry or on filesystem`);
-    if (existing) {
-      if (unitHash(existing) === file.hash()) {
-        ctx.io.out(`Found same Unit(${name}) in Registry, nothing to do\n`);
-        out.push({ name, unit: existing });
-        continue;
-      }
-      if (!opts.allowReplaceIn.includes(existing.desiredState ?? 'inactive')) {
-        ctx.io.err(
-          `Warning: can not replace Unit(${name}) in state '${existing.desiredState}', use the appropriate command\n`,
-        );
-        out.push({ name, unit: existing });
-        continue;
-      }
-    }
-    const options = file.options.map((o) => ({ section: o.section, name: o.name, value: o.value }));
-    try {
-      await client.request('PUT', `/fleet/v1/units/${encodeURIComponent(name)}`, {
-        name,
-        options,
-        desiredState: 'inactive',
-      });
-    } catch (err) {
-      if (err instanceof ApiError)
-        throw new FlotillaError('E_UNIT_OPTIONS', `Error creating units: ${err.message}`);
-      throw err;
-    }
-    out.push({ name, unit: { name, options, desiredState: 'inactive' } });
+  command: 'submit' | 'load' | 'start' | 'restart',
+): Promise<LazyResult> {
+  const replace = ctx.flags.replace === true;
+  const allowReplaceIn: Record<typeof command, DesiredState[]> = {
+    submit: ['inactive'],
+    load: ['inactive', 'loaded'],
+    start: ['inactive', 'loaded', 'launched'],
+    restart: [],
+  };
+  if (ctx.flags.sign === true) {
+    ctx.io.err('WARNING: The signed/verified units feature is DEPRECATED and cannot be used.\n');
   }
-  return out;
+  const units = new Map<string, ApiUnit>();
+  const names: string[] = [];
+  for (const arg of ctx.args) {
+    const name = mangleName(arg);
+    if (units.has(name)) continue;
+    names.push(name);
+    const path = localPath(arg, name);
+    const existing = await fleetCall(`Error retrieving Unit(${name}) from Registry`, () =>
+      getUnit(client, name),
+    );
+    if (existing) {
+      // Compare with the local file, or for an instance with the local template file.
+      let local = readLocal(path, path);
+      let from = 'unit file';
+      if (!local && isInstanceName(name)) {
+        local = readLocal(join(dirname(path), templateName(name)), path);
+        from = 'template unit file';
+      }
+      if (!local || local.hash() === unitHash(existing)) {
+        if (replace && local) ctx.io.out(`Found same Unit(${name}) in Registry, nothing to do\n`);
+        units.set(name, existing);
+        continue;
+      }
+      if (!replace) {
+        ctx.io.err(
+          `WARNING: Unit ${name} in registry differs from local ${from} ${path}. Add --replace to override.\n`,
+        );
+        units.set(name, existing);
+        continue;
+      }
+      const desired = existing.desiredState ?? 'inactive';
+      if (!allowReplaceIn[command].includes(desired)) {
+        ctx.io.err(
+          `Warning: can not replace Unit(${name}) in state '${desired}', use the appropriate command\n`,
+        );
+        units.set(name, existing);
+        continue;
+      }
+      units.set(name, await create(ctx, client, name, local));
+      continue;
+    }
+    let file = readLocal(path, path);
+    if (!file) {
+      if (!isInstanceName(name)) {
+        throw new CliExit(
+          1,
+          `Error creating units: unable to find Unit(${name}) in Registry or on filesystem`,
+        );
+      }
+      const tpl = templateName(name);
+      const inRegistry = await fleetCall(`Error retrieving template Unit(${tpl}) from Registry`, () =>
+        getUnit(client, tpl),
+      );
+      if (inRegistry?.options) file = UnitFile.fromOptions(inRegistry.options);
+      else file = readLocal(join(dirname(path), tpl), path);
+      if (!file) {
+        throw new CliExit(
+          1,
+          `Error creating units: failed getting Unit(${path}) from template: unable to find template Unit(${tpl}) in Registry or on filesystem`,
+        );
+      }
+    }
+    units.set(name, await create(ctx, client, name, file));
+  }
+  return { units, names };
+}
+
+async function create(ctx: Context, client: ApiClient, name: string, file: UnitFile): Promise<ApiUnit> {
+  const options = toOptions(file);
+  try {
+    // No desiredState: a new unit starts inactive, a replaced one goes back to inactive (fleet).
+    await client.request('PUT', unitPath(name), { name, options });
+  } catch (err) {
+    if (err instanceof ApiError) throw new CliExit(1, `Error creating units: ${err.message}`);
+    throw new CliExit(1, `Error creating units: failed creating unit ${name}: ${(err as Error).message}`);
+  }
+  const unit: ApiUnit = { name, options, desiredState: 'inactive', currentState: 'inactive' };
+  // fleetctl waits for a created unit to report inactive, which the API does at once.
+  ctx.io.out(isGlobal(unit) ? `Unit ${name} \n` : `Unit ${name} inactive\n`);
+  return unit;
 }
 
 export async function setDesired(client: ApiClient, name: string, desiredState: DesiredState): Promise<void> {
-  await client.request('PUT', `/fleet/v1/units/${encodeURIComponent(name)}`, { name, desiredState });
+  await client.request('PUT', unitPath(name), { name, desiredState });
 }
 
+/** Attempts to wait: undefined = do not wait (--no-block), Infinity = forever (0 or less). */
 export function blockAttempts(ctx: Context): number | undefined {
   if (ctx.flags['no-block'] === true) return undefined;
-  const raw = String(ctx.flags['block-attempts'] ?? '15');
+  const raw = String(ctx.flags['block-attempts'] ?? DEFAULT_BLOCK_ATTEMPTS);
+  if (!/^-?\d+$/.test(raw))
+    throw new UsageError(`invalid argument ${JSON.stringify(raw)} for "--block-attempts" flag`);
   const n = Number(raw);
-  if (!Number.isInteger(n))
-    throw new FlotillaError('E_USAGE', `--block-attempts: ${JSON.stringify(raw)} is not a whole number`);
   return n <= 0 ? Infinity : n;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Machines by ID, fetched once and again only when a unit names a machine not seen yet. */
+export class MachineCache {
+  private map: Map<string, ApiMachine> | undefined;
+  constructor(private readonly client: ApiClient) {}
+  async get(id?: string): Promise<Map<string, ApiMachine>> {
+    if (!this.map || (id && !this.map.has(id))) {
+      this.map = byId(await listMachines(this.client).catch(() => [] as ApiMachine[]));
+    }
+    return this.map;
+  }
+}
+
+/** Up to this many pending units are polled one by one; more are read with one list. */
+const POLL_ONE_BY_ONE = 20;
+
+export interface WaitFailure {
+  name: string;
+  why: string;
+}
+
 /**
- * Wait until each unit's current state is `state` (250 ms polls, 2 s per attempt). A unit the engine
- * reports as unplaceable fails at once with the engine's reason, once it has had one attempt.
- * Returns the names that did not get there, with why.
+ * Wait until each unit's current state is `state` (250 ms polls, 2 s per attempt); a global unit
+ * counts its desired state, as fleetctl does. A unit the engine reports as unplaceable fails once
+ * it has had one attempt, with the engine's reason. Calls `onReached` as each unit gets there;
+ * returns the units that did not, with why.
  */
 export async function waitForState(
-  ctx: Context,
   client: ApiClient,
   names: string[],
   state: DesiredState,
   attempts: number,
-  onReached: (u: ApiUnit, machines: ApiMachine[]) => void,
-): Promise<{ name: string; why: string }[]> {
+  onReached: (u: ApiUnit) => Promise<void> | void,
+): Promise<WaitFailure[]> {
   const pending = new Set(names);
-  const failed: { name: string; why: string }[] = [];
-  const deadline = Date.now() + attempts * 2000;
+  const failed: WaitFailure[] = [];
   const started = Date.now();
+  const deadline = started + attempts * 2000;
   while (pending.size > 0) {
-    const [units, machines] = await Promise.all([listUnits(client), listMachines(client)]);
-    for (const name of [...pending]) {
-      const u = units.find((x) => x.name === name);
+    let seen: Map<string, ApiUnit | undefined> | undefined;
+    try {
+      const list = [...pending];
+      if (list.length <= POLL_ONE_BY_ONE) {
+        const got = await Promise.all(list.map((n) => getUnit(client, n)));
+        seen = new Map(list.map((n, i) => [n, got[i]]));
+      } else {
+        const all = new Map((await listUnits(client)).map((u) => [u.name, u]));
+        seen = new Map(list.map((n) => [n, all.get(n)]));
+      }
+    } catch (err) {
+      // fleetctl logs and retries an API failure while waiting; so do we, within the deadline.
+      if (Date.now() >= deadline) {
+        for (const name of pending) {
+          failed.push({ name, why: `unable to read unit ${name}: ${(err as Error).message}` });
+        }
+        break;
+      }
+    }
+    for (const [name, u] of seen ?? []) {
       if (!u) {
         failed.push({ name, why: `unit ${name} was destroyed while waiting` });
         pending.delete(name);
-      } else if ((u.currentState ?? 'inactive') === state) {
-        onReached(u, machines);
+        continue;
+      }
+      const current = isGlobal(u) ? u.desiredState : (u.currentState ?? 'inactive');
+      if (current === state) {
+        await onReached(u);
         pending.delete(name);
-      } else if (u.reason && Date.now() - started >= 2000) {
+      } else if (u.reason && !u.machineID && state !== 'inactive' && Date.now() - started >= 2000) {
         failed.push({ name, why: `unit ${name} not scheduled: ${u.reason}` });
         pending.delete(name);
       }
@@ -225,4 +307,74 @@ export async function waitForState(
     await sleep(250);
   }
   return failed;
+}
+
+/** `Unit X launched on 4d389537.../10.0.0.1` (fleetctl's assertUnitState). */
+export async function reachedLine(u: ApiUnit, machines: MachineCache): Promise<string> {
+  if (isGlobal(u)) return `Unit ${u.name} ${u.currentState ?? ''}\n`;
+  let msg = `Unit ${u.name} ${u.currentState ?? 'inactive'}`;
+  if (u.machineID) msg += ` on ${machineLabel(u.machineID, await machines.get(u.machineID), false)}`;
+  return `${msg}\n`;
+}
+
+/**
+ * Set each unit's desired state to `target` (skipping units already there) and wait for the
+ * non-global ones. Prints fleetctl's lines: `Triggered global unit X verb`, `Triggered unit X verb`
+ * (--no-block), `Unit X target on …`, `Error waiting for units: …`. Returns the names it acted on
+ * and the failures. An API failure setting a state exits 1 with `errPrefix` (`%s` = the unit).
+ */
+export async function transition(
+  ctx: Context,
+  client: ApiClient,
+  units: ApiUnit[],
+  target: DesiredState,
+  verb: string,
+  attempts: number | undefined,
+  errPrefix: string,
+): Promise<{ acted: string[]; failed: WaitFailure[] }> {
+  const wait: string[] = [];
+  const acted: string[] = [];
+  for (const u of units) {
+    if (u.desiredState === target) continue;
+    await fleetCall(errPrefix.replace('%s', u.name), () => setDesired(client, u.name, target));
+    acted.push(u.name);
+    if (isGlobal(u)) ctx.io.out(`Triggered global unit ${u.name} ${verb}\n`);
+    else if (attempts === undefined) ctx.io.out(`Triggered unit ${u.name} ${verb}\n`);
+    else wait.push(u.name);
+  }
+  if (attempts === undefined || wait.length === 0) return { acted, failed: [] };
+  const machines = new MachineCache(client);
+  const failed = await waitForState(client, wait, target, attempts, async (u) => {
+    ctx.io.out(await reachedLine(u, machines));
+  });
+  for (const f of failed) ctx.io.err(`Error waiting for units: ${f.why}\n`);
+  return { acted, failed };
+}
+
+/** Wait until no machine reports any of `names` any more (destroy). */
+export async function waitForGone(
+  client: ApiClient,
+  names: string[],
+  attempts: number,
+): Promise<WaitFailure[]> {
+  const pending = new Set(names);
+  const deadline = Date.now() + attempts * 2000;
+  while (pending.size > 0) {
+    try {
+      const states =
+        pending.size <= POLL_ONE_BY_ONE
+          ? (await Promise.all([...pending].map((n) => listStates(client, n)))).flat()
+          : await listStates(client);
+      const reported = new Set(states.map((s) => s.name));
+      for (const n of [...pending]) if (!reported.has(n)) pending.delete(n);
+    } catch {
+      /* retried until the deadline */
+    }
+    if (pending.size === 0 || Date.now() >= deadline) break;
+    await sleep(250);
+  }
+  return [...pending].map((name) => ({
+    name,
+    why: `timed out waiting for unit ${name} to be removed from its machine`,
+  }));
 }

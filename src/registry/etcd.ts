@@ -19,7 +19,7 @@ import { readFileSync } from 'node:fs';
 import { Etcd3, EtcdLeaseInvalidError, GRPCInvalidArgumentError, type IOptions, type Watcher } from 'etcd3';
 import { ConnectionPool } from 'etcd3/lib/connection-pool.js';
 import { isRecoverableError } from 'etcd3/lib/errors.js';
-import { circuitBreaker, ConsecutiveBreaker, handleWhen, retry } from 'cockatiel';
+import { circuitBreaker, ConsecutiveBreaker, handleWhen, noop, retry } from 'cockatiel';
 import type * as RPC from 'etcd3/lib/rpc.js';
 import { FlotillaError } from '../lib/errors.js';
 import { AsyncQueue } from '../lib/queue.js';
@@ -120,11 +120,15 @@ export class EtcdKvStore implements KvStore {
       faultHandling: {
         // A member that failed is skipped for 1 s (etcd3's default is 5 s, which kept restarted
         // members out of use long after they were back), and a call is tried on every member.
+        // With a single member there is nothing to skip to: a breaker would only turn a few slow
+        // answers under load into a second of instant failures for every call.
         host: () =>
-          circuitBreaker(handleWhen(isRecoverableError), {
-            halfOpenAfter: 1000,
-            breaker: new ConsecutiveBreaker(3),
-          }),
+          hosts.length > 1
+            ? circuitBreaker(handleWhen(isRecoverableError), {
+                halfOpenAfter: 1000,
+                breaker: new ConsecutiveBreaker(3),
+              })
+            : noop,
         global: retry(handleWhen(isRecoverableError), { maxAttempts: hosts.length + 1 }),
       },
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
@@ -283,11 +287,11 @@ export class EtcdKvStore implements KvStore {
     return { id: String(res.ID), ttl: Number(res.TTL) };
   }
 
-  async keepAliveOnce(id: string): Promise<number> {
+  async keepAliveOnce(id: string, opts: { timeoutMs?: number } = {}): Promise<number> {
     if (this.closed) throw new FlotillaError('E_CLOSED', 'etcd registry is closed (lease keepalive)');
     this.keepAlive ??= new KeepAliveStream(this.client, this.timeoutMs, () => (this.keepAlive = undefined));
     try {
-      return await this.keepAlive.ping(id);
+      return await this.keepAlive.ping(id, Math.min(this.timeoutMs, opts.timeoutMs ?? this.timeoutMs));
     } catch (err) {
       throw mapError(err, 'lease keepalive', id);
     }
@@ -504,8 +508,27 @@ class KeepAliveStream {
     this.onDead();
   }
 
-  async ping(id: string): Promise<number> {
-    const s = await this.open();
+  /**
+   * Start a fresh stream for the next pings and let this one drain. A member forwards keepalives to
+   * the raft leader it knows; when that leader dies, the forwarding of an open stream can hang for
+   * seconds (until etcd's own request timeout), long after a new leader was elected. A new stream is
+   * forwarded anew. Late answers on the old one still resolve their waiters (same lease IDs).
+   */
+  private rotate(): void {
+    const old = this.stream;
+    this.stream = undefined;
+    if (!old) return;
+    const t = setTimeout(
+      () => void old.then((x) => (x as unknown as { cancel?: () => void }).cancel?.()).catch(() => undefined),
+      2 * this.timeoutMs,
+    );
+    t.unref();
+  }
+
+  async ping(id: string, timeoutMs = this.timeoutMs): Promise<number> {
+    const opened = this.open();
+    const s = await opened;
+    const sentAt = Date.now();
     return new Promise<number>((resolve, reject) => {
       const entry = {
         resolve: (ttl: number) => {
@@ -518,17 +541,17 @@ class KeepAliveStream {
         },
       };
       const timer = setTimeout(() => {
-        // Only this ping fails. The stream is dropped only when it has been silent for two timeouts
-        // (a dead member); a late answer after an event-loop stall must not tear down every lease.
+        // Only this ping fails: other leases' pings on the stream are not torn down (a late answer
+        // after an event-loop stall must not reset every lease). If the stream has said nothing since
+        // this ping was sent, later pings go out on a fresh stream (see rotate).
         const list = this.waiting.get(id);
         const i = list?.indexOf(entry) ?? -1;
         if (list && i >= 0) list.splice(i, 1);
         reject(
-          new FlotillaError('E_REGISTRY_UNAVAILABLE', `lease keepalive timed out after ${this.timeoutMs} ms`),
+          new FlotillaError('E_REGISTRY_UNAVAILABLE', `lease keepalive timed out after ${timeoutMs} ms`),
         );
-        if (Date.now() - this.lastData > 2 * this.timeoutMs)
-          this.fail(new FlotillaError('E_REGISTRY_UNAVAILABLE', 'lease keepalive stream is silent'));
-      }, this.timeoutMs);
+        if (this.stream === opened && this.lastData < sentAt) this.rotate();
+      }, timeoutMs);
       const list = this.waiting.get(id) ?? [];
       list.push(entry);
       this.waiting.set(id, list);

@@ -109,7 +109,8 @@ export interface KvStore {
   txn(txn: Txn): Promise<TxnResult>;
   grantLease(ttlSeconds: number): Promise<LeaseGrant>;
   /** Reset the lease's TTL; resolves to the TTL granted, throws E_LEASE_NOT_FOUND. */
-  keepAliveOnce(id: string): Promise<number>;
+  /** `timeoutMs` bounds this one renewal (at most the store's request timeout). */
+  keepAliveOnce(id: string, opts?: { timeoutMs?: number }): Promise<number>;
   revokeLease(id: string): Promise<void>;
   /** Remaining TTL in seconds, or undefined when the lease does not exist. */
   leaseTimeToLive(id: string): Promise<number | undefined>;

@@ -69,7 +69,8 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     try {
       if (this.leaseId !== undefined) {
         try {
-          await this.store.keepAliveOnce(this.leaseId);
+          // Bounded by the renewal interval: a renewal stuck on a dead path must not delay the next.
+          await this.store.keepAliveOnce(this.leaseId, { timeoutMs: Math.max(500, (this.ttl * 1000) / 3) });
           this.lastRenewed = Date.now();
           this.emit('renewed', this.lastRenewed);
           return;

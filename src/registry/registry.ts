@@ -14,7 +14,16 @@
  */
 import { createHash } from 'node:crypto';
 import { FlotillaError } from '../lib/errors.js';
-import { cmp, op, type KeyValue, type KvStore, type Op, type Watch, type WatchOptions } from './kv.js';
+import {
+  cmp,
+  op,
+  type KeyValue,
+  type KvStore,
+  type Op,
+  type Txn,
+  type Watch,
+  type WatchOptions,
+} from './kv.js';
 import {
   KEYS,
   isDesiredState,
@@ -49,6 +58,8 @@ export interface Snapshot {
 const MAX_RETRIES = 16;
 /** Ops per txn; etcd refuses more than --max-txn-ops (default 128) compares or ops. */
 const TXN_CHUNK = 100;
+/** Guarded schedule txns in flight at once (see guardedChunks). */
+const TXN_PIPELINE = 8;
 
 export function sha1(body: string): string {
   return createHash('sha1').update(body, 'utf8').digest('hex');
@@ -226,9 +237,10 @@ export class Registry {
    */
   async registerMachine(machine: MachineRecord, lease: string): Promise<void> {
     const key = KEYS.machine(machine.id);
+    const value = JSON.stringify({ ...machine, lease });
     const res = await this.store.txn({
       compare: [cmp.absent(key)],
-      success: [op.put(key, JSON.stringify(machine), lease)],
+      success: [op.put(key, value, lease)],
       failure: [op.get(key)],
     });
     if (res.succeeded) return;
@@ -237,7 +249,7 @@ export class Registry {
       // Our own registration: refresh the record under the same lease.
       const upd = await this.store.txn({
         compare: [{ key, target: 'lease', op: '=', value: lease }],
-        success: [op.put(key, JSON.stringify(machine), lease)],
+        success: [op.put(key, value, lease)],
       });
       if (upd.succeeded) return;
     }
@@ -249,6 +261,29 @@ export class Registry {
     );
   }
 
+  /**
+   * Remove a machine that peers found silent (liveness.ts): delete its machine key, then revoke its
+   * lease (its unit states go with it). The delete is a txn that also checks that the *caller's*
+   * own registration is still current and the victim is still registered under the lease that was
+   * judged, so a request held up by a partition and delivered after the heal does nothing (the
+   * cut-off caller has lost its own lease by then). Returns false when the guard failed.
+   */
+  async evictMachine(
+    victim: { id: string; lease: string },
+    by: { id: string; lease: string },
+  ): Promise<boolean> {
+    const res = await this.store.txn({
+      compare: [
+        { key: KEYS.machine(by.id), target: 'lease', op: '=', value: by.lease },
+        { key: KEYS.machine(victim.id), target: 'lease', op: '=', value: victim.lease },
+      ],
+      success: [op.del(KEYS.machine(victim.id))],
+    });
+    if (!res.succeeded) return false;
+    await this.store.revokeLease(victim.lease).catch(() => undefined); // expires by itself otherwise
+    return true;
+  }
+
   async listMachines(): Promise<MachineRecord[]> {
     const { kvs } = await this.store.range(KEYS.prefixes.machine);
     return kvs.map((kv) => parse<MachineRecord>(kv));
@@ -258,6 +293,25 @@ export class Registry {
 
   async reportUnitState(state: UnitStateRecord, lease: string): Promise<void> {
     await this.store.put(KEYS.state(state.name, state.machineID), JSON.stringify(state), { lease });
+  }
+
+  /**
+   * Publish many states of one machine and delete others, in txns of TXN_CHUNK ops (an agent that
+   * starts 300 units publishes them in 3 round trips, not 300). Throws E_LEASE_NOT_FOUND like put.
+   */
+  async reportUnitStates(
+    machineID: string,
+    states: readonly UnitStateRecord[],
+    cleared: readonly string[],
+    lease: string,
+  ): Promise<void> {
+    const ops: Op[] = [
+      ...states.map((s) => op.put(KEYS.state(s.name, machineID), JSON.stringify(s), lease)),
+      ...cleared.map((n) => op.del(KEYS.state(n, machineID))),
+    ];
+    for (let i = 0; i < ops.length; i += TXN_CHUNK) {
+      await this.store.txn({ compare: [], success: ops.slice(i, i + TXN_CHUNK) });
+    }
   }
 
   async clearUnitState(name: string, machineID: string): Promise<void> {
@@ -307,30 +361,47 @@ export class Registry {
    * all-or-nothing. Returns false when leadership was lost or a unit vanished (re-plan).
    */
   async writeSchedule(guard: LeaderGuard, decisions: ScheduleRecord[]): Promise<boolean> {
-    for (let i = 0; i < decisions.length; i += TXN_CHUNK) {
-      const chunk = decisions.slice(i, i + TXN_CHUNK);
-      const res = await this.store.txn({
-        compare: [
-          cmp.modRev(KEYS.leader, guard.modRevision),
-          ...chunk.map((d) => cmp.present(KEYS.job(d.name))),
-        ],
-        success: chunk.map((d) => op.put(KEYS.schedule(d.name), JSON.stringify(d))),
-      });
-      if (!res.succeeded) return false;
-    }
-    return true;
+    return this.guardedChunks(decisions, (chunk) => ({
+      compare: [
+        cmp.modRev(KEYS.leader, guard.modRevision),
+        ...chunk.map((d) => cmp.present(KEYS.job(d.name))),
+      ],
+      success: chunk.map((d) => op.put(KEYS.schedule(d.name), JSON.stringify(d))),
+    }));
   }
 
   /** Remove placements (e.g. units whose machine died), guarded and chunked like writeSchedule. */
   async clearSchedule(guard: LeaderGuard, names: string[]): Promise<boolean> {
-    for (let i = 0; i < names.length; i += TXN_CHUNK) {
-      const res = await this.store.txn({
-        compare: [cmp.modRev(KEYS.leader, guard.modRevision)],
-        success: names.slice(i, i + TXN_CHUNK).map((n) => op.del(KEYS.schedule(n))),
-      });
-      if (!res.succeeded) return false;
-    }
-    return true;
+    return this.guardedChunks(names, (chunk) => ({
+      compare: [cmp.modRev(KEYS.leader, guard.modRevision)],
+      success: chunk.map((n) => op.del(KEYS.schedule(n))),
+    }));
+  }
+
+  /**
+   * Run `items` as guarded txns of TXN_CHUNK ops, up to TXN_PIPELINE of them in flight. The chunks
+   * touch disjoint keys and each one carries the full guard, so their order does not matter; one
+   * lost guard makes the result false (the caller re-plans from fresh state, and every chunk is
+   * idempotent). Sequential chunks spent most of their time waiting for etcd's fsync round trip.
+   */
+  private async guardedChunks<T>(items: readonly T[], txn: (chunk: T[]) => Txn): Promise<boolean> {
+    let next = 0;
+    let ok = true;
+    const worker = async (): Promise<void> => {
+      while (ok && next < items.length) {
+        const chunk = items.slice(next, next + TXN_CHUNK);
+        next += TXN_CHUNK;
+        try {
+          if (!(await this.store.txn(txn(chunk))).succeeded) ok = false;
+        } catch (err) {
+          ok = false; // the other workers stop at their next chunk; the error is the result
+          throw err;
+        }
+      }
+    };
+    const workers = Math.min(TXN_PIPELINE, Math.ceil(items.length / TXN_CHUNK));
+    await Promise.all(Array.from({ length: workers }, worker));
+    return ok;
   }
 
   async getSchedule(name: string): Promise<ScheduleRecord | undefined> {

@@ -43,6 +43,10 @@ export interface MachineRecord {
   publicIP: string;
   metadata: Record<string, string>;
   version: string;
+  /** The presence lease the machine is registered under (set by registerMachine). */
+  lease?: string;
+  /** TCP port of the machine's liveness responder on publicIP (absent: not probed). */
+  livenessPort?: number;
   /** The agent's peer API address `host:port` (mutual-TLS TCP listener), when it has one. */
   api?: string;
 }

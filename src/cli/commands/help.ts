@@ -1,5 +1,4 @@
-import { FlotillaError } from '../../lib/errors.js';
-import type { Command } from '../command.js';
+import { UsageError, type Command } from '../command.js';
 
 export const help: Command = {
   name: 'help',
@@ -7,16 +6,16 @@ export const help: Command = {
   usage: 'help [COMMAND]',
   async run({ prog, args, io }) {
     // Imported lazily: help.ts lists COMMANDS, which includes this command.
-    const { COMMANDS } = await import('./index.js');
+    const { findCommand } = await import('../main.js');
     const { commandHelp, globalHelp } = await import('../help.js');
     const word = args[0];
     if (word === undefined) {
       io.out(globalHelp(prog));
       return 0;
     }
-    const cmd = COMMANDS.find((c) => c.name === word) ?? COMMANDS.filter((c) => c.name.startsWith(word))[0];
-    if (!cmd) throw new FlotillaError('E_USAGE', `unknown help topic "${word}"`);
-    io.out(commandHelp(prog, cmd));
+    const found = findCommand(word);
+    if (!found || 'ambiguous' in found) throw new UsageError(`unknown help topic ${JSON.stringify(word)}`);
+    io.out(commandHelp(prog, await found.load()));
     return 0;
   },
 };

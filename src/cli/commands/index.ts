@@ -1,23 +1,111 @@
-/** Every CLI command, in the order `help` lists them. */
-import type { Command } from '../command.js';
-import { agent } from './agent.js';
-import { help } from './help.js';
-import { listMachinesCmd, listUnitFilesCmd, listUnitsCmd } from './list.js';
-import { cat, destroy, load, start, stop, submit, unload } from './units.js';
-import { version } from './version.js';
+/**
+ * Every CLI command, in the order `help` lists them: name and summary here, the command itself
+ * loaded on demand (a test checks that each summary matches its module).
+ */
+import type { CommandEntry } from '../command.js';
 
-export const COMMANDS: readonly Command[] = [
-  agent,
-  cat,
-  destroy,
-  help,
-  listMachinesCmd,
-  listUnitFilesCmd,
-  listUnitsCmd,
-  load,
-  start,
-  stop,
-  submit,
-  unload,
-  version,
+export const COMMANDS: readonly CommandEntry[] = [
+  {
+    name: 'agent',
+    summary: 'Run the flotilla agent (the daemon: agent, engine and API)',
+    load: async () => (await import('./agent.js')).agent,
+  },
+  {
+    name: 'cat',
+    summary: 'Output the contents of a submitted unit',
+    load: async () => (await import('./units.js')).cat,
+  },
+  {
+    name: 'completion',
+    summary: 'Print a shell completion script (bash or zsh)',
+    load: async () => (await import('./completion.js')).completion,
+  },
+  {
+    name: 'destroy',
+    summary: 'Destroy one or more units in the cluster',
+    load: async () => (await import('./units.js')).destroy,
+  },
+  {
+    name: 'fd-forward',
+    summary: 'Proxy stdin and stdout to a unix domain socket',
+    hidden: true,
+    load: async () => (await import('./misc.js')).fdForward,
+  },
+  {
+    name: 'help',
+    summary: 'Show a list of commands or help for one command',
+    load: async () => (await import('./help.js')).help,
+  },
+  {
+    name: 'journal',
+    summary: 'Print the journal of a unit in the cluster to stdout',
+    load: async () => (await import('./status.js')).journal,
+  },
+  {
+    name: 'list-machines',
+    summary: 'Enumerate the current hosts in the cluster',
+    load: async () => (await import('./list.js')).listMachinesCmd,
+  },
+  {
+    name: 'list-unit-files',
+    summary: 'List the units that exist in the cluster',
+    load: async () => (await import('./list.js')).listUnitFilesCmd,
+  },
+  {
+    name: 'list-units',
+    summary: 'List the current state of units in the cluster',
+    load: async () => (await import('./list.js')).listUnitsCmd,
+  },
+  {
+    name: 'load',
+    summary: 'Schedule one or more units in the cluster, first submitting them if necessary',
+    load: async () => (await import('./units.js')).load,
+  },
+  {
+    name: 'restart',
+    summary: 'Instruct systemd to rolling restart one or more units in the cluster',
+    load: async () => (await import('./units.js')).restart,
+  },
+  {
+    name: 'ssh',
+    summary: 'Open interactive shell on a machine in the cluster',
+    load: async () => (await import('./ssh.js')).ssh,
+  },
+  {
+    name: 'start',
+    summary:
+      'Instruct systemd to start one or more units in the cluster, first submitting and loading if necessary',
+    load: async () => (await import('./units.js')).start,
+  },
+  {
+    name: 'status',
+    summary: 'Output the status of one or more units in the cluster',
+    load: async () => (await import('./status.js')).status,
+  },
+  {
+    name: 'stop',
+    summary: 'Instruct systemd to stop one or more units in the cluster',
+    load: async () => (await import('./units.js')).stop,
+  },
+  {
+    name: 'submit',
+    summary: 'Upload one or more units to the cluster without starting them',
+    load: async () => (await import('./units.js')).submit,
+  },
+  {
+    name: 'unload',
+    summary: 'Unschedule one or more units in the cluster',
+    load: async () => (await import('./units.js')).unload,
+  },
+  {
+    name: 'verify',
+    summary: 'DEPRECATED - No longer works',
+    hidden: true,
+    load: async () => (await import('./misc.js')).verify,
+  },
+  {
+    name: 'version',
+    summary: 'Print the version and exit',
+    load: async () => (await import('./version.js')).version,
+  },
 ];

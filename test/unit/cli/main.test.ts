@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { findCommand, main } from '../../../src/cli/main.js';
+import { COMMANDS } from '../../../src/cli/commands/index.js';
+import { findCommand, main, progName } from '../../../src/cli/main.js';
 import { tabwrite } from '../../../src/cli/tabwriter.js';
 import { VERSION } from '../../../src/version.js';
 
@@ -47,8 +48,75 @@ describe('CLI entry', () => {
     ]) {
       const r = await run(...argv);
       expect(r.code).toBe(64);
-      expect(r.err).toMatch(/^Error: Unknown option '-(-bogus|x)'\nRun 'flotilla help' for usage\.\n$/);
+      expect(r.err).toMatch(
+        /^Error: unknown (flag: --bogus|shorthand flag: 'x' in -x)\nRun 'flotilla help' for usage\.\n$/,
+      );
     }
+  });
+
+  it('every command in the registry loads, and its summary is the one the help list shows', async () => {
+    for (const entry of COMMANDS) {
+      const cmd = await entry.load();
+      expect(cmd.name).toBe(entry.name);
+      expect(cmd.summary).toBe(entry.summary);
+      expect(Boolean(cmd.hidden)).toBe(Boolean(entry.hidden));
+    }
+  });
+
+  it('has every fleetctl command, each reachable by a unique prefix', () => {
+    const fleetctl = [
+      'cat',
+      'destroy',
+      'help',
+      'journal',
+      'list-machines',
+      'list-unit-files',
+      'list-units',
+      'load',
+      'restart',
+      'ssh',
+      'start',
+      'status',
+      'stop',
+      'submit',
+      'unload',
+      'verify',
+      'version',
+    ];
+    for (const name of fleetctl) expect(findCommand(name)).toMatchObject({ name });
+    for (const [prefix, name] of [
+      ['ca', 'cat'],
+      ['de', 'destroy'],
+      ['he', 'help'],
+      ['j', 'journal'],
+      ['list-m', 'list-machines'],
+      ['list-unit-', 'list-unit-files'],
+      ['list-units', 'list-units'],
+      ['lo', 'load'],
+      ['r', 'restart'],
+      ['ss', 'ssh'],
+      ['star', 'start'],
+      ['stat', 'status'],
+      ['sto', 'stop'],
+      ['su', 'submit'],
+      ['un', 'unload'],
+      ['vers', 'version'],
+      ['co', 'completion'],
+    ]) {
+      expect(findCommand(prefix!)).toMatchObject({ name });
+    }
+    // Hidden commands answer to their full name only.
+    expect(findCommand('verif')).toBeUndefined();
+    expect(findCommand('fd-f')).toBeUndefined();
+    expect(findCommand('fd-forward')).toMatchObject({ name: 'fd-forward' });
+  });
+
+  it.each(COMMANDS.map((c) => [c.name]))('help %s and %s --help show the command', async (name) => {
+    const a = await run('help', name);
+    const b = await run(name, '--help');
+    expect(a.code).toBe(0);
+    expect(a.out).toMatch(new RegExp(`^NAME:\n\t${name} - `));
+    expect(b).toEqual(a);
   });
 
   it('a flag value of the wrong kind is refused', async () => {
@@ -70,7 +138,7 @@ describe('CLI entry', () => {
     const io = { out: (s: string) => (out += s), err: (s: string) => (out += s) };
     // list-machines against a socket that does not exist: the error names the endpoint we chose.
     const code = await main(['list-machines'], io, { FLEETCTL_ENDPOINT: 'unix:///nonexistent/a.sock' });
-    expect(code).toBe(2);
+    expect(code).toBe(1);
     expect(out).toContain('/nonexistent/a.sock');
     out = '';
     await main(['--endpoint=unix:///nonexistent/b.sock', 'list-machines'], io, {
@@ -79,9 +147,36 @@ describe('CLI entry', () => {
     expect(out).toContain('/nonexistent/b.sock');
   });
 
+  it('takes global flag values as the next word, before or after the command', async () => {
+    for (const argv of [
+      ['--endpoint', 'unix:///nonexistent/c.sock', 'list-machines'],
+      ['list-machines', '--endpoint', 'unix:///nonexistent/c.sock'],
+    ]) {
+      const r = await run(...argv);
+      expect(r.code).toBe(1);
+      expect(r.err).toBe(
+        'Error retrieving list of active machines: unix:///nonexistent/c.sock: connect ENOENT /nonexistent/c.sock\n',
+      );
+    }
+  });
+
+  it('calls itself fleetctl when run as fleetctl', () => {
+    expect(progName('/usr/local/bin/fleetctl')).toBe('fleetctl');
+    expect(progName('/usr/local/bin/flotilla')).toBe('flotilla');
+    expect(progName('/opt/flotilla/bin/flotilla.js')).toBe('flotilla');
+  });
+
+  it('help for an unknown topic is a usage error', async () => {
+    expect(await run('help', 'bogus')).toEqual({
+      code: 64,
+      out: '',
+      err: 'Error: unknown help topic "bogus"\nRun \'flotilla help\' for usage.\n',
+    });
+  });
+
   it('refuses a relative unix endpoint like fleetctl does', async () => {
     const r = await run('--endpoint=unix://var/run/fleet.sock', 'list-machines');
-    expect(r.code).toBe(64);
+    expect(r.code).toBe(1);
     expect(r.err).toContain('unable to connect to host "var" with scheme "unix"');
   });
 });
