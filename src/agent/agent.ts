@@ -19,6 +19,7 @@ import type { MachineRecord, UnitStateRecord } from '../registry/types.js';
 import type { Logger, SystemdManager, UnitState, UnitWatch } from '../systemd/manager.js';
 import { UnitFile, validateUnitName } from '../unit/index.js';
 import type { ClusterView } from './cluster-view.js';
+import { observeReconcile } from '../lib/metrics.js';
 import { SerialRunner } from '../lib/runner.js';
 import { execute } from './executor.js';
 import { planDesiredUnits } from './plan-desired.js';
@@ -201,6 +202,7 @@ export class MachineAgent {
     }
     this.reconciles++;
     const ms = performance.now() - t0;
+    observeReconcile(ms);
     if (actions.length > 0) this.d.log.debug({ actions: actions.length, ms }, 'reconciled');
     this.resolveFirst();
   }

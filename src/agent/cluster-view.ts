@@ -33,6 +33,15 @@ export interface ClusterViewEvents {
   collision: [machineID: string, publicIP: string];
   available: [up: boolean];
   error: [err: Error];
+  /** Every applied watch batch as it came (the API's event stream, dynamic metadata). */
+  batch: [revision: number, events: readonly WatchedEvent[]];
+  /** A fresh snapshot replaced the view (start, or after compaction): consumers re-read. */
+  resync: [revision: number];
+}
+
+export interface WatchedEvent {
+  type: 'put' | 'delete';
+  kv: { key: string; value: string };
 }
 
 export class ClusterView extends EventEmitter<ClusterViewEvents> {
@@ -71,6 +80,7 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
       for (const [mid, rec] of byMachine) this.indexState(name, mid, rec);
     this.setAvailable(true);
     this.emit('changed', new Set<ChangeKind>(['job', 'schedule', 'machine', 'state', 'leader', 'body']));
+    this.emit('resync', this.revision);
   }
 
   private setAvailable(up: boolean): void {
@@ -116,10 +126,7 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
     }
   }
 
-  private apply(
-    revision: number,
-    events: { type: 'put' | 'delete'; kv: { key: string; value: string } }[],
-  ): void {
+  private apply(revision: number, events: WatchedEvent[]): void {
     const snap = this.snap!;
     const kinds = new Set<ChangeKind>();
     for (const e of events) {
@@ -181,6 +188,7 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
     snap.revision = revision;
     if (kinds.has('job') || kinds.has('body')) this.jobsCache = undefined;
     if (kinds.size > 0) this.emit('changed', kinds);
+    this.emit('batch', revision, events);
   }
 
   private indexSchedule(

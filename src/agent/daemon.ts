@@ -17,11 +17,16 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { ApiServer, activationFds } from '../api/server.js';
+import { ApiServer, activationFds, advertisedAddress, parseListen } from '../api/server.js';
 import { FleetV1 } from '../api/fleet-v1.js';
+import { FlotillaV1 } from '../api/flotilla-v1.js';
+import { clusterGauges } from '../api/gauges.js';
+import { OwnMetadata } from '../api/machine-metadata.js';
+import { UnitLogs } from '../api/unit-logs.js';
 import { Engine } from '../engine/engine.js';
 import { isCode } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
+import { initMetrics, instrumentStore, setGaugeSource } from '../lib/metrics.js';
 import { LeaseKeeper } from '../registry/lease.js';
 import { openStore } from '../registry/open.js';
 import { Registry } from '../registry/registry.js';
@@ -102,11 +107,13 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     metadata: config.metadata,
     version: VERSION,
   };
+  // Peers reach this agent's API here (mutual TLS) for status and journals of units it hosts.
+  if (config.apiListen) machine.api = advertisedAddress(config.apiListen, machine.publicIP);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   // Prefer this machine's own etcd member: a partitioned remote member then costs nothing.
   const local = new Set([machine.publicIP, ...localAddresses()]);
   config.etcdServers = preferLocal(config.etcdServers, local);
-  const store = await openStore(config);
+  const store = instrumentStore(await openStore(config));
   const registry = new Registry(store);
   log.info(
     { registry: store.backend, endpoints: config.etcdServers.length ? config.etcdServers : undefined },
@@ -150,6 +157,8 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
       );
     }
   }
+  // Configured metadata overlaid with the dynamic keys set through PATCH /fleet/v1/machines.
+  const ownMetadata = new OwnMetadata(store, machineID, config.metadata);
   const register = async () => {
     const id = lease.id;
     if (id === undefined) return;
@@ -157,6 +166,8 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     await registry.registerMachine(machine, id);
   };
   try {
+    await ownMetadata.load().catch(() => undefined); // read again when the cluster view starts
+    machine.metadata = ownMetadata.merged();
     await register();
   } catch (err) {
     if (isCode(err, 'E_CONFLICT')) {
@@ -195,6 +206,19 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
         `another agent at ${ip} tried to join with this machine's ID ${machineID}; it was refused (duplicate /etc/machine-id)`,
       );
     }
+  });
+  const republishMetadata = () => {
+    machine.metadata = ownMetadata.merged();
+    void register().catch((e: Error) => log.error({ err: e.message }, 'could not update machine record'));
+  };
+  view.on('batch', (_rev, events) => {
+    if (ownMetadata.apply(events)) republishMetadata();
+  });
+  view.on('resync', () => {
+    void ownMetadata.load().then(
+      (changed) => changed && republishMetadata(),
+      () => undefined,
+    );
   });
   view.on('available', (up) =>
     up ? log.info({}, 'registry reachable') : log.warn({}, 'registry unreachable: keeping units running'),
@@ -260,22 +284,21 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   liveness?.start();
 
   const fleet = new FleetV1(registry);
-  const api = new ApiServer([(req) => fleet.route(req)]);
+  const peerTls = config.apiListen
+    ? { ca: config.apiCafile!, cert: config.apiCertfile!, key: config.apiKeyfile! }
+    : undefined;
+  const flotilla = new FlotillaV1({
+    machineID,
+    view,
+    logs: new UnitLogs({ registry, machineID, peerTls }),
+  });
+  setGaugeSource(() => clusterGauges({ view, machineID, lease, engine }));
+  const api = new ApiServer([(req) => fleet.route(req), (req) => flotilla.route(req)]);
   const fds = activationFds();
   await api.listen({
     socketPath: config.socketPath,
     activationFds: fds,
-    ...(config.apiListen
-      ? {
-          tcp: {
-            host: config.apiListen.slice(0, config.apiListen.lastIndexOf(':')),
-            port: Number(config.apiListen.slice(config.apiListen.lastIndexOf(':') + 1)),
-            ca: config.apiCafile!,
-            cert: config.apiCertfile!,
-            key: config.apiKeyfile!,
-          },
-        }
-      : {}),
+    ...(config.apiListen && peerTls ? { tcp: { ...parseListen(config.apiListen), ...peerTls } } : {}),
   });
   log.info(
     { socket: fds.length ? `fds ${fds.join(',')}` : config.socketPath, tcp: config.apiListen },
@@ -292,6 +315,10 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     return alive;
   });
   log.info({ machineID, publicIP: machine.publicIP }, 'agent ready');
+  // prom-client is loaded only now: off the start-up path a restart must finish within agent_ttl.
+  void initMetrics({ processMetrics: true }).catch((e: Error) =>
+    log.warn({ err: e.message }, 'metrics unavailable'),
+  );
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -340,7 +367,8 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     process.on('SIGHUP', () => {
       try {
         const next = loadConfig(opts).config;
-        machine.metadata = next.metadata;
+        ownMetadata.setBase(next.metadata);
+        machine.metadata = ownMetadata.merged();
         log.level = next.verbosity > 0 ? 'debug' : 'info';
         void register().catch((e: Error) => log.error({ err: e.message }, 'could not update machine record'));
         log.info({ metadata: next.metadata }, 'configuration reloaded');

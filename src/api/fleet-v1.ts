@@ -4,10 +4,20 @@
  *   - a bogus desiredState is a 400 (fleet stored it and then answered 500 forever);
  *   - a unit that cannot be placed carries `reason` (why), which fleet never said.
  * Pagination (`nextPageToken`) follows fleet's token format: base64url(LE uint16 limit, uint16 page).
+ * Like fleet (Go `omitempty`), an empty page is `{}`; machines always carry `metadata` (maybe `{}`).
+ * `PATCH /fleet/v1/machines` edits dynamic metadata (machine-metadata.ts); `GET /fleet/v1/discovery`
+ * serves the discovery document.
  */
 import { isCode } from '../lib/errors.js';
+import { op } from '../registry/kv.js';
 import type { Registry, Snapshot } from '../registry/registry.js';
-import { isDesiredState, type DesiredState, type JobRecord } from '../registry/types.js';
+import {
+  KEYS,
+  isDesiredState,
+  type DesiredState,
+  type JobRecord,
+  type MachineRecord,
+} from '../registry/types.js';
 import {
   UnitFile,
   fleetRequirements,
@@ -15,7 +25,23 @@ import {
   validateUnitName,
   type UnitOption,
 } from '../unit/index.js';
-import { HttpError, parseJson, type ApiRequest, type ApiResponse } from './http.js';
+import { DISCOVERY } from './discovery.js';
+import {
+  HttpError,
+  decodeJson,
+  decodeSegment,
+  methodNotAllowed,
+  parseJson,
+  type ApiRequest,
+  type ApiResponse,
+} from './http.js';
+import {
+  METADATA_PREFIX,
+  applyMetadataOps,
+  groupMetadata,
+  mergeMetadata,
+  parseMetadataOps,
+} from './machine-metadata.js';
 
 export const PAGE_LIMIT = 100;
 
@@ -82,13 +108,14 @@ function pageOf(query: URLSearchParams): number {
   return page;
 }
 
-function paginate<T>(items: T[], query: URLSearchParams): { items: T[]; nextPageToken?: string } {
+function paginate<T>(items: T[], query: URLSearchParams, field: string): Record<string, unknown> {
   const page = pageOf(query);
   const slice = items.slice((page - 1) * PAGE_LIMIT, page * PAGE_LIMIT);
+  const out: Record<string, unknown> = {};
+  if (slice.length > 0) out[field] = slice; // fleet omits an empty list
   // fleet sends a token whenever a page is full, even if nothing follows.
-  return slice.length === PAGE_LIMIT
-    ? { items: slice, nextPageToken: encodePageToken(PAGE_LIMIT, page + 1) }
-    : { items: slice };
+  if (slice.length === PAGE_LIMIT) out.nextPageToken = encodePageToken(PAGE_LIMIT, page + 1);
+  return out;
 }
 
 type StateView = Pick<Snapshot, 'schedules' | 'states'>;
@@ -125,8 +152,7 @@ export class FleetV1 {
     const all = units
       .sort((a, b) => (a.job.name < b.job.name ? -1 : a.job.name > b.job.name ? 1 : 0))
       .map((u) => toApiUnit(snap, u.job, u.body));
-    const { items, nextPageToken } = paginate(all, query);
-    return { status: 200, body: nextPageToken ? { units: items, nextPageToken } : { units: items } };
+    return { status: 200, body: paginate(all, query, 'units') };
   }
 
   async getUnit(name: string): Promise<ApiResponse> {
@@ -215,16 +241,37 @@ export class FleetV1 {
         systemdActiveState: s.activeState,
         systemdSubState: s.subState,
       }));
-    const { items, nextPageToken } = paginate(all, query);
-    return { status: 200, body: nextPageToken ? { states: items, nextPageToken } : { states: items } };
+    return { status: 200, body: paginate(all, query, 'states') };
+  }
+
+  /** Machines with their effective metadata (configured + dynamic), read at one revision. */
+  async machines(): Promise<ApiMachine[]> {
+    const res = await this.registry.store.txn({
+      compare: [],
+      success: [op.get(KEYS.prefixes.machine, true), op.get(METADATA_PREFIX, true)],
+    });
+    const [recs, meta] = res.results.map((r) => (r?.type === 'get' ? r.kvs : []));
+    const dynamic = groupMetadata(meta ?? []);
+    return (recs ?? [])
+      .map((kv) => JSON.parse(kv.value) as MachineRecord)
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+      .map((m) => ({
+        id: m.id,
+        primaryIP: m.publicIP,
+        metadata: mergeMetadata(m.metadata, dynamic.get(m.id)),
+      }));
   }
 
   async listMachines(query: URLSearchParams): Promise<ApiResponse> {
-    const all = (await this.registry.listMachines())
-      .sort((a, b) => (a.id < b.id ? -1 : 1))
-      .map((m): ApiMachine => ({ id: m.id, primaryIP: m.publicIP, metadata: m.metadata }));
-    const { items, nextPageToken } = paginate(all, query);
-    return { status: 200, body: nextPageToken ? { machines: items, nextPageToken } : { machines: items } };
+    pageOf(query); // a bad token is a 400 before any read
+    return { status: 200, body: paginate(await this.machines(), query, 'machines') };
+  }
+
+  /** fleet's metadata PATCH: validate every op, then apply them in order; 204 with a JSON Content-Type. */
+  async patchMachines(req: ApiRequest): Promise<ApiResponse> {
+    const ops = parseMetadataOps(req.body.length === 0 ? null : decodeJson(req));
+    await applyMetadataOps(this.registry.store, ops);
+    return { status: 204, headers: { 'Content-Type': 'application/json' } };
   }
 
   /** Route a request under /fleet/v1 or /v1-alpha. Undefined: not ours. */
@@ -233,18 +280,21 @@ export class FleetV1 {
     if (!m) return undefined;
     const rest = m[1] ?? '';
     const only = (methods: string[]) => {
-      if (!methods.includes(req.method)) {
-        throw new HttpError(405, `only ${methods.join(', ')} supported against this resource`);
-      }
+      if (!methods.includes(req.method)) throw methodNotAllowed(methods);
     };
-    if (rest === '' || rest === '/') throw new HttpError(405, 'only GET supported against this resource');
+    if (rest === '' || rest === '/') throw methodNotAllowed(['GET']);
+    if (rest === '/discovery') {
+      // fleet answers 400 (not 405) for another method here.
+      if (req.method !== 'GET') throw new HttpError(400, 'only HTTP GET supported against this resource');
+      return { status: 200, body: DISCOVERY };
+    }
     if (rest === '/units') {
       only(['GET']);
       return this.listUnits(req.query);
     }
     const unit = /^\/units\/([^/]+)$/.exec(rest);
     if (unit) {
-      const name = decodeURIComponent(unit[1]!);
+      const name = decodeSegment(unit[1]!);
       only(['GET', 'PUT', 'DELETE']);
       if (req.method === 'GET') return this.getUnit(name);
       if (req.method === 'PUT') return this.putUnit(name, req);
@@ -257,14 +307,15 @@ export class FleetV1 {
     const st = /^\/state\/([^/]+)$/.exec(rest);
     if (st) {
       only(['GET']);
-      const name = decodeURIComponent(st[1]!);
+      const name = decodeSegment(st[1]!);
       const r = await this.listStates(new URLSearchParams({ unitName: name }));
-      const first = (r.body as { states: ApiUnitState[] }).states[0];
+      const first = (r.body as { states?: ApiUnitState[] }).states?.[0];
       if (!first) throw new HttpError(404, 'unit state does not exist');
       return { status: 200, body: first };
     }
     if (rest === '/machines') {
-      only(['GET']);
+      only(['GET', 'PATCH']);
+      if (req.method === 'PATCH') return this.patchMachines(req);
       return this.listMachines(req.query);
     }
     throw new HttpError(404, 'not found');

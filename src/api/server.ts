@@ -13,7 +13,16 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { dirname } from 'node:path';
-import { HttpError, readBody, send, toErrorResponse, type ApiRequest, type ApiResponse } from './http.js';
+import { countApiRequest } from '../lib/metrics.js';
+import {
+  HttpError,
+  methodNotAllowed,
+  readBody,
+  send,
+  toErrorResponse,
+  type ApiRequest,
+  type ApiResponse,
+} from './http.js';
 
 export type Handler = (req: ApiRequest) => Promise<ApiResponse | undefined>;
 
@@ -27,7 +36,7 @@ export interface ListenOptions {
 /** Turn a node request into an ApiRequest and dispatch it through the handlers in order. */
 export async function dispatch(handlers: Handler[], req: ApiRequest): Promise<ApiResponse> {
   try {
-    if (req.path === '/') throw new HttpError(405, 'only GET supported against this resource');
+    if (req.path === '/') throw methodNotAllowed(['GET']);
     for (const h of handlers) {
       const r = await h(req);
       if (r) return r;
@@ -40,6 +49,9 @@ export async function dispatch(handlers: Handler[], req: ApiRequest): Promise<Ap
 
 function listener(handlers: Handler[]) {
   return (req: IncomingMessage, res: ServerResponse) => {
+    // Aborted when the client goes away before the response is complete: streams stop, children die.
+    const ac = new AbortController();
+    res.once('close', () => ac.abort());
     void (async () => {
       let r: ApiResponse;
       try {
@@ -51,10 +63,12 @@ function listener(handlers: Handler[]) {
           query: url.searchParams,
           headers: req.headers,
           body,
+          signal: ac.signal,
         });
       } catch (err) {
         r = toErrorResponse(err);
       }
+      countApiRequest(req.method ?? 'GET', r.status);
       await send(res, r).catch(() => res.destroy());
     })();
   };
@@ -147,4 +161,17 @@ export class ApiServer {
     this.servers.length = 0;
     if (this.socketPath) rmSync(this.socketPath, { force: true });
   }
+}
+
+/** `host:port` (IPv6 in brackets) → parts; the host without brackets. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':');
+  return { host: listen.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(listen.slice(i + 1)) };
+}
+
+/** The peer API address an agent publishes: its listen address, or its public IP for a wildcard. */
+export function advertisedAddress(listen: string, publicIP: string): string {
+  const { host, port } = parseListen(listen);
+  const h = host === '' || host === '0.0.0.0' || host === '::' ? publicIP : host;
+  return h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`;
 }

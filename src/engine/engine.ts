@@ -16,6 +16,7 @@ import type { LeaseKeeper } from '../registry/lease.js';
 import type { LeaderGuard, Registry } from '../registry/registry.js';
 import type { ScheduleRecord } from '../registry/types.js';
 import type { Logger } from '../systemd/manager.js';
+import { countDecision } from '../lib/metrics.js';
 import { SerialRunner } from '../lib/runner.js';
 import { planSchedule } from './scheduler.js';
 import type { EngineDecision } from './types.js';
@@ -142,6 +143,7 @@ export class Engine {
     this.stats.lastPlanMs = performance.now() - t0;
     if (decisions.length === 0) return;
     for (const dcs of decisions) {
+      countDecision(dcs.type);
       this.d.log.info(
         { unit: dcs.name, decision: dcs.type, reason: dcs.reason },
         `${dcs.type} ${dcs.name}: ${dcs.reason}`,

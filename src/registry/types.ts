@@ -47,6 +47,8 @@ export interface MachineRecord {
   lease?: string;
   /** TCP port of the machine's liveness responder on publicIP (absent: not probed). */
   livenessPort?: number;
+  /** The agent's peer API address `host:port` (mutual-TLS TCP listener), when it has one. */
+  api?: string;
 }
 
 export interface UnitStateRecord {

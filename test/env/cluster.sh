@@ -8,6 +8,12 @@
 #   cluster.sh wipe                stop the agents and delete flotilla's keys from the machines' etcd
 #   cluster.sh ctl mK ARGS...      run `flotilla ARGS...` (also `fleetctl`) inside mK
 #
+# Peer API: each agent also serves its API on <machine IP>:54728 (TESTENV_API_PORT) with mutual TLS,
+# so agents forward `status`/`journal` to the machine hosting a unit. A test CA and one certificate
+# per machine (IP SAN = the machine's IP), plus `host.pem` for tests on the host (IP SAN 10.214.0.1),
+# are made once with openssl and kept in $TESTENV_STATE/cluster-pki; each machine gets ca.pem and its
+# own pair in /etc/flotilla/tls/.
+#
 # The machines see the repository read-only at /project (built dist/ and node_modules are needed:
 # `npm run build` first) and the host's node at /usr/local/bin/node.
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
@@ -17,10 +23,38 @@ ttl=3s interval=1 embedded=0
 # Where the machines see the repository: /project, or another checkout made visible with
 # TESTENV_BIND_RO (machines.sh) and named here.
 MPROJ=${TESTENV_MACHINE_PROJECT:-/project}
+PKI="$T_STATE/cluster-pki"
+API_PORT=${TESTENV_API_PORT:-54728}
 usage() { die "usage: cluster.sh up [--ttl D] [--interval S] [--embedded] [mK...] | down [mK...] | wipe | ctl mK ARGS..."; }
 
 want_machines() {
   if [ $# -gt 0 ]; then printf '%s\n' "$@"; else machines_running; fi
+}
+
+ossl() { openssl "$@" >/dev/null 2>&1 || die "openssl $1 failed (in $PKI)"; }
+
+ensure_pki() { # ensure_pki mK...: the cluster CA and a certificate for each machine and for the host
+  need_pkgs openssl
+  mkdir -p "$PKI"
+  (
+    flock 9
+    umask 077
+    if [ ! -f "$PKI/ca.pem" ] || [ ! -f "$PKI/ca.key" ]; then
+      rm -f "$PKI"/*.pem "$PKI"/*.key "$PKI"/*.srl
+      ossl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=flotilla testenv cluster CA" \
+        -keyout "$PKI/ca.key" -out "$PKI/ca.pem"
+    fi
+    local name ip
+    for name in "$@" host; do
+      [ -f "$PKI/$name.pem" ] && [ -f "$PKI/$name.key" ] && continue
+      if [ "$name" = host ]; then ip=$T_HOST_IP; else ip=$(m_ip "$name"); fi
+      printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$ip" > "$PKI/$name.ext"
+      ossl req -newkey rsa:2048 -nodes -subj "/CN=flotilla-$name" -keyout "$PKI/$name.key" -out "$PKI/$name.csr"
+      ossl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" -CAcreateserial \
+        -days 3650 -extfile "$PKI/$name.ext" -out "$PKI/$name.pem"
+      rm -f "$PKI/$name.csr" "$PKI/$name.ext"
+    done
+  ) 9>"$PKI/.lock"
 }
 
 install_agent() { # install_agent mK
@@ -31,7 +65,12 @@ install_agent() { # install_agent mK
   fi
   unit=$(sed -e "s|^ExecStart=.*|ExecStart=/usr/local/bin/node $MPROJ/bin/flotilla agent|" \
              -e 's|^WatchdogSec=.*|WatchdogSec=30|' "$TESTENV_DIR/../../systemd/flotilla.service")
-  m_exec "$m" mkdir -p /etc/flotilla
+  m_exec "$m" mkdir -p /etc/flotilla/tls
+  m_exec "$m" chmod 700 /etc/flotilla/tls
+  local f
+  for f in ca.pem:ca.pem "$m.pem":agent.pem "$m.key":agent.key; do
+    m_exec "$m" sh -c 'umask 077; cat > "/etc/flotilla/tls/$1"' sh "${f#*:}" < "$PKI/${f%%:*}"
+  done
   printf '%s\n' "$unit" | m_exec "$m" sh -c 'cat > /etc/systemd/system/flotilla.service'
   {
     echo "FLOTILLA_AGENT_TTL=$ttl"
@@ -42,6 +81,10 @@ install_agent() { # install_agent mK
     echo "FLOTILLA_ETCD_REQUEST_TIMEOUT=2"
     # Not the default /run/flotilla/units: the systemd driver tests use that one in the same machines.
     echo "FLOTILLA_UNITS_DIRECTORY=/run/flotilla/cluster-units"
+    echo "FLOTILLA_API_LISTEN=$(m_ip "$m"):$API_PORT"
+    echo "FLOTILLA_API_CAFILE=/etc/flotilla/tls/ca.pem"
+    echo "FLOTILLA_API_CERTFILE=/etc/flotilla/tls/agent.pem"
+    echo "FLOTILLA_API_KEYFILE=/etc/flotilla/tls/agent.key"
   } | m_exec "$m" sh -c 'cat > /etc/flotilla/flotilla.env'
   m_exec "$m" ln -sf "$MPROJ"/bin/flotilla /usr/local/bin/flotilla
   m_exec "$m" ln -sf "$MPROJ"/bin/flotilla /usr/local/bin/fleetctl
@@ -68,6 +111,7 @@ case "$cmd" in
     t0=$(now_ms)
     mapfile -t list < <(want_machines "${ms[@]}")
     [ ${#list[@]} -gt 0 ] || die "no machines are running: machines.sh up N"
+    ensure_pki "${list[@]}"
     for m in "${list[@]}"; do install_agent "$m" & done
     wait
     for m in "${list[@]}"; do
