@@ -20,7 +20,7 @@ import {
   waitFor,
   type ClusterMap,
 } from '../support/cluster.js';
-import { describeSystemd } from '../support/testbed.js';
+import { describeSystemd, machineProject } from '../support/testbed.js';
 
 /** The runbook, as an operator wrote it for fleetctl. $1 = unit file, $2 = template stem. */
 const RUNBOOK = String.raw`#!/bin/bash
@@ -140,4 +140,20 @@ describeSystemd('a fleetctl runbook against a real flotilla cluster', () => {
       10_000,
     );
   }, 180_000);
+
+  it('the full fleetctl runbook (status, journal -f, restart, templates) runs unchanged inside a machine', async () => {
+    const prefix = uniq('rb');
+    created.push(
+      `${prefix}-hello.service`,
+      `${prefix}-web@1.service`,
+      `${prefix}-web@2.service`,
+      `${prefix}-web@3.service`,
+      `${prefix}-web@.service`,
+    );
+    // test/runbooks/fleetctl-runbook.sh checks every step's output and exit code itself; it runs on
+    // m1 while its units land on any machine, so status and journal go through the agents' API.
+    const r = await inMachine(m, 'bash', `${machineProject}/test/runbooks/fleetctl-runbook.sh`, prefix);
+    expect(r.code, `runbook failed:\n${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stdout).toContain('== runbook ok');
+  }, 240_000);
 });
