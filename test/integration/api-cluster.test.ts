@@ -109,7 +109,11 @@ describeSystemd('remote status and journal through the agents (real machines, mT
     );
     const s = new Stream(agent(m1), `/flotilla/v1/units/${name}/journal?follow=true&lines=0&output=cat`);
     await s.ready;
-    expect([s.status, s.headers['content-type']]).toEqual([200, 'text/plain; charset=utf-8']);
+    if (s.status !== 200) await new Promise((r) => setTimeout(r, 200)); // let the error body arrive
+    expect([s.status, s.headers['content-type']], `response body: ${s.text}`).toEqual([
+      200,
+      'text/plain; charset=utf-8',
+    ]);
     const latencies: number[] = [];
     const added: number[] = [];
     const apiAt: [string, number][] = [];
