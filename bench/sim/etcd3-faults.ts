@@ -12,7 +12,8 @@ interface Listenable {
   (listener: () => void): unknown;
 }
 interface PoolHost {
-  faultHandling: { onBreak: Listenable; onReset: Listenable; onHalfOpen: Listenable };
+  /** A circuit breaker policy (several members), or cockatiel's noop policy (one member). */
+  faultHandling: { onBreak?: Listenable; onReset?: Listenable; onHalfOpen?: Listenable };
   resetAllServices(): void;
 }
 
@@ -30,7 +31,7 @@ export function watchFaults(client: Etcd3, label: () => string): FaultLog {
   };
   const pool = (client as unknown as { pool?: { hosts?: PoolHost[] } }).pool;
   for (const h of pool?.hosts ?? []) {
-    h.faultHandling.onBreak(() => {
+    h.faultHandling.onBreak?.(() => {
       log.breaks++;
       note('circuit breaker opened');
     });
