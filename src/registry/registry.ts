@@ -59,7 +59,7 @@ const MAX_RETRIES = 16;
 /** Ops per txn; etcd refuses more than --max-txn-ops (default 128) compares or ops. */
 const TXN_CHUNK = 100;
 /** Guarded schedule txns in flight at once (see guardedChunks). */
-const TXN_PIPELINE = 8;
+const TXN_PIPELINE = 32;
 
 export function sha1(body: string): string {
   return createHash('sha1').update(body, 'utf8').digest('hex');
