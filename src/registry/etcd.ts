@@ -518,8 +518,10 @@ class KeepAliveStream {
     const old = this.stream;
     this.stream = undefined;
     if (!old) return;
+    // Half-close, not cancel: etcd then ends the stream normally, whereas a cancelled stream counts
+    // as a failure in etcd3's pool, which resets the whole channel (every call and watch on it).
     const t = setTimeout(
-      () => void old.then((x) => (x as unknown as { cancel?: () => void }).cancel?.()).catch(() => undefined),
+      () => void old.then((x) => (x as unknown as { end?: () => void }).end?.()).catch(() => undefined),
       2 * this.timeoutMs,
     );
     t.unref();
