@@ -27,6 +27,8 @@ import { openStore } from '../registry/open.js';
 import { Registry } from '../registry/registry.js';
 import type { MachineRecord } from '../registry/types.js';
 import { DbusSystemdManager } from '../systemd/dbus-manager.js';
+import { ContainerUnits } from '../docker/containers.js';
+import { DockerodeEngine } from '../docker/dockerode.js';
 import { VERSION } from '../version.js';
 import { MachineAgent } from './agent.js';
 import { ClusterView } from './cluster-view.js';
@@ -184,6 +186,18 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   view.on('available', (up) =>
     up ? log.info({}, 'registry reachable') : log.warn({}, 'registry unreachable: keeping units running'),
   );
+  // Docker may be absent or come and go: container units then fail with a reason; the agent runs on.
+  const docker = new DockerodeEngine({ socketPath: config.dockerSocket });
+  const containers = new ContainerUnits({
+    docker,
+    machineID,
+    dockerSocket: config.dockerSocket,
+    specDir: config.containersDirectory,
+    dataDir: config.dataDir,
+    log,
+    trigger: () => agent.trigger(),
+    publish: (name) => void agent.publish(name).catch(() => undefined),
+  });
   const agent = new MachineAgent({
     registry,
     view,
@@ -193,6 +207,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     unitsDir: config.unitsDirectory,
     log,
     resyncMs: Math.max(5000, config.engineReconcileInterval * 5000),
+    containers,
   });
   const engine = config.disableEngine
     ? undefined
@@ -206,6 +221,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
       });
 
   await view.start();
+  containers.start();
   await agent.start();
   engine?.start();
   const fence = new FenceMonitor({
@@ -276,6 +292,8 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
         await api.close();
         await engine?.stop(!restart);
         await agent.shutdown(!restart);
+        containers.close();
+        docker.close();
         view.stop();
         await lease.stop(!restart);
         await systemd.close();
