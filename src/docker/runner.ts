@@ -315,6 +315,14 @@ export async function runContainer(run: RunSpec, docker: DockerPort, io: RunnerI
       say(`container ${c.name} stopped (exit status ${code})`);
       return 0;
     }
+    // dockerd stopping kills its containers: that is Docker going away, not the container failing.
+    if (code !== 0) {
+      const down = await docker.ping().then(
+        () => undefined,
+        (err: Error) => err,
+      );
+      if (down) throw failureOf(down, 'ping');
+    }
     const info = await docker.inspectContainer(id).catch(() => undefined);
     const oom = info?.oomKilled ? ' (killed: out of memory)' : '';
     if (code === 0) {

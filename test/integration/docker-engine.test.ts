@@ -56,8 +56,9 @@ function io(): RunnerIo & { out: () => string; err: () => string; stop: () => vo
   return {
     stdout,
     stderr,
-    notify: async (...a: string[]) => {
+    notify: (...a: string[]) => {
       if (a.includes('READY=1')) ready();
+      return Promise.resolve();
     },
     stopRequested: new Promise<void>((r) => (stop = r)),
     out: () => o,
@@ -67,7 +68,11 @@ function io(): RunnerIo & { out: () => string; err: () => string; stop: () => vo
   };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => T | undefined | Promise<T | undefined>,
+  ms = 20_000,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();
@@ -126,7 +131,7 @@ describeDocker('Docker port and container runner (real dockerd)', () => {
       onEvent: (e) => seen.push(e),
       onConnected: () => (connected = true),
     });
-    await until('events connected', async () => connected);
+    await until('events connected', () => connected);
     const id = await docker.createContainer({
       name: `flotilla-ev-${RUN}`,
       image: IMAGE,
@@ -137,7 +142,7 @@ describeDocker('Docker port and container runner (real dockerd)', () => {
     await docker.startContainer(id);
     expect(await docker.waitContainer(id)).toBe(7);
     await docker.removeContainer(id);
-    await until('destroy event', async () => seen.some((e) => e.kind === 'destroy'));
+    await until('destroy event', () => seen.some((e) => e.kind === 'destroy'));
     stream.close();
     expect(seen.map((e) => e.kind)).toEqual(['create', 'start', 'die', 'destroy']);
     expect(seen[2]).toMatchObject({ kind: 'die', exitCode: 7, name: `flotilla-ev-${RUN}` });
@@ -174,12 +179,12 @@ describeDocker('Docker port and container runner (real dockerd)', () => {
       tier: 'test',
     });
     expect(readStatus(run.statusFile)).toMatchObject({ phase: 'running', containerId: info!.id });
-    await until('output', async () => x.out().includes('hello file env two words'));
-    await until('stderr', async () => x.err().includes('to-stderr'));
+    await until('output', () => x.out().includes('hello file env two words'));
+    await until('stderr', () => x.err().includes('to-stderr'));
     await until('healthy', async () => (await docker.inspectContainer(info!.id))?.health === 'healthy');
     x.stop();
     expect(await done).toBe(0);
-    await until('bye', async () => x.out().includes('bye'));
+    await until('bye', () => x.out().includes('bye'));
     expect(readStatus(run.statusFile)).toMatchObject({ phase: 'exited', exitCode: 0 });
     expect((await docker.inspectContainer(info!.id))?.running).toBe(false);
   });
