@@ -4,7 +4,7 @@
  * (tags of the imported busybox); pulls go to a registry on 127.0.0.1 that does not exist.
  * Every container carries a per-run machine label and is removed in afterAll.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -292,6 +292,33 @@ describeDocker('Docker port and container runner (real dockerd)', () => {
     const foreign = runSpec('x.service', `Image=${IMAGE}\nName=flotilla-foreign-${RUN}`);
     await cleanupContainer(foreign, docker, () => undefined);
     expect((await docker.inspectContainer(`flotilla-foreign-${RUN}`))?.running).toBe(true);
+  });
+
+  it('the runner process (runner-main, slim dockerode): runs, and SIGTERM stops the container gracefully', async () => {
+    const run = runSpec(
+      'proc.service',
+      `Image=${IMAGE}\nName=flotilla-proc-${RUN}\nExec=sh -c "echo up; trap 'echo down; exit 0' TERM; while true; do sleep 0.1; done"\nNetwork=none`,
+    );
+    const specPath = join(dir, 'proc.json');
+    writeFileSync(specPath, JSON.stringify(run));
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/docker/runner-main.ts', 'run', specPath], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    await until('running', () => readStatus(run.statusFile)?.phase === 'running', 30_000);
+    await until('output', () => out.includes('up'));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(out).toContain('down');
+    expect(await docker.inspectContainer(`flotilla-proc-${RUN}`)).toMatchObject({
+      running: false,
+      exitCode: 0,
+    });
+    // the runner never loaded what it does not need
+    expect(out).not.toContain('is not loaded in the flotilla container runner');
   });
 
   it('logs: the last lines of both streams', async () => {
