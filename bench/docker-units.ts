@@ -218,7 +218,7 @@ export async function dockerUnitsBench(args: string[]): Promise<Row[]> {
     ['overhead ratio (container / plain, medians)', String(c.length), med(c) / med(p), p90(c) / p90(p), 'x'],
     [
       'start → unit active (READY=1): container unit',
-      samples.ready.length,
+      String(samples.ready.length),
       med(samples.ready),
       p90(samples.ready),
       'ms',
