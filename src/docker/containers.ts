@@ -67,6 +67,13 @@ interface Failure {
 
 /** A docker failure while the events stream stayed connected is retried after this long. */
 const DOCKER_RETRY_MS = 30_000;
+/**
+ * A unit that failed because Docker went away is started again when Docker is back: at most this
+ * many times per return of Docker, this far apart (systemd refuses a start while the unit's start
+ * rate limit, 5 starts in 10 s by default, is still hit by its own Restart= attempts).
+ */
+const BACK_RETRIES = 3;
+const BACK_RETRY_SPACING_MS = 12_000;
 
 interface Track {
   hash: string;
@@ -74,8 +81,8 @@ interface Track {
   pulling?: { image: string; progress: PullStateInfo; token: number } | undefined;
   pulledImage?: string;
   failure?: Failure | undefined;
-  /** The Docker epoch in which a failed unit was last restarted because Docker came back. */
-  retriedEpoch?: number;
+  /** Restarts of a failed unit because Docker came back: in which epoch, how many, when. */
+  retried?: { epoch: number; count: number; at: number };
 }
 
 /** The runner entry of this build (dist/docker/runner-main.js; from src/ under tests: the dist/ twin). */
@@ -150,6 +157,15 @@ export class ContainerUnits {
     this.events?.close();
     for (const t of this.publishTimers.values()) clearTimeout(t);
     this.publishTimers.clear();
+  }
+
+  /** Ask for a reconcile after `ms` (bounded retries). */
+  private later(ms: number): void {
+    if (this.closed) return;
+    const t = setTimeout(() => {
+      if (!this.closed) this.d.trigger();
+    }, ms);
+    t.unref?.();
   }
 
   /** Publish a unit's state soon; a burst of events (create, start, health) costs one write. */
@@ -290,7 +306,12 @@ export class ContainerUnits {
         (o.hash !== undefined && o.hash !== d.hash) ||
         o.activeState === 'inactive';
       if (!willStart) {
-        if (o.activeState === 'failed' && this.dockerUp && t.retriedEpoch !== this.epoch) {
+        const r = t.retried;
+        const mayRetry =
+          r === undefined ||
+          r.epoch !== this.epoch ||
+          (r.count < BACK_RETRIES && Date.now() - r.at >= BACK_RETRY_SPACING_MS);
+        if (o.activeState === 'failed' && this.dockerUp && mayRetry) {
           const st = readStatus(this.statusPath(d.name));
           // Failed because Docker went away: the runner lost dockerd, or its container was killed
           // by dockerd's shutdown (up to its stop timeout before the API closed).
@@ -300,9 +321,12 @@ export class ContainerUnits {
             st.at >= this.lastDownAt - 30_000 &&
             st.at <= this.lastUpAt;
           if (st?.phase === 'failed' && (st.kind === 'docker' || whileAway)) {
-            t.retriedEpoch = this.epoch;
+            const count = r && r.epoch === this.epoch ? r.count + 1 : 1;
+            t.retried = { epoch: this.epoch, count, at: Date.now() };
             d.retry = `Docker is back (the unit failed with: ${st.reason ?? 'docker unavailable'})`;
             await this.decidePull(d, spec, t);
+            // Look again later: systemd may refuse this start (its start rate limit).
+            if (count < BACK_RETRIES) this.later(BACK_RETRY_SPACING_MS + 100);
           }
         }
         continue;

@@ -6,7 +6,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   planAgent,
   type AgentAction,
@@ -227,6 +227,38 @@ describe('ContainerUnits', () => {
     expect(back.actions.find((a) => a.type === 'start')?.reason).toMatch(/^Docker is back/);
     // the same failure again in the same Docker epoch: no loop
     expect(types((await reconcile(want(), failedUnit)).actions)).toEqual([]);
+  });
+
+  it('retries after Docker is back are bounded: 3, at least 12 s apart (systemd’s start limit)', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      cu.start();
+      await tick();
+      cu.prepareInstall('app.service', HASH, BODY);
+      docker.images.add('127.0.0.1:1/app:1');
+      writeStatus(cu.statusPath('app.service'), {
+        unit: 'app.service',
+        phase: 'failed',
+        kind: 'docker',
+        reason: 'docker unavailable: x',
+        at: Date.now(),
+      });
+      docker.goAway();
+      docker.comeBack();
+      const plans: string[][] = [];
+      for (let i = 0; i < 6; i++) {
+        plans.push(types((await reconcile(want(), failedUnit)).actions));
+        plans.push(types((await reconcile(want(), failedUnit)).actions)); // at once: nothing
+        vi.advanceTimersByTime(12_500);
+      }
+      expect(plans.filter((p) => p.length > 0)).toEqual([
+        ['stop', 'start'],
+        ['stop', 'start'],
+        ['stop', 'start'],
+      ]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a container that exits non-zero fails the unit with that reason; no restart by the agent', async () => {
