@@ -18,6 +18,8 @@
  *   npm run build && TESTENV_MACHINE_PROJECT=$PWD flock /tmp/flotilla-testbed.lock \
  *     npx vitest run --project integration test/integration/docker-units.test.ts
  */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { beforeAll, expect, it } from 'vitest';
 import {
   allMachines,
@@ -278,6 +280,161 @@ describeSystemd('container units on real machines (own Docker engine per machine
     expect(journal.split('\n').filter((l) => l.includes(`pulling ${image} for ${name}`))).toHaveLength(1);
     // never started, no container
     expect(await isActive(PIN, name)).not.toBe('active');
+  });
+
+  /** The test registry (docker-registry.mjs) in PIN's network namespace, on its loopback. */
+  async function registry(extra: string[]): Promise<{ port: number; stop: () => Promise<void> }> {
+    const rport = 15000 + Math.floor(Math.random() * 1000);
+    const child = spawn(
+      'ip',
+      [
+        'netns',
+        'exec',
+        `${process.env.TESTENV_NETNS_PREFIX ?? 'fl-'}${PIN}`,
+        process.execPath,
+        fileURLToPath(new URL('./docker-registry.mjs', import.meta.url)),
+        '--listen',
+        `127.0.0.1:${rport}`,
+        '--rootfs',
+        `${process.env.TESTENV_CACHE ?? '/var/cache/flotilla-testenv'}/busybox-rootfs.tar`,
+        ...extra,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (c: Buffer) => c.toString().includes('listening') && resolve());
+      child.on('exit', (code) => reject(new Error(`test registry exited ${code}`)));
+    });
+    const exited = new Promise<void>((r) => child.on('exit', () => r()));
+    return {
+      port: rport,
+      stop: async () => {
+        child.kill('SIGTERM');
+        await exited;
+      },
+    };
+  }
+
+  it('a real pull before the start: pulling with progress, then running; gc removes the image later', async () => {
+    const reg = await registry(['--name', 'flotilla/app', '--tag', 'v1', '--chunk-ms', '150']);
+    try {
+      const image = `127.0.0.1:${reg.port}/flotilla/app:v1`;
+      const name = `${uniq('pulled')}.service`;
+      const p = port++;
+      const path = await writeUnit(
+        cli,
+        name,
+        `[Container]\nImage=${image}\nExec=httpd -f -p ${p} -h /etc\nNetwork=host\nStopTimeout=1\n[X-Fleet]\nMachineMetadata=name=${PIN}\n`,
+      );
+      created.push(name);
+      const seen = new Set<string>();
+      let done = false;
+      let progress = { current: 0, total: 0 };
+      const watcher = (async () => {
+        while (!done) {
+          const out = await ctlOk(cli, 'list-units', '-o', 'json').catch(() => '{}');
+          const states =
+            (
+              JSON.parse(out) as {
+                states?: {
+                  name: string;
+                  systemdActiveState: string;
+                  systemdSubState: string;
+                  pull?: { current: number; total: number };
+                }[];
+              }
+            ).states ?? [];
+          const x = states.find((st) => st.name === name);
+          if (x) seen.add(`${x.systemdActiveState}/${x.systemdSubState}`);
+          if (x?.pull && x.pull.current > progress.current) progress = x.pull;
+          await sleep(150);
+        }
+      })();
+      const r = await ctl(cli, 'start', path);
+      done = true;
+      await watcher;
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain(`Pulling ${image} for ${name}`);
+      expect(seen).toContain('activating/pulling');
+      // progress was published while the layer came in (bytes of the one ~1 MB layer)
+      expect(progress.total).toBeGreaterThan(100_000);
+      expect(progress.current).toBeGreaterThan(0);
+      expect(
+        (
+          await inMachineOk(
+            PIN,
+            'docker',
+            'image',
+            'inspect',
+            '-f',
+            '{{index .Config.Labels "flotilla.test"}}',
+            image,
+          )
+        ).trim(),
+      ).toBe('registry');
+      await waitFor('serving', async () => !(await get(p)).startsWith('error'), 10_000);
+      const ledger = JSON.parse(
+        await inMachineOk(PIN, 'cat', '/var/lib/flotilla/docker-images.json'),
+      ) as Record<string, unknown>;
+      expect(ledger).toHaveProperty([image]);
+
+      // used by a unit: kept
+      expect(await ctlOk(PIN, 'gc', '--dry-run')).toContain(`Kept image ${image}: used by ${name}`);
+      // no unit uses it any more: the exited container and the image go
+      expect((await ctl(cli, 'destroy', name)).code).toBe(0);
+      const cname = `flotilla-${name.replace(/\.service$/, '')}`;
+      await waitFor(
+        'container exited',
+        async () => (await containerOf(PIN, cname))?.status === 'exited',
+        30_000,
+      );
+      const g = await ctlOk(PIN, 'gc');
+      expect(g).toContain(`Removed container ${cname}`);
+      expect(g).toContain(`Removed image ${image}`);
+      expect((await inMachine(PIN, 'docker', 'image', 'inspect', image)).code).not.toBe(0);
+    } finally {
+      await reg.stop();
+    }
+  });
+
+  it('a registry that does not answer: the unit shows pulling, then fails with the reason', async () => {
+    const reg = await registry(['--hang']);
+    let stopped = false;
+    try {
+      const image = `127.0.0.1:${reg.port}/flotilla/slow:1`;
+      const name = `${uniq('hang')}.service`;
+      const path = await writeUnit(
+        cli,
+        name,
+        `[Container]\nImage=${image}\n[X-Fleet]\nMachineMetadata=name=${PIN}\n`,
+      );
+      created.push(name);
+      expect((await ctl(cli, 'start', '--no-block', path)).code).toBe(0);
+      const pulling = await waitFor(
+        'pulling',
+        async () => {
+          const x = await row(name);
+          return x?.sub === 'pulling' ? x : undefined;
+        },
+        15_000,
+      );
+      expect(pulling).toMatchObject({ active: 'activating', sub: 'pulling', image });
+      await sleep(2000);
+      expect((await row(name))?.sub).toBe('pulling');
+      await reg.stop();
+      stopped = true;
+      const failed = await waitFor(
+        'failed',
+        async () => {
+          const x = await row(name);
+          return x?.active === 'failed' ? x : undefined;
+        },
+        60_000,
+      );
+      expect(failed.reason).toMatch(new RegExp(`^image pull failed: ${image.replace(/[.:/]/g, '\\$&')}: `));
+    } finally {
+      if (!stopped) await reg.stop();
+    }
   });
 
   it('a plain unit that runs `docker run` keeps working unchanged', async () => {
