@@ -29,8 +29,34 @@ const sha = (b) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 let blobs = new Map();
 let manifest;
+/** One more file in a tar archive (ustar header), so that each registry run serves a new layer. */
+function withFile(tar, name, content) {
+  let end = tar.length;
+  while (end > 0 && tar[end - 1] === 0) end--;
+  end = Math.ceil(end / 512) * 512;
+  const body = Buffer.from(content);
+  const h = Buffer.alloc(512);
+  const put = (off, len, v) => h.write(v, off, len, 'ascii');
+  put(0, 100, name);
+  put(100, 8, '0000644\0');
+  put(108, 8, '0000000\0');
+  put(116, 8, '0000000\0');
+  put(124, 12, `${body.length.toString(8).padStart(11, '0')}\0`);
+  put(136, 12, `${Math.floor(Date.now() / 1000).toString(8).padStart(11, '0')}\0`);
+  put(148, 8, '        ');
+  put(156, 1, '0');
+  put(257, 6, 'ustar\0');
+  put(263, 2, '00');
+  let sum = 0;
+  for (const b of h) sum += b;
+  put(148, 8, `${sum.toString(8).padStart(6, '0')}\0 `);
+  const pad = Buffer.alloc((512 - (body.length % 512)) % 512);
+  return Buffer.concat([tar.subarray(0, end), h, body, pad, Buffer.alloc(1024)]);
+}
+
 if (args.hang !== 'true') {
-  const tar = readFileSync(args.rootfs);
+  // a file of its own: a layer the engine does not have yet (no "Already exists")
+  const tar = withFile(readFileSync(args.rootfs), 'etc/flotilla-test-registry', `${process.pid} ${Date.now()}\n`);
   const layer = gzipSync(tar);
   const config = Buffer.from(
     JSON.stringify({
