@@ -42,7 +42,13 @@ function withFile(tar, name, content) {
   put(108, 8, '0000000\0');
   put(116, 8, '0000000\0');
   put(124, 12, `${body.length.toString(8).padStart(11, '0')}\0`);
-  put(136, 12, `${Math.floor(Date.now() / 1000).toString(8).padStart(11, '0')}\0`);
+  put(
+    136,
+    12,
+    `${Math.floor(Date.now() / 1000)
+      .toString(8)
+      .padStart(11, '0')}\0`,
+  );
   put(148, 8, '        ');
   put(156, 1, '0');
   put(257, 6, 'ustar\0');
@@ -56,7 +62,11 @@ function withFile(tar, name, content) {
 
 if (args.hang !== 'true') {
   // a file of its own: a layer the engine does not have yet (no "Already exists")
-  const tar = withFile(readFileSync(args.rootfs), 'etc/flotilla-test-registry', `${process.pid} ${Date.now()}\n`);
+  const tar = withFile(
+    readFileSync(args.rootfs),
+    'etc/flotilla-test-registry',
+    `${process.pid} ${Date.now()}\n`,
+  );
   const layer = gzipSync(tar);
   const config = Buffer.from(
     JSON.stringify({
