@@ -37,7 +37,7 @@ import {
   useCluster,
   agentJournal,
 } from '../support/cluster.js';
-import { describeSystemd, env, machineIp } from '../support/testbed.js';
+import { bootMachine, describeSystemd, env, machineIp, powerCut } from '../support/testbed.js';
 
 const PIN = 'm2';
 
@@ -208,6 +208,65 @@ describeSystemd('container units on real machines (own Docker engine per machine
     expect(c2?.status).toBe('running');
     expect(c2?.id).not.toBe(c1?.id);
     expect(await get(p)).toBe(`hello-${PIN}`);
+  });
+
+  it('an agent restart adopts a running container unit: same container, same runner', async () => {
+    const [name, p, path] = await webUnit('adopt');
+    expect((await ctl(cli, 'start', path)).code).toBe(0);
+    const cname = `flotilla-${name.replace(/\.service$/, '')}`;
+    const before = await containerOf(PIN, cname);
+    const pid = (await inMachineOk(PIN, 'systemctl', 'show', '-p', 'MainPID', '--value', name)).trim();
+    await inMachineOk(PIN, 'systemctl', 'restart', 'flotilla');
+    await waitFor('agent back', async () => (await isActive(PIN, 'flotilla')) === 'active', 30_000);
+    await sleep(3000); // a few reconciles
+    expect(await containerOf(PIN, cname)).toEqual(before);
+    expect((await inMachineOk(PIN, 'systemctl', 'show', '-p', 'MainPID', '--value', name)).trim()).toBe(pid);
+    expect(await get(p)).toBe(`hello-${PIN}`);
+    const x = await waitFor(
+      'container shown again',
+      async () => {
+        const r = await row(name);
+        return r?.container === cname ? r : undefined;
+      },
+      15_000,
+    );
+    expect(x).toMatchObject({ active: 'active', sub: 'running' });
+  });
+
+  it('power cut: the container unit moves to another machine; the old container stays dead', async () => {
+    const name = `${uniq('move')}.service`;
+    const p = port++;
+    const path = await writeUnit(
+      cli,
+      name,
+      `[Container]\nImage=busybox:latest\nExec=sh -c "echo on-$(hostname) > /tmp/i; httpd -f -p ${p} -h /tmp"\nNetwork=host\nStopTimeout=1\n[X-Fleet]\nMachineMetadata=name=m2\nMachineMetadata=name=m3\n`,
+    );
+    created.push(name);
+    expect((await ctl(cli, 'start', path)).code).toBe(0);
+    const cname = `flotilla-${name.replace(/\.service$/, '')}`;
+    const victim = (await containerOf('m2', cname))?.status === 'running' ? 'm2' : 'm3';
+    const other = victim === 'm2' ? 'm3' : 'm2';
+    expect(await containerOf(victim, cname)).toMatchObject({ status: 'running' });
+    powerCut(victim);
+    const t0 = Date.now();
+    await waitFor(
+      `${name} running in ${other}`,
+      async () => (await containerOf(other, cname))?.status === 'running',
+      60_000,
+    );
+    console.log(`[docker-units] power cut → container running on the other machine in ${Date.now() - t0} ms`);
+    const res = await fetch(`http://${machineIp(other)}:${p}/i`, { signal: AbortSignal.timeout(3000) });
+    expect((await res.text()).trim()).toBe(`on-${other}`);
+    bootMachine(victim);
+    await waitFor(
+      'victim docker back',
+      async () => (await inMachine(victim, 'docker', 'info')).code === 0,
+      60_000,
+    );
+    await sleep(4000); // its agent reconciles: the unit is not its any more
+    const old = await containerOf(victim, cname);
+    expect(old === undefined || old.status !== 'running').toBe(true);
+    expect(await containerOf(other, cname)).toMatchObject({ status: 'running' });
   });
 
   it('Restart=on-failure: a killed container comes back under systemd', async () => {
