@@ -13,13 +13,14 @@
  *      policy "no": systemd supervises), starts it, sends READY=1, and copies its output to stdout/
  *      stderr, i.e. the journal.
  *   5. Waits. The container's exit code becomes the runner's. SIGTERM (a stop) stops the container
- *      with StopTimeout (SIGTERM, then SIGKILL) and exits 0: a requested stop is a clean stop.
+ *      with StopTimeout (SIGTERM, then SIGKILL), removes it and exits 0: a requested stop is a clean
+ *      stop. A container that exits on its own (failure) is kept for inspection.
  *   Every phase and the reason of a failure go to the status file (read by the agent for
  *   list-units/status) and, as one line, to stderr (the journal).
  *
  * cleanup (ExecStopPost, also after a crash or SIGKILL of the runner): stops the unit's container if
- * it still runs (ours only). Never removes it: the exited container stays for inspection until the
- * next start or `flotilla gc`.
+ * it still runs (ours only). Never removes it: it stays for inspection until the next start or
+ * `flotilla gc`.
  */
 import { readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { FlotillaError, isCode, isErrno } from '../lib/errors.js';
@@ -316,8 +317,11 @@ export async function runContainer(run: RunSpec, docker: DockerPort, io: RunnerI
     follower?.close();
     if (stopping) {
       await stop.catch((err: Error) => say(`stop: ${err.message}`));
+      // A requested stop removes the container (its output is in the journal), like Quadlet's
+      // --rm; a container that failed on its own stays for inspection until the next start or gc.
+      await docker.removeContainer(id).catch((err: Error) => say(`remove: ${err.message}`));
       status({ phase: 'exited', containerId: id, exitCode: code });
-      say(`container ${c.name} stopped (exit status ${code})`);
+      say(`container ${c.name} stopped (exit status ${code}) and removed`);
       return 0;
     }
     // dockerd stopping kills its containers: that is Docker going away, not the container failing.
