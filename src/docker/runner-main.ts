@@ -3,6 +3,7 @@
  * (the same as `flotilla container run|cleanup SPEC`, without loading the rest of the CLI, so a
  * container unit starts as fast as it can). See runner.ts for what it does.
  */
+import module from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { SdNotify } from '../agent/sdnotify.js';
 import { cleanupContainer, readRunSpec, runContainer } from './runner.js';
@@ -21,8 +22,10 @@ export async function runnerMain(verb: string, specPath: string | undefined): Pr
     process.stderr.write(`flotilla: ${(err as Error).message}\n`);
     return verb === 'cleanup' ? 0 : 1;
   }
-  // dockerode without the parts the runner never uses (see slim.ts): a faster container start
+  // dockerode without the parts the runner never uses (see slim.ts): a faster container start;
+  // on Node >= 22.1 also V8's compile cache for what is loaded next (a no-op on Node 20).
   slimDockerode();
+  (module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
   const { DockerodeEngine } = await import('./dockerode.js');
   const docker = new DockerodeEngine({ socketPath: spec.dockerSocket });
   try {
