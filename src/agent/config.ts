@@ -45,6 +45,8 @@ export interface AgentConfig {
   dbusAddress?: string;
   /** Docker socket. */
   dockerSocket: string;
+  /** Run specs and status files of container units (runtime, like the units directory). */
+  containersDirectory: string;
   machineIdFile: string;
   /** TCP port of the liveness responder on public_ip (0: no responder, this machine is never probed). */
   livenessPort: number;
@@ -67,6 +69,7 @@ export const DEFAULTS: AgentConfig = {
   unitsDirectory: '/run/flotilla/units',
   socketPath: '/var/run/fleet.sock',
   dockerSocket: '/var/run/docker.sock',
+  containersDirectory: '/run/flotilla/containers',
   machineIdFile: '/etc/machine-id',
   livenessPort: 54730,
 };
@@ -100,6 +103,7 @@ export const KEYS: Record<string, KeySpec> = {
   api_keyfile: { field: 'apiKeyfile', kind: 'path' },
   dbus_address: { field: 'dbusAddress', kind: 'string' },
   docker_socket: { field: 'dockerSocket', kind: 'path' },
+  containers_directory: { field: 'containersDirectory', kind: 'path' },
   machine_id_file: { field: 'machineIdFile', kind: 'path' },
   liveness_port: { field: 'livenessPort', kind: 'int' },
   liveness_timeout: { field: 'livenessTimeout', kind: 'duration' },

@@ -32,6 +32,8 @@ import { openStore } from '../registry/open.js';
 import { Registry } from '../registry/registry.js';
 import type { MachineRecord } from '../registry/types.js';
 import { DbusSystemdManager } from '../systemd/dbus-manager.js';
+import { ContainerUnits } from '../docker/containers.js';
+import { DockerodeEngine } from '../docker/dockerode.js';
 import { VERSION } from '../version.js';
 import { MachineAgent } from './agent.js';
 import { ClusterView } from './cluster-view.js';
@@ -223,6 +225,18 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   view.on('available', (up) =>
     up ? log.info({}, 'registry reachable') : log.warn({}, 'registry unreachable: keeping units running'),
   );
+  // Docker may be absent or come and go: container units then fail with a reason; the agent runs on.
+  const docker = new DockerodeEngine({ socketPath: config.dockerSocket });
+  const containers = new ContainerUnits({
+    docker,
+    machineID,
+    dockerSocket: config.dockerSocket,
+    specDir: config.containersDirectory,
+    dataDir: config.dataDir,
+    log,
+    trigger: () => agent.trigger(),
+    publish: (name) => void agent.publish(name).catch(() => undefined),
+  });
   const agent = new MachineAgent({
     registry,
     view,
@@ -232,6 +246,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     unitsDir: config.unitsDirectory,
     log,
     resyncMs: Math.max(5000, config.engineReconcileInterval * 5000),
+    containers,
   });
   const engine = config.disableEngine
     ? undefined
@@ -246,6 +261,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
 
   await view.start();
   await agent.start();
+  containers.start();
   engine?.start();
   // With liveness probing, peers revoke a silent machine after livenessTimeout: a machine cut off
   // from everything must fence itself before that, not after agent_ttl.
@@ -347,6 +363,8 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
         await api.close();
         await engine?.stop(!restart);
         await agent.shutdown(!restart);
+        containers.close();
+        docker.close();
         view.stop();
         // A restart gets the lease's whole TTL to come back in (the next process resumes it).
         if (restart) await lease.renew();

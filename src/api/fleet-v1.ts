@@ -14,9 +14,11 @@ import type { Registry, Snapshot } from '../registry/registry.js';
 import {
   KEYS,
   isDesiredState,
+  type ContainerStateInfo,
   type DesiredState,
   type JobRecord,
   type MachineRecord,
+  type PullStateInfo,
 } from '../registry/types.js';
 import {
   UnitFile,
@@ -25,6 +27,7 @@ import {
   validateUnitName,
   type UnitOption,
 } from '../unit/index.js';
+import { isContainerUnit, parseContainerSection } from '../docker/spec.js';
 import { DISCOVERY } from './discovery.js';
 import {
   HttpError,
@@ -62,6 +65,10 @@ export interface ApiUnitState {
   systemdLoadState: string;
   systemdActiveState: string;
   systemdSubState: string;
+  /** flotilla, container units: why the unit failed or waits; the container; pull progress. */
+  reason?: string;
+  container?: ContainerStateInfo;
+  pull?: PullStateInfo;
 }
 
 export interface ApiMachine {
@@ -200,6 +207,7 @@ export class FleetV1 {
     if (options.length > 0) {
       const unit = UnitFile.fromOptions(options);
       fleetRequirements(name, unit); // throws E_UNIT_OPTIONS (400) on fleet's forbidden combinations
+      if (isContainerUnit(unit)) parseContainerSection(name, unit); // E_CONTAINER_SPEC (400)
       const text = unit.serialize();
       if (!existing) {
         try {
@@ -240,6 +248,9 @@ export class FleetV1 {
         systemdLoadState: s.loadState,
         systemdActiveState: s.activeState,
         systemdSubState: s.subState,
+        ...(s.reason !== undefined ? { reason: s.reason } : {}),
+        ...(s.container !== undefined ? { container: s.container } : {}),
+        ...(s.pull !== undefined ? { pull: s.pull } : {}),
       }));
     return { status: 200, body: paginate(all, query, 'states') };
   }

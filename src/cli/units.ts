@@ -293,12 +293,19 @@ export async function waitForState(
   state: DesiredState,
   attempts: number,
   onReached: (u: ApiUnit) => Promise<void> | void,
+  /** Container units: pull progress and failures with a reason (src/cli/commands/container.ts). */
+  watch?: { poll(): Promise<{ name: string; why: string }[]>; done(): void },
 ): Promise<WaitFailure[]> {
   const pending = new Set(names);
   const failed: WaitFailure[] = [];
   const started = Date.now();
   const deadline = started + attempts * 2000;
   while (pending.size > 0) {
+    for (const f of watch ? await watch.poll() : []) {
+      if (!pending.has(f.name)) continue;
+      failed.push(f);
+      pending.delete(f.name);
+    }
     let seen: Map<string, ApiUnit | undefined> | undefined;
     try {
       const list = [...pending];
@@ -335,12 +342,14 @@ export async function waitForState(
     }
     if (pending.size === 0) break;
     if (Date.now() >= deadline) {
+      watch?.done();
       for (const name of pending)
         failed.push({ name, why: `timed out waiting for unit ${name} to report state ${state}` });
       break;
     }
     await sleep(250);
   }
+  watch?.done();
   return failed;
 }
 
@@ -383,9 +392,22 @@ export async function transition(
   }
   if (attempts === undefined || wait.length === 0) return { acted, failed: [] };
   const machines = new MachineCache(client);
-  const failed = await waitForState(client, wait, target, attempts, async (u) => {
-    ctx.io.out(await reachedLine(u, machines));
-  });
+  // A blocking start of container units shows pull progress and fails at once on a pull failure.
+  const watch =
+    target === 'launched'
+      ? (await import('./commands/container.js')).pullWatcher(ctx, client, wait)
+      : undefined;
+  const failed = await waitForState(
+    client,
+    wait,
+    target,
+    attempts,
+    async (u) => {
+      watch?.done();
+      ctx.io.out(await reachedLine(u, machines));
+    },
+    watch,
+  );
   for (const f of failed) ctx.io.err(`Error waiting for units: ${f.why}\n`);
   return { acted, failed };
 }

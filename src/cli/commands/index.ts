@@ -21,6 +21,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./completion.js')).completion,
   },
   {
+    name: 'container',
+    summary:
+      'Container units: run a container under systemd (used by generated services), show a generated unit',
+    load: async () => (await import('./container.js')).container,
+  },
+  {
     name: 'destroy',
     summary: 'Destroy one or more units in the cluster',
     load: async () => (await import('./units.js')).destroy,
@@ -30,6 +36,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     summary: 'Proxy stdin and stdout to a unix domain socket',
     hidden: true,
     load: async () => (await import('./misc.js')).fdForward,
+  },
+  {
+    name: 'gc',
+    summary:
+      "Remove this machine's exited flotilla containers and the images flotilla pulled that no unit uses",
+    load: async () => (await import('./gc.js')).gc,
   },
   {
     name: 'help',

@@ -20,7 +20,19 @@ import { tabwrite } from '../tabwriter.js';
 type Row = Record<string, string | undefined>;
 
 export const MACHINE_FIELDS = ['machine', 'ip', 'metadata'] as const;
-export const UNIT_FIELDS = ['active', 'hash', 'load', 'machine', 'sub', 'unit'] as const;
+/** fleetctl's keys plus flotilla's container-unit columns and `reason`. */
+export const UNIT_FIELDS = [
+  'active',
+  'container',
+  'hash',
+  'health',
+  'image',
+  'load',
+  'machine',
+  'reason',
+  'sub',
+  'unit',
+] as const;
 /** fleetctl's keys plus flotilla's `reason` (why a unit is not placed). */
 export const UNIT_FILE_FIELDS = [
   'desc',
@@ -156,6 +168,10 @@ export const listUnitsCmd: Command = {
           load: orNull(s.systemdLoadState),
           active: orNull(s.systemdActiveState),
           sub: orNull(s.systemdSubState),
+          container: orNull(s.container?.name),
+          image: orNull(s.container?.image),
+          health: orNull(s.container?.health),
+          reason: orNull(s.reason),
         })),
       });
     }
@@ -167,6 +183,11 @@ export const listUnitsCmd: Command = {
       sub: s.systemdSubState,
       load: s.systemdLoadState,
       hash: f ? s.hash : s.hash?.slice(0, 7),
+      // container units (src/docker): the container, its image and health, why it failed
+      container: s.container?.name ?? '-',
+      image: s.container?.image ?? '-',
+      health: s.container ? s.container.health : '-',
+      reason: s.reason ?? '-',
     }));
     return table(ctx, cols, rows);
   },

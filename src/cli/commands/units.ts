@@ -8,6 +8,7 @@ import type { DesiredState } from '../../registry/types.js';
 import { clientFromGlobals, type ApiClient } from '../client.js';
 import { CliExit, type Command, type Context } from '../command.js';
 import { fleetCall, getUnit, isGlobal, unitPath, type ApiUnit } from '../fleet.js';
+import { generatedUnitText } from './container.js';
 import {
   BLOCK_FLAGS,
   REPLACE_FLAGS,
@@ -288,7 +289,14 @@ export const destroy: Command = {
 export const cat: Command = {
   name: 'cat',
   summary: 'Output the contents of a submitted unit',
-  usage: 'cat UNIT',
+  usage: 'cat [--generated] UNIT',
+  flags: {
+    generated: {
+      type: 'boolean',
+      default: false,
+      help: 'For a container unit: the systemd service the agent generates from it',
+    },
+  },
   description:
     'Outputs the unit file that is currently loaded in the cluster, in the normal form fleet stores\n' +
     '(comments and blank lines dropped, options grouped by section). Useful to verify the correct version\n' +
@@ -301,7 +309,8 @@ export const cat: Command = {
     const u = await fleetCall(`Error retrieving Unit ${name}`, () => getUnit(client, name));
     if (!u) throw new CliExit(1, `Unit ${name} not found`);
     const { UnitFile } = await import('../../unit/file.js');
-    ctx.io.out(UnitFile.fromOptions(u.options ?? []).serialize());
+    const file = UnitFile.fromOptions(u.options ?? []);
+    ctx.io.out(ctx.flags.generated === true ? await generatedUnitText(file, name) : file.serialize());
     return 0;
   },
 };

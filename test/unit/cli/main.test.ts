@@ -101,7 +101,8 @@ describe('CLI entry', () => {
       ['su', 'submit'],
       ['un', 'unload'],
       ['vers', 'version'],
-      ['co', 'completion'],
+      ['com', 'completion'],
+      ['con', 'container'],
     ]) {
       expect(findCommand(prefix!)).toMatchObject({ name });
     }
