@@ -11,6 +11,7 @@
  * is an E_CONFIG error naming the key (and the file and line). Nothing here has side effects.
  */
 import { readFileSync } from 'node:fs';
+import { isLoopbackHost, parseHostPort, parseProxySpecs } from '../docker/services.js';
 import { FlotillaError, isErrno } from '../lib/errors.js';
 
 export interface AgentConfig {
@@ -46,6 +47,12 @@ export interface AgentConfig {
   /** Docker socket. */
   dockerSocket: string;
   machineIdFile: string;
+  /** Optional read-only plain-HTTP listener for service discovery (loopback `host:port`). */
+  servicesListen?: string;
+  /** Service proxy listeners run by the agent: `NAME=HOST:PORT[,…]`. */
+  proxyServices?: string;
+  /** Seconds: how long connections to a removed endpoint may keep running. */
+  proxyDrainTimeout: number;
 }
 
 export const DEFAULT_CONFIG_FILE = '/etc/flotilla/flotilla.conf';
@@ -64,6 +71,7 @@ export const DEFAULTS: AgentConfig = {
   socketPath: '/var/run/fleet.sock',
   dockerSocket: '/var/run/docker.sock',
   machineIdFile: '/etc/machine-id',
+  proxyDrainTimeout: 30,
 };
 
 type Kind = 'list' | 'string' | 'seconds' | 'duration' | 'bool' | 'int' | 'metadata' | 'path';
@@ -96,6 +104,9 @@ export const KEYS: Record<string, KeySpec> = {
   dbus_address: { field: 'dbusAddress', kind: 'string' },
   docker_socket: { field: 'dockerSocket', kind: 'path' },
   machine_id_file: { field: 'machineIdFile', kind: 'path' },
+  services_listen: { field: 'servicesListen', kind: 'string' },
+  proxy_services: { field: 'proxyServices', kind: 'string' },
+  proxy_drain_timeout: { field: 'proxyDrainTimeout', kind: 'duration' },
 };
 
 /** fleet keys we accept and ignore, with the reason logged once. */
@@ -317,4 +328,21 @@ function validate(c: AgentConfig): void {
     }
   }
   if (c.agentTtl < 1) throw err('agent_ttl', 'must be at least 1s');
+  if (c.servicesListen !== undefined && c.servicesListen !== '') {
+    const hp = parseHostPort(c.servicesListen);
+    if (!hp) throw err('services_listen', `${JSON.stringify(c.servicesListen)} is not host:port`);
+    if (!isLoopbackHost(hp.host)) {
+      throw err(
+        'services_listen',
+        `${hp.host} is not a loopback address: the services listener serves plain HTTP without authentication (use the API's mutual-TLS listener, api_listen, for remote readers)`,
+      );
+    }
+  }
+  if (c.proxyServices !== undefined && c.proxyServices !== '') {
+    try {
+      parseProxySpecs([c.proxyServices], 'proxy_services');
+    } catch (e) {
+      throw err('proxy_services', (e as Error).message.replace(/^proxy_services: /, ''));
+    }
+  }
 }

@@ -19,6 +19,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ApiServer, activationFds } from '../api/server.js';
 import { FleetV1 } from '../api/fleet-v1.js';
+import { ServicesApi, ServicesHttpServer } from '../api/services.js';
+import { ServiceProxy } from '../docker/proxy.js';
+import { parseProxySpecs } from '../docker/services.js';
+import { ServicesView } from '../docker/services-view.js';
 import { Engine } from '../engine/engine.js';
 import { isCode } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
@@ -217,8 +221,14 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   });
   fence.start();
 
+  // Service discovery: a view of services/* for the API's watch stream and the agent's proxy.
+  const servicesView = new ServicesView(registry);
+  servicesView.on('error', (e) => log.debug({ err: e.message }, 'services watch interrupted'));
+  await servicesView.start();
+  const servicesApi = new ServicesApi(registry, servicesView);
+
   const fleet = new FleetV1(registry);
-  const api = new ApiServer([(req) => fleet.route(req)]);
+  const api = new ApiServer([(req) => fleet.route(req), (req) => servicesApi.route(req)]);
   const fds = activationFds();
   await api.listen({
     socketPath: config.socketPath,
@@ -239,6 +249,23 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     { socket: fds.length ? `fds ${fds.join(',')}` : config.socketPath, tcp: config.apiListen },
     'API listening',
   );
+
+  let servicesHttp: ServicesHttpServer | undefined;
+  if (config.servicesListen) {
+    servicesHttp = new ServicesHttpServer(servicesApi);
+    await servicesHttp.listen(config.servicesListen);
+    log.info({ listen: config.servicesListen }, 'services (read-only HTTP) listening');
+  }
+  let proxy: ServiceProxy | undefined;
+  if (config.proxyServices) {
+    proxy = new ServiceProxy({
+      listen: parseProxySpecs([config.proxyServices], 'proxy_services'),
+      source: servicesView,
+      log,
+      drainTimeoutMs: config.proxyDrainTimeout * 1000,
+    });
+    await proxy.start();
+  }
 
   await agent.firstReconcile;
   const notify = new SdNotify();
@@ -273,7 +300,10 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
       force.unref();
       try {
         fence.stop();
+        await proxy?.close();
+        await servicesHttp?.close();
         await api.close();
+        servicesView.stop();
         await engine?.stop(!restart);
         await agent.shutdown(!restart);
         view.stop();
@@ -289,7 +319,10 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     process.on('SIGTERM', () => void shutdown('SIGTERM'));
     process.on('SIGINT', () => void shutdown('SIGINT'));
     process.on('SIGUSR1', () =>
-      log.info({ state: { agent: agent.dump(), engine: engine?.stats } }, 'state dump'),
+      log.info(
+        { state: { agent: agent.dump(), engine: engine?.stats, proxy: proxy?.stats() } },
+        'state dump',
+      ),
     );
     process.on('SIGHUP', () => {
       try {

@@ -30,6 +30,11 @@ export const ERRORS = {
     summary: 'the unit was not installed by flotilla, so flotilla will not touch it',
   },
   E_JOURNAL: { http: 500, exit: 1, summary: 'journalctl failed or could not be started' },
+  E_SERVICE_SPEC: {
+    http: 400,
+    exit: 1,
+    summary: 'invalid service name or NAME:PORT service spec (a Service= option or flotilla.service label)',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -3,6 +3,8 @@ import type { Command } from '../command.js';
 import { agent } from './agent.js';
 import { help } from './help.js';
 import { listMachinesCmd, listUnitFilesCmd, listUnitsCmd } from './list.js';
+import { proxyCmd } from './proxy.js';
+import { listServicesCmd } from './services.js';
 import { cat, destroy, load, start, stop, submit, unload } from './units.js';
 import { version } from './version.js';
 
@@ -12,9 +14,11 @@ export const COMMANDS: readonly Command[] = [
   destroy,
   help,
   listMachinesCmd,
+  listServicesCmd,
   listUnitFilesCmd,
   listUnitsCmd,
   load,
+  proxyCmd,
   start,
   stop,
   submit,
