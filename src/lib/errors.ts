@@ -30,6 +30,14 @@ export const ERRORS = {
     summary: 'the unit was not installed by flotilla, so flotilla will not touch it',
   },
   E_JOURNAL: { http: 500, exit: 1, summary: 'journalctl failed or could not be started' },
+  E_DOCKER_UNAVAILABLE: { http: 503, exit: 2, summary: 'the Docker engine cannot be reached' },
+  E_DOCKER_CALL: { http: 502, exit: 1, summary: 'a Docker engine call returned an error' },
+  E_IMAGE_PULL: { http: 502, exit: 1, summary: 'pulling a container image failed' },
+  E_DOCKER_NOT_OWNED: {
+    http: 403,
+    exit: 1,
+    summary: 'the container was not created by flotilla, so flotilla will not touch it',
+  },
   E_SERVICE_SPEC: {
     http: 400,
     exit: 1,
