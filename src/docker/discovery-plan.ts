@@ -26,10 +26,6 @@ export interface ServiceContainer {
   paused?: boolean;
   /** Docker health status; undefined when the container has no health check. */
   health?: 'starting' | 'healthy' | 'unhealthy';
-  /** HostConfig.NetworkMode: `host`, `none`, `bridge`, a network name … */
-  networkMode: string;
-  /** Published TCP ports: container port → host port. */
-  published: Record<number, number>;
 }
 
 export interface EndpointPlan {
@@ -70,15 +66,8 @@ export function containerEndpoints(
   }
   const health: EndpointHealth = c.health ?? 'none';
   const endpoints: ServiceEndpointRecord[] = [];
-  const skipped: string[] = [];
   for (const s of specs) {
-    const port = c.published[s.port] ?? (c.networkMode === 'host' ? s.port : undefined);
-    if (port === undefined) {
-      skipped.push(
-        `container ${c.name}: service ${s.name}: port ${s.port} is neither published nor on the host network`,
-      );
-      continue;
-    }
+    const port = s.port;
     const rec: ServiceEndpointRecord = {
       service: s.name,
       machineID,
@@ -92,7 +81,7 @@ export function containerEndpoints(
     if (unit) rec.unit = unit;
     endpoints.push(rec);
   }
-  return { endpoints, skipped };
+  return { endpoints, skipped: [] };
 }
 
 /** Compare two records, ignoring when they were registered. */

@@ -4,9 +4,9 @@
  * endpoint records.
  *
  * A spec is one or more comma-separated `NAME:PORT` pairs: `database:5432` or `web:80,admin:8080`.
- * NAME is a DNS label (src/registry/types.ts SERVICE_NAME_RE); PORT is the container's TCP port
- * (1–65535): with `--network host` it is the port on the machine, otherwise the host port Docker
- * publishes for it is registered.
+ * NAME is a DNS label (src/registry/types.ts SERVICE_NAME_RE); PORT (1–65535) is the TCP port
+ * clients reach on the machine: the container's own port with `--network host`, the host side of a
+ * published port (`-p 15432:5432` → `database:15432`) otherwise. The endpoint is `machine-ip:PORT`.
  */
 import { FlotillaError } from '../lib/errors.js';
 import { SERVICE_NAME_RE, type EndpointHealth, type ServiceEndpointRecord } from '../registry/types.js';

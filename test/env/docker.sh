@@ -42,7 +42,7 @@ start_dockerd() {
     echo "=== $(date -Is) dockerd --storage-driver=$drv ===" >> "$T_LOG/dockerd.log"
     setsid dockerd --storage-driver="$drv" --bridge=none --iptables=false --ip6tables=false --ip-forward=false \
       --log-level=warn -H "unix://$SOCK" -H "unix://$SHARED" \
-      </dev/null >>"$T_LOG/dockerd.log" 2>&1 8>&- 9>&- &
+      </dev/null >>"$T_LOG/dockerd.log" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
     pid=$!; echo "$pid" > "$PIDF"
     for _ in $(seq 300); do
       answers "$SOCK" && break

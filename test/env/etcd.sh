@@ -64,7 +64,7 @@ up_loopback() {
     setsid etcd --name "member$i" --data-dir "$DATA/member$i" \
       --listen-client-urls "http://127.0.0.1:$c" --advertise-client-urls "http://127.0.0.1:$c" \
       --listen-peer-urls "http://127.0.0.1:$((c + 1))" --initial-advertise-peer-urls "http://127.0.0.1:$((c + 1))" \
-      --initial-cluster "$cluster" "${COMMON[@]}" </dev/null >>"$T_LOG/etcd$i.log" 2>&1 8>&- 9>&- &
+      --initial-cluster "$cluster" "${COMMON[@]}" </dev/null >>"$T_LOG/etcd$i.log" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
     echo $! > "$PIDS/member$i.pid"
     started+=("member$i")
   done

@@ -167,7 +167,9 @@ start_one() {
   if [ -n "$project" ] && [ -d "$project" ]; then binds+=(--bind-ro="$project:/project"); fi
   # Extra host directories, read-only at the same path inside (e.g. TESTENV_BIND_RO=/work so that
   # git worktrees under /work can run their own build in the machines: TESTENV_MACHINE_PROJECT).
-  for b in ${TESTENV_BIND_RO:-}; do [ -d "$b" ] && binds+=(--bind-ro="$(readlink -f "$b")"); done
+  # Remembered for later boots (a machine rebooted by a test keeps its binds).
+  if [ -n "${TESTENV_BIND_RO+x}" ]; then echo "$TESTENV_BIND_RO" > "$T_RUN/bind-ro"; fi
+  for b in ${TESTENV_BIND_RO-$(cat "$T_RUN/bind-ro" 2>/dev/null)}; do [ -d "$b" ] && binds+=(--bind-ro="$(readlink -f "$b")"); done
   for c in $(m_cgroups "$m"); do mkdir -p "$c"; cgs+=("$c"); done
   echo "=== boot $(date -Is) ===" >> "$T_LOG/$m.console.log"
   # The subshell moves itself into the machine's cgroups, then becomes nspawn (setsid: own
@@ -180,7 +182,7 @@ start_one() {
       --resolv-conf=off --timezone=off --capability=all --system-call-filter='@keyring bpf' \
       --network-namespace-path="/run/netns/$(m_ns "$m")" \
       --bind="$r/dbus:/run/dbus" --bind="$T_RUN/docker:/run/flotilla-docker" "${binds[@]}"
-  ) </dev/null >>"$T_LOG/$m.console.log" 2>&1 8>&- 9>&- &
+  ) </dev/null >>"$T_LOG/$m.console.log" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
   echo $! > "$r/nspawn.pid"
 }
 

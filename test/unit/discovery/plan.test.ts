@@ -13,8 +13,6 @@ function container(over: Partial<ServiceContainer> & { id: string }): ServiceCon
     name: `c-${over.id}`,
     labels: { 'flotilla.service': 'database:5432' },
     running: true,
-    networkMode: 'host',
-    published: {},
     ...over,
   };
 }
@@ -65,17 +63,6 @@ describe('planEndpoints', () => {
   it('registers every service of a multi-service label', () => {
     const p = plan([container({ id: 'c1', labels: { 'flotilla.service': 'web:80,admin:8080' } })]);
     expect(p.put.map((r) => `${r.service}:${r.port}`)).toEqual(['web:80', 'admin:8080']);
-  });
-
-  it('uses the published host port when the container port is published', () => {
-    const p = plan([container({ id: 'c1', networkMode: 'bridge', published: { 5432: 15432 } })]);
-    expect(p.put.map((r) => r.port)).toEqual([15432]);
-  });
-
-  it('skips, with a reason, a port that is neither published nor on the host network', () => {
-    const p = plan([container({ id: 'c1', networkMode: 'none' })]);
-    expect(p.put).toEqual([]);
-    expect(p.skipped[0]!.reason).toMatch(/port 5432 is neither published nor on the host network/);
   });
 
   it('skips a bad label with the parse error, naming the container', () => {

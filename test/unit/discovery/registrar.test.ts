@@ -51,8 +51,6 @@ const db = (over: Partial<ServiceContainer> = {}): ServiceContainer => ({
   name: 'db',
   labels: { 'flotilla.service': 'database:5432' },
   running: true,
-  networkMode: 'host',
-  published: {},
   ...over,
 });
 
@@ -152,7 +150,7 @@ describe('ServiceRegistrar', () => {
     const lists = docker.lists;
     docker.stream.push({ id: 'c1', action: 'die' });
     await until(
-      async () => docker.lists,
+      () => Promise.resolve(docker.lists),
       (n) => n >= lists + 2,
     ); // the event's run and a retry
     expect(await endpoints()).toHaveLength(1);
@@ -167,7 +165,7 @@ describe('ServiceRegistrar', () => {
     docker.containers = [];
     docker.stream.fail(new Error('stream broke'));
     await until(
-      async () => docker.streams.length,
+      () => Promise.resolve(docker.streams.length),
       (n) => n === 2,
     );
     await until(endpoints, (l) => l.length === 0);
