@@ -20,6 +20,9 @@ import { promisify } from 'node:util';
 import { ApiServer, activationFds } from '../api/server.js';
 import { FleetV1 } from '../api/fleet-v1.js';
 import { ServicesApi, ServicesHttpServer } from '../api/services.js';
+import { ServiceRegistrar } from '../docker/discovery.js';
+import { DockerContainerSource } from '../docker/discovery-docker.js';
+import { DockerodeEngine } from '../docker/dockerode.js';
 import { ServiceProxy } from '../docker/proxy.js';
 import { parseProxySpecs } from '../docker/services.js';
 import { ServicesView } from '../docker/services-view.js';
@@ -221,7 +224,19 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   });
   fence.start();
 
-  // Service discovery: a view of services/* for the API's watch stream and the agent's proxy.
+  // Service discovery: containers labelled flotilla.service=NAME:PORT are registered under
+  // services/NAME on this machine's presence lease, driven by Docker events.
+  const docker = new DockerodeEngine({ socketPath: config.dockerSocket });
+  const registrar = new ServiceRegistrar({
+    registry,
+    source: new DockerContainerSource(docker),
+    lease,
+    machineID,
+    ip: machine.publicIP,
+    log,
+  });
+  registrar.start();
+  // A view of services/* for the API's watch stream and the agent's proxy.
   const servicesView = new ServicesView(registry);
   servicesView.on('error', (e) => log.debug({ err: e.message }, 'services watch interrupted'));
   await servicesView.start();
@@ -304,6 +319,9 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
         await servicesHttp?.close();
         await api.close();
         servicesView.stop();
+        // Endpoints hang on the lease: a real stop revokes it (they go), a restart keeps them.
+        await registrar.stop(false);
+        docker.close();
         await engine?.stop(!restart);
         await agent.shutdown(!restart);
         view.stop();
@@ -320,7 +338,14 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     process.on('SIGINT', () => void shutdown('SIGINT'));
     process.on('SIGUSR1', () =>
       log.info(
-        { state: { agent: agent.dump(), engine: engine?.stats, proxy: proxy?.stats() } },
+        {
+          state: {
+            agent: agent.dump(),
+            engine: engine?.stats,
+            services: registrar.dump(),
+            proxy: proxy?.stats(),
+          },
+        },
         'state dump',
       ),
     );

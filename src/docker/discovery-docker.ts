@@ -35,9 +35,9 @@ export class DockerContainerSource implements ContainerSource {
   }
 
   events(): AsyncIterable<ContainerEvent> & { close(): void } {
-    let stream: { close(): void } | undefined;
-    const q = new AsyncQueue<ContainerEvent>(() => stream?.close());
-    stream = this.docker.events({
+    const holder: { stream?: { close(): void } } = {};
+    const q = new AsyncQueue<ContainerEvent>(() => holder.stream?.close());
+    const stream = this.docker.events({
       labels: [SERVICE_LABEL],
       onEvent: (ev) => {
         const action = ev.kind === 'health_status' ? `health_status: ${ev.health ?? 'none'}` : ev.kind;
@@ -46,9 +46,10 @@ export class DockerContainerSource implements ContainerSource {
       // Connected (first time or again): whatever happened before is only seen by a full look.
       onConnected: () => q.push({ id: '', action: 'start' }),
     });
+    holder.stream = stream;
     return Object.assign(q, {
       close: () => {
-        stream?.close();
+        stream.close();
         q.end();
       },
     });
