@@ -479,7 +479,7 @@ async function until<T>(
         { stdio: ['ignore', 'pipe', 'pipe'] },
       );
       let err = '';
-      p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
       const code = await new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
       expect(code).toBe(64);
       expect(err).toContain('invalid service name "Bad"');
