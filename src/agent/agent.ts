@@ -18,6 +18,8 @@ import type { LeaseKeeper } from '../registry/lease.js';
 import type { MachineRecord, UnitStateRecord } from '../registry/types.js';
 import type { Logger, SystemdManager, UnitState, UnitWatch } from '../systemd/manager.js';
 import { UnitFile, validateUnitName } from '../unit/index.js';
+import type { ContainerUnits } from '../docker/containers.js';
+import { installedHash } from '../docker/generate.js';
 import type { ClusterView } from './cluster-view.js';
 import { SerialRunner } from '../lib/runner.js';
 import { execute } from './executor.js';
@@ -35,6 +37,8 @@ export interface MachineAgentDeps {
   log: Logger;
   /** Safety-net resync, ms. */
   resyncMs: number;
+  /** Container units ([Container] sections) through Docker; absent: such units fail to install. */
+  containers?: ContainerUnits | undefined;
 }
 
 export class MachineAgent {
@@ -109,7 +113,8 @@ export class MachineAgent {
       }
       let hash: string | undefined;
       try {
-        hash = UnitFile.parse(readFileSync(join(this.d.unitsDir, f))).hash();
+        // A generated container service records the hash of the unit as submitted.
+        hash = installedHash(UnitFile.parse(readFileSync(join(this.d.unitsDir, f))));
       } catch {
         hash = undefined;
       }
@@ -170,6 +175,8 @@ export class MachineAgent {
         hash,
       });
     }
+    // Container units: pull before start, wait for a pull, failures with reasons (overlaid).
+    if (this.d.containers) await this.d.containers.prepare(desired, observed);
     const reported = new Map<string, ReportedState>();
     for (const [name, byMachine] of view.snap.states) {
       const r = byMachine.get(me.id);
@@ -192,10 +199,18 @@ export class MachineAgent {
               this.installed.delete(name);
               this.observed.delete(name);
               this.jobStates.delete(name);
+              this.d.containers?.forget(name);
             } else this.installed.set(name, hash);
           },
           jobState: (name, s) => this.jobStates.set(name, s),
           report: (name) => this.publish(name),
+          ...(this.d.containers
+            ? {
+                prepareInstall: (name: string, hash: string, body: string) =>
+                  this.d.containers!.prepareInstall(name, hash, body),
+                pull: (name: string, image: string) => this.d.containers!.pull(name, image),
+              }
+            : {}),
         },
         this.d.log,
       );
@@ -225,6 +240,7 @@ export class MachineAgent {
       subState: st.subState,
       jobState: this.jobStates.get(name) ?? 'loaded',
     };
+    this.d.containers?.decorate(rec);
     await this.d.registry.reportUnitState(rec, leaseId);
   }
 
@@ -251,6 +267,7 @@ export class MachineAgent {
     return {
       machine: this.d.machine,
       fenced: this.fenced,
+      ...(this.d.containers ? { containers: this.d.containers.dump() } : {}),
       reconciles: this.reconciles,
       installed: Object.fromEntries(this.installed),
       jobStates: Object.fromEntries(this.jobStates),

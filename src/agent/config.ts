@@ -46,6 +46,8 @@ export interface AgentConfig {
   dbusAddress?: string;
   /** Docker socket. */
   dockerSocket: string;
+  /** Run specs and status files of container units (runtime, like the units directory). */
+  containersDirectory: string;
   machineIdFile: string;
   /** Optional read-only plain-HTTP listener for service discovery (loopback `host:port`). */
   servicesListen?: string;
@@ -70,6 +72,7 @@ export const DEFAULTS: AgentConfig = {
   unitsDirectory: '/run/flotilla/units',
   socketPath: '/var/run/fleet.sock',
   dockerSocket: '/var/run/docker.sock',
+  containersDirectory: '/run/flotilla/containers',
   machineIdFile: '/etc/machine-id',
   proxyDrainTimeout: 30,
 };
@@ -103,6 +106,7 @@ export const KEYS: Record<string, KeySpec> = {
   api_keyfile: { field: 'apiKeyfile', kind: 'path' },
   dbus_address: { field: 'dbusAddress', kind: 'string' },
   docker_socket: { field: 'dockerSocket', kind: 'path' },
+  containers_directory: { field: 'containersDirectory', kind: 'path' },
   machine_id_file: { field: 'machineIdFile', kind: 'path' },
   services_listen: { field: 'servicesListen', kind: 'string' },
   proxy_services: { field: 'proxyServices', kind: 'string' },

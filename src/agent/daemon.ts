@@ -34,6 +34,8 @@ import { openStore } from '../registry/open.js';
 import { Registry } from '../registry/registry.js';
 import type { MachineRecord } from '../registry/types.js';
 import { DbusSystemdManager } from '../systemd/dbus-manager.js';
+import { ContainerUnits } from '../docker/containers.js';
+import { DockerodeEngine } from '../docker/dockerode.js';
 import { VERSION } from '../version.js';
 import { MachineAgent } from './agent.js';
 import { ClusterView } from './cluster-view.js';
@@ -191,6 +193,18 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   view.on('available', (up) =>
     up ? log.info({}, 'registry reachable') : log.warn({}, 'registry unreachable: keeping units running'),
   );
+  // Docker may be absent or come and go: container units then fail with a reason; the agent runs on.
+  const docker = new DockerodeEngine({ socketPath: config.dockerSocket });
+  const containers = new ContainerUnits({
+    docker,
+    machineID,
+    dockerSocket: config.dockerSocket,
+    specDir: config.containersDirectory,
+    dataDir: config.dataDir,
+    log,
+    trigger: () => agent.trigger(),
+    publish: (name) => void agent.publish(name).catch(() => undefined),
+  });
   const agent = new MachineAgent({
     registry,
     view,
@@ -200,6 +214,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     unitsDir: config.unitsDirectory,
     log,
     resyncMs: Math.max(5000, config.engineReconcileInterval * 5000),
+    containers,
   });
   const engine = config.disableEngine
     ? undefined
@@ -213,6 +228,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
       });
 
   await view.start();
+  containers.start();
   await agent.start();
   engine?.start();
   const fence = new FenceMonitor({
@@ -324,6 +340,8 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
         docker.close();
         await engine?.stop(!restart);
         await agent.shutdown(!restart);
+        containers.close();
+        docker.close();
         view.stop();
         await lease.stop(!restart);
         await systemd.close();

@@ -21,6 +21,10 @@ export interface ExecutorHooks {
   report(name: string): Promise<void>;
   /** The agent started or stopped the unit (its job state). */
   jobState(name: string, state: 'loaded' | 'launched'): void;
+  /** The contents to install for a unit (container units: the generated service). Throws: the unit fails. */
+  prepareInstall?(name: string, hash: string, body: string): string;
+  /** Start pulling a container unit's image in the background (the `pull` action). */
+  pull?(name: string, image: string): void;
 }
 
 export async function execute(
@@ -53,8 +57,28 @@ export async function execute(
           // All installs of the plan in one go: one write each, one daemon-reload.
           if (!installedBatch) {
             installedBatch = true;
-            const todo = installs.filter((i) => !failed.has(i.name));
-            await systemd.installMany(todo.map((i) => ({ name: i.name, contents: i.body })));
+            const todo: typeof installs = [];
+            const contents = new Map<string, string>();
+            for (const i of installs) {
+              if (failed.has(i.name)) continue;
+              try {
+                contents.set(
+                  i.name,
+                  hooks.prepareInstall ? hooks.prepareInstall(i.name, i.hash, i.body) : i.body,
+                );
+                todo.push(i);
+              } catch (err) {
+                // One invalid unit (e.g. a bad [Container] section) must not keep the others out.
+                failed.add(i.name);
+                const msg = (err as Error).message;
+                results.push({ action: i, ok: false, error: msg, ms: 0 });
+                log.warn(
+                  { action: 'install', units: [i.name], reason: i.reason, err: msg },
+                  `install ${i.name} failed`,
+                );
+              }
+            }
+            await systemd.installMany(todo.map((i) => ({ name: i.name, contents: contents.get(i.name)! })));
             for (const i of todo) {
               hooks.installed(i.name, i.hash);
               hooks.jobState(i.name, 'loaded');
@@ -63,6 +87,10 @@ export async function execute(
           break;
         case 'load':
           if (!installedBatch) await systemd.reload();
+          break;
+        case 'pull':
+          if (!hooks.pull) throw new Error('container units are not supported by this agent (no Docker)');
+          hooks.pull(a.name, a.image);
           break;
         case 'start':
           await systemd.start(a.name);

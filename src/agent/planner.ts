@@ -26,6 +26,10 @@
  * - Not wanted here (not in `desired`, or desired inactive): stop if it runs, then uninstall.
  * - A unit an administrator masked (load state `masked`) is left alone while it should be here.
  * - Units flotilla did not install never appear in `observed`, so they are never touched.
+ * - Container units (`beforeStart`, `retry`, set by the agent's Docker hook): where a start would be
+ *   planned, a `pull` is planned instead when the image must come first, and nothing while a pull
+ *   runs or after it failed (the failure shows as the unit's state). A failed unit with `retry`
+ *   (Docker is back) is stopped, which clears the failed state, and started again.
  * - Registry unavailable (`registryAvailable: false`, fleet #1289/#1690/#1145): no stop, no
  *   uninstall, no rewrite of a running unit's file, no state reports. Units that run keep running;
  *   only installs and starts from the last known desired state remain. A caller with no last known
@@ -33,7 +37,7 @@
  *
  * Actions come in a safe order (fleet ran unload → load → reload → stop → start; stopping first
  * lets a changed file be replaced under a stopped unit): every `stop`, then `unload`, `install`,
- * one `load` (daemon-reload) if any file changed, `start`, and finally `report-state`. Within a
+ * one `load` (daemon-reload) if any file changed, `pull`, `start`, and finally `report-state`. Within a
  * group, units are in name order. An executor runs them in order and stops at the first error.
  *
  * What an executor does per action (the contract):
@@ -44,6 +48,7 @@
  *   install       write `body` to the units directory, LinkUnitFiles(runtime, force), and
  *                 EnableUnitFiles(runtime, force) when the body has an [Install] section.
  *   load          one daemon-reload for all the `names` listed.
+ *   pull          start pulling `image` in the background and return (a reconcile follows its end).
  *   start         StartUnit(name, "replace") and wait for the job.
  *   report-state  read the unit's state from systemd and publish it; delete the unit's state record
  *                 for this machine when the unit is no longer installed.
@@ -59,6 +64,14 @@ export interface DesiredUnit {
   desiredState: DesiredState;
   /** The unit file as stored in the registry (written by `install`). */
   body: string;
+  /**
+   * Container units (set by the agent's Docker hook, src/docker/containers.ts): what must happen
+   * before a start. `pull`: plan a `pull` of this image instead of the start (the start follows
+   * once the image is there); `wait`: do not start (a pull runs, or it failed: the reason).
+   */
+  beforeStart?: { pull: string; reason: string } | { wait: string } | undefined;
+  /** Container units: start this failed unit again (e.g. Docker is back), with why. */
+  retry?: string | undefined;
 }
 
 /** What systemd reports about a unit flotilla installed, plus the hash of the installed file. */
@@ -102,6 +115,7 @@ export type AgentAction =
   | { type: 'unload'; name: string; reason: string }
   | { type: 'install'; name: string; hash: string; body: string; reason: string }
   | { type: 'load'; names: string[]; reason: string }
+  | { type: 'pull'; name: string; image: string; reason: string }
   | { type: 'start'; name: string; reason: string }
   | { type: 'report-state'; name: string; reason: string };
 
@@ -113,6 +127,7 @@ export const AGENT_ACTION_ORDER: readonly AgentActionType[] = [
   'unload',
   'install',
   'load',
+  'pull',
   'start',
   'report-state',
 ];
@@ -147,6 +162,7 @@ class AgentPlan {
     stop: [] as StepAction[],
     unload: [] as StepAction[],
     install: [] as StepAction[],
+    pull: [] as StepAction[],
     start: [] as StepAction[],
   };
   readonly reports: UnitAction[] = [];
@@ -159,13 +175,13 @@ class AgentPlan {
   }
 
   actions(): AgentAction[] {
-    const { stop, unload, install, start } = this.groups;
+    const { stop, unload, install, pull, start } = this.groups;
     const out: AgentAction[] = [...stop, ...unload, ...install];
     const changed = [...new Set([...unload, ...install].map((a) => a.name))].sort(compareNames);
     if (changed.length > 0) {
       out.push({ type: 'load', names: changed, reason: `unit files changed: ${changed.join(', ')}` });
     }
-    out.push(...start);
+    out.push(...pull, ...start);
     out.push(...[...this.reports].sort((a, b) => compareNames(a.name, b.name)));
     return out;
   }
@@ -213,6 +229,12 @@ function planWanted(plan: AgentPlan, d: DesiredUnit, o: ObservedUnit | undefined
   const launched = d.desiredState === 'launched';
   const install = (reason: string): void =>
     plan.add({ type: 'install', name, hash: d.hash, body: d.body, reason });
+  // Container units may need their image first, or must wait (see DesiredUnit.beforeStart).
+  const start = (reason: string): void => {
+    const before = d.beforeStart;
+    if (before === undefined) plan.add({ type: 'start', name, reason });
+    else if ('pull' in before) plan.add({ type: 'pull', name, image: before.pull, reason: before.reason });
+  };
 
   if (o === undefined || o.loadState === 'not-found') {
     install(
@@ -220,7 +242,7 @@ function planWanted(plan: AgentPlan, d: DesiredUnit, o: ObservedUnit | undefined
         ? `belongs on this machine (desired state ${d.desiredState}) but is not installed`
         : 'installed file is unknown to systemd (load state not-found)',
     );
-    if (launched) plan.add({ type: 'start', name, reason: 'desired state is launched' });
+    if (launched) start('desired state is launched');
     return;
   }
 
@@ -234,7 +256,7 @@ function planWanted(plan: AgentPlan, d: DesiredUnit, o: ObservedUnit | undefined
     if (running && !online) return;
     if (running) plan.add({ type: 'stop', name, reason: `${change}: stopping the old version` });
     install(change);
-    if (launched) plan.add({ type: 'start', name, reason: `${change}: starting the new version` });
+    if (launched) start(`${change}: starting the new version`);
     return;
   }
 
@@ -247,7 +269,10 @@ function planWanted(plan: AgentPlan, d: DesiredUnit, o: ObservedUnit | undefined
   if (launched) {
     // Adoption (#1086): running with the right file → leave it alone. Failed → systemd's Restart=.
     if (state === 'inactive') {
-      plan.add({ type: 'start', name, reason: 'desired state is launched but the unit is inactive' });
+      start('desired state is launched but the unit is inactive');
+    } else if (state === 'failed' && d.retry !== undefined && online) {
+      plan.add({ type: 'stop', name, reason: `${d.retry}: clearing the failed state` });
+      start(d.retry);
     }
     return;
   }

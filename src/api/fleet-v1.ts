@@ -7,7 +7,13 @@
  */
 import { isCode } from '../lib/errors.js';
 import type { Registry, Snapshot } from '../registry/registry.js';
-import { isDesiredState, type DesiredState, type JobRecord } from '../registry/types.js';
+import {
+  isDesiredState,
+  type ContainerStateInfo,
+  type DesiredState,
+  type JobRecord,
+  type PullStateInfo,
+} from '../registry/types.js';
 import {
   UnitFile,
   fleetRequirements,
@@ -15,6 +21,7 @@ import {
   validateUnitName,
   type UnitOption,
 } from '../unit/index.js';
+import { isContainerUnit, parseContainerSection } from '../docker/spec.js';
 import { HttpError, parseJson, type ApiRequest, type ApiResponse } from './http.js';
 
 export const PAGE_LIMIT = 100;
@@ -36,6 +43,10 @@ export interface ApiUnitState {
   systemdLoadState: string;
   systemdActiveState: string;
   systemdSubState: string;
+  /** flotilla, container units: why the unit failed or waits; the container; pull progress. */
+  reason?: string;
+  container?: ContainerStateInfo;
+  pull?: PullStateInfo;
 }
 
 export interface ApiMachine {
@@ -174,6 +185,7 @@ export class FleetV1 {
     if (options.length > 0) {
       const unit = UnitFile.fromOptions(options);
       fleetRequirements(name, unit); // throws E_UNIT_OPTIONS (400) on fleet's forbidden combinations
+      if (isContainerUnit(unit)) parseContainerSection(name, unit); // E_CONTAINER_SPEC (400)
       const text = unit.serialize();
       if (!existing) {
         try {
@@ -214,6 +226,9 @@ export class FleetV1 {
         systemdLoadState: s.loadState,
         systemdActiveState: s.activeState,
         systemdSubState: s.subState,
+        ...(s.reason !== undefined ? { reason: s.reason } : {}),
+        ...(s.container !== undefined ? { container: s.container } : {}),
+        ...(s.pull !== undefined ? { pull: s.pull } : {}),
       }));
     const { items, nextPageToken } = paginate(all, query);
     return { status: 200, body: nextPageToken ? { states: items, nextPageToken } : { states: items } };

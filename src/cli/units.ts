@@ -196,13 +196,24 @@ export async function waitForState(
   state: DesiredState,
   attempts: number,
   onReached: (u: ApiUnit, machines: ApiMachine[]) => void,
+  /** Container units: pull progress and failures with a reason (src/cli/commands/container.ts). */
+  watch?: { poll(): Promise<{ name: string; why: string }[]>; done(): void },
 ): Promise<{ name: string; why: string }[]> {
   const pending = new Set(names);
   const failed: { name: string; why: string }[] = [];
   const deadline = Date.now() + attempts * 2000;
   const started = Date.now();
   while (pending.size > 0) {
-    const [units, machines] = await Promise.all([listUnits(client), listMachines(client)]);
+    const [units, machines, watched] = await Promise.all([
+      listUnits(client),
+      listMachines(client),
+      watch ? watch.poll() : [],
+    ]);
+    for (const f of watched) {
+      if (!pending.has(f.name)) continue;
+      failed.push(f);
+      pending.delete(f.name);
+    }
     for (const name of [...pending]) {
       const u = units.find((x) => x.name === name);
       if (!u) {
@@ -218,11 +229,13 @@ export async function waitForState(
     }
     if (pending.size === 0) break;
     if (Date.now() >= deadline) {
+      watch?.done();
       for (const name of pending)
         failed.push({ name, why: `timed out waiting for unit ${name} to report state ${state}` });
       break;
     }
     await sleep(250);
   }
+  watch?.done();
   return failed;
 }

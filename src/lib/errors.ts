@@ -33,6 +33,7 @@ export const ERRORS = {
   E_DOCKER_UNAVAILABLE: { http: 503, exit: 2, summary: 'the Docker engine cannot be reached' },
   E_DOCKER_CALL: { http: 502, exit: 1, summary: 'a Docker engine call returned an error' },
   E_IMAGE_PULL: { http: 502, exit: 1, summary: 'pulling a container image failed' },
+  E_CONTAINER_SPEC: { http: 400, exit: 1, summary: 'invalid [Container] section of a unit' },
   E_DOCKER_NOT_OWNED: {
     http: 403,
     exit: 1,

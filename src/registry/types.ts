@@ -56,6 +56,33 @@ export interface UnitStateRecord {
   subState: string;
   /** What the agent did with the unit: `loaded` (installed) or `launched` (started). */
   jobState?: 'loaded' | 'launched';
+  /** Why the unit failed or waits (container units: `image pull failed: …`, `docker unavailable: …`). */
+  reason?: string;
+  /** Container units: the container as Docker reports it. */
+  container?: ContainerStateInfo;
+  /** Container units while the agent pulls their image. */
+  pull?: PullStateInfo;
+}
+
+export interface ContainerStateInfo {
+  name: string;
+  image: string;
+  /** 12 hex digits; absent when there is no container. */
+  id?: string;
+  /** Docker's state (running, exited, created …) or `absent`. */
+  state: string;
+  /** starting | healthy | unhealthy | none */
+  health: string;
+  exitCode?: number;
+}
+
+export interface PullStateInfo {
+  image: string;
+  /** Bytes downloaded and known total so far (layers whose size is known). */
+  current: number;
+  total: number;
+  layers: number;
+  layersDone: number;
 }
 
 export interface LeaderRecord {

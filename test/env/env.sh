@@ -11,6 +11,7 @@
 # TESTENV_HOST_IP                  the host's address on the machines' network
 # TESTENV_MK_IP, TESTENV_MK_BUS    address and system-bus address (unix:path=...) of machine mK
 # TESTENV_MACHINES_ETCD_ENDPOINTS  members running inside the machines (etcd.sh up --machines)
+# TESTENV_MACHINE_DOCKER           machines that run their own Docker engine (docker.sh up --machines)
 # A key is absent when its part is not up.
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
 set -uo pipefail
@@ -45,6 +46,11 @@ if ! stale_run; then
       add "TESTENV_${m^^}_BUS" "unix:path=$(m_bus "$m")"
     done
     add_file "$T_RUN/etcd-machines.env"
+    own=()
+    for m in "${up[@]}"; do
+      [ -L "$(m_disk "$m")/upper/etc/systemd/system/multi-user.target.wants/flotilla-dockerd.service" ] && own+=("$m")
+    done
+    if [ ${#own[@]} -gt 0 ]; then add TESTENV_MACHINE_DOCKER "$(IFS=,; echo "${own[*]}")"; fi
   fi
 fi
 

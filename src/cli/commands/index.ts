@@ -1,6 +1,8 @@
 /** Every CLI command, in the order `help` lists them. */
 import type { Command } from '../command.js';
 import { agent } from './agent.js';
+import { container } from './container.js';
+import { gc } from './gc.js';
 import { help } from './help.js';
 import { listMachinesCmd, listUnitFilesCmd, listUnitsCmd } from './list.js';
 import { proxyCmd } from './proxy.js';
@@ -11,7 +13,9 @@ import { version } from './version.js';
 export const COMMANDS: readonly Command[] = [
   agent,
   cat,
+  container,
   destroy,
+  gc,
   help,
   listMachinesCmd,
   listServicesCmd,

@@ -66,7 +66,8 @@ export const listMachinesCmd: Command = {
 export const listUnitsCmd: Command = {
   name: 'list-units',
   summary: 'List the current state of units in the cluster',
-  usage: 'list-units [--fields=unit,machine,active,sub] [--full] [--no-legend] [-o json]',
+  usage:
+    'list-units [--fields=unit,machine,active,sub] [--full] [--no-legend] [-o json]   (also: load, hash, container, image, health, reason)',
   flags: listFlags('unit,machine,active,sub', true),
   async run(ctx) {
     const client = clientFromGlobals(ctx.globals);
@@ -78,8 +79,18 @@ export const listUnitsCmd: Command = {
       sub: s.systemdSubState,
       load: s.systemdLoadState,
       hash: full(ctx) ? s.hash : s.hash.slice(0, 7),
+      // container units (src/docker): the container, its image and health, why it failed
+      container: s.container?.name ?? '-',
+      image: s.container?.image ?? '-',
+      health: s.container ? s.container.health : '-',
+      reason: s.reason ?? '-',
     }));
-    return render(ctx, ['active', 'hash', 'load', 'machine', 'sub', 'unit'], rows, () => ({ states }));
+    return render(
+      ctx,
+      ['active', 'container', 'hash', 'health', 'image', 'load', 'machine', 'reason', 'sub', 'unit'],
+      rows,
+      () => ({ states }),
+    );
   },
 };
 

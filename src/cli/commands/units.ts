@@ -3,6 +3,7 @@ import { FlotillaError } from '../../lib/errors.js';
 import type { DesiredState } from '../../registry/types.js';
 import { UnitFile, mangleUnitName } from '../../unit/index.js';
 import { clientFromGlobals, type ApiClient } from '../client.js';
+import { generatedUnitText, pullWatcher } from './container.js';
 import type { Command, Context } from '../command.js';
 import {
   BLOCK_FLAGS,
@@ -42,11 +43,21 @@ async function transition(
     else wait.push(name);
   }
   if (attempts === undefined || wait.length === 0) return 0;
-  const failed = await waitForState(ctx, client, wait, target, attempts, (u, machines) => {
-    ctx.io.out(
-      `Unit ${u.name} ${target}${target === 'inactive' ? '' : ` on ${machineLabel(u.machineID, machines, false)}`}\n`,
-    );
-  });
+  const watch = target === 'launched' ? pullWatcher(ctx, client, wait) : undefined;
+  const failed = await waitForState(
+    ctx,
+    client,
+    wait,
+    target,
+    attempts,
+    (u, machines) => {
+      watch?.done();
+      ctx.io.out(
+        `Unit ${u.name} ${target}${target === 'inactive' ? '' : ` on ${machineLabel(u.machineID, machines, false)}`}\n`,
+      );
+    },
+    watch,
+  );
   for (const f of failed) ctx.io.err(`Error waiting for units: ${f.why}\n`);
   return failed.length > 0 ? 1 : 0;
 }
@@ -174,13 +185,21 @@ export const destroy: Command = {
 export const cat: Command = {
   name: 'cat',
   summary: 'Output the contents of a submitted unit',
-  usage: 'cat UNIT',
+  usage: 'cat [--generated] UNIT',
+  flags: {
+    generated: {
+      type: 'boolean',
+      default: false,
+      help: 'For a container unit: the systemd service the agent generates from it',
+    },
+  },
   async run(ctx) {
     if (ctx.args.length !== 1) throw new FlotillaError('E_USAGE', 'One unit file must be provided');
     const name = mangleUnitName(ctx.args[0]!);
     const u = await getUnit(clientFromGlobals(ctx.globals), name);
     if (!u) throw new FlotillaError('E_NOT_FOUND', `Unit ${name} not found`);
-    ctx.io.out(UnitFile.fromOptions(u.options ?? []).serialize());
+    const file = UnitFile.fromOptions(u.options ?? []);
+    ctx.io.out(ctx.flags.generated === true ? await generatedUnitText(file, name) : file.serialize());
     return 0;
   },
 };
