@@ -22,7 +22,6 @@ import { FleetV1 } from '../api/fleet-v1.js';
 import { ServicesApi, ServicesHttpServer } from '../api/services.js';
 import { ServiceRegistrar } from '../docker/discovery.js';
 import { DockerContainerSource } from '../docker/discovery-docker.js';
-import { DockerodeEngine } from '../docker/dockerode.js';
 import { ServiceProxy } from '../docker/proxy.js';
 import { parseProxySpecs } from '../docker/services.js';
 import { ServicesView } from '../docker/services-view.js';
@@ -241,8 +240,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   fence.start();
 
   // Service discovery: containers labelled flotilla.service=NAME:PORT are registered under
-  // services/NAME on this machine's presence lease, driven by Docker events.
-  const docker = new DockerodeEngine({ socketPath: config.dockerSocket });
+  // services/NAME on this machine's presence lease, driven by Docker events (same Docker port).
   const registrar = new ServiceRegistrar({
     registry,
     source: new DockerContainerSource(docker),
@@ -337,7 +335,6 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
         servicesView.stop();
         // Endpoints hang on the lease: a real stop revokes it (they go), a restart keeps them.
         await registrar.stop(false);
-        docker.close();
         await engine?.stop(!restart);
         await agent.shutdown(!restart);
         containers.close();
