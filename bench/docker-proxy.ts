@@ -4,7 +4,9 @@
  *
  * The service proxy (src/docker/proxy.ts) over loopback, against a direct connection in the same run:
  *   1. throughput: C connections stream 64 KiB writes for S seconds into a sink server (the sink
- *      reports the bytes it got); MiB/s direct vs through the proxy. Target: proxy ≥ 80% of direct.
+ *      reports the bytes it got: upload), and C connections read for S seconds from a source server
+ *      that streams 64 KiB writes (download); MiB/s direct vs through the proxy, and the proxy's own
+ *      CPU time per GiB. Target: proxy ≥ 80% of direct.
  *   2. latency: 32-byte request/response on one connection (N round trips), and new connections
  *      (connect + one round trip + close); p50/p99 direct vs through the proxy.
  *   3. reroute: the service's only endpoint A is replaced in the registry (one txn: delete A, put B)
@@ -54,9 +56,20 @@ async function serverWorker(): Promise<void> {
     s.pipe(s);
     s.on('error', () => undefined);
   });
-  await Promise.all([sink, echo].map((srv) => new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))));
+  // Source: streams 64 KiB writes until the client goes away.
+  const chunk = Buffer.alloc(CHUNK, 0x63);
+  const source = createServer((s) => {
+    s.on('error', () => undefined);
+    const pump = () => {
+      while (!s.destroyed) if (!s.write(chunk)) return void s.once('drain', pump);
+    };
+    pump();
+  });
+  await Promise.all(
+    [sink, echo, source].map((srv) => new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))),
+  );
   const port = (srv: Server) => (srv.address() as { port: number }).port;
-  process.stdout.write(`${JSON.stringify({ sink: port(sink), echo: port(echo) })}\n`);
+  process.stdout.write(`${JSON.stringify({ sink: port(sink), echo: port(echo), source: port(source) })}\n`);
   process.stdin.resume();
   process.stdin.on('end', () => process.exit(0));
 }
@@ -95,6 +108,18 @@ async function throughputClient(port: number, conns: number, seconds: number): P
   );
   const secs = (nowMs() - t0) / 1000;
   const bytes = totals.reduce((a, b) => a + b, 0);
+  return { mibPerSec: bytes / secs / 1024 / 1024, bytes };
+}
+
+/** Download: C connections read from the source for S seconds. */
+async function downloadClient(port: number, conns: number, seconds: number): Promise<unknown> {
+  const socks = await Promise.all(Array.from({ length: conns }, () => open(port)));
+  let bytes = 0;
+  const t0 = nowMs();
+  for (const s of socks) s.on('data', (d: Buffer) => (bytes += d.length));
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const secs = (nowMs() - t0) / 1000;
+  for (const s of socks) s.destroy();
   return { mibPerSec: bytes / secs / 1024 / 1024, bytes };
 }
 
@@ -140,7 +165,11 @@ async function worker(args: string[]): Promise<void> {
   if (role === 'server') return serverWorker();
   const n = rest.map(Number);
   const out =
-    role === 'throughput' ? await throughputClient(n[0]!, n[1]!, n[2]!) : await latencyClient(n[0]!, n[1]!);
+    role === 'throughput'
+      ? await throughputClient(n[0]!, n[1]!, n[2]!)
+      : role === 'download'
+        ? await downloadClient(n[0]!, n[1]!, n[2]!)
+        : await latencyClient(n[0]!, n[1]!);
   process.stdout.write(`${JSON.stringify(out)}\n`);
   process.exit(0);
 }
@@ -207,22 +236,33 @@ async function dataPath(args: string[]): Promise<(string | number)[][]> {
   const conns = opt(args, 'conns', 4);
   const pings = opt(args, 'pings', 3000);
   const server = child(['server']);
-  const ports = JSON.parse(await server.first) as { sink: number; echo: number };
-  const source = new StaticSource([endpoint('sink', ports.sink), endpoint('echo', ports.echo)]);
+  const ports = JSON.parse(await server.first) as { sink: number; echo: number; source: number };
+  const source = new StaticSource([
+    endpoint('sink', ports.sink),
+    endpoint('echo', ports.echo),
+    endpoint('source', ports.source),
+  ]);
   const proxy = new ServiceProxy({
     listen: [
       { service: 'sink', host: '127.0.0.1', port: 0 },
       { service: 'echo', host: '127.0.0.1', port: 0 },
+      { service: 'source', host: '127.0.0.1', port: 0 },
     ],
     source,
     log: nullLogger,
   });
   await proxy.start();
-  const [psink, pecho] = proxy.addresses().map((a) => Number(a.address.split(':')[1]));
+  const [psink, pecho, psource] = proxy.addresses().map((a) => Number(a.address.split(':')[1]));
   type Tp = { mibPerSec: number; bytes: number };
   type Lat = { rttP50: number; rttP99: number; connP50: number; connP99: number };
-  const direct = { tp: [] as number[], lat: [] as Lat[] };
-  const viaProxy = { tp: [] as number[], lat: [] as Lat[], cpuMsPerGiB: [] as number[] };
+  const direct = { tp: [] as number[], down: [] as number[], lat: [] as Lat[] };
+  const viaProxy = {
+    tp: [] as number[],
+    down: [] as number[],
+    lat: [] as Lat[],
+    cpuMsPerGiB: [] as number[],
+    downCpuMsPerGiB: [] as number[],
+  };
   try {
     for (let r = 0; r < rounds; r++) {
       direct.tp.push((await runClient<Tp>(['throughput', ports.sink, conns, seconds])).mibPerSec);
@@ -232,6 +272,12 @@ async function dataPath(args: string[]): Promise<(string | number)[][]> {
       viaProxy.tp.push(tp.mibPerSec);
       // The proxy's own CPU time per GiB it moved (this process runs nothing else meanwhile).
       viaProxy.cpuMsPerGiB.push((cpu.user + cpu.system) / 1000 / (tp.bytes / 2 ** 30));
+      direct.down.push((await runClient<Tp>(['download', ports.source, conns, seconds])).mibPerSec);
+      const dcpu0 = process.cpuUsage();
+      const dn = await runClient<Tp>(['download', psource!, conns, seconds]);
+      const dcpu = process.cpuUsage(dcpu0);
+      viaProxy.down.push(dn.mibPerSec);
+      viaProxy.downCpuMsPerGiB.push((dcpu.user + dcpu.system) / 1000 / (dn.bytes / 2 ** 30));
       direct.lat.push(await runClient<Lat>(['latency', ports.echo, pings]));
       viaProxy.lat.push(await runClient<Lat>(['latency', pecho!, pings]));
     }
@@ -243,18 +289,30 @@ async function dataPath(args: string[]): Promise<(string | number)[][]> {
   const d = median(direct.tp);
   const p = median(viaProxy.tp);
   const ratio = p / d;
+  const dd = median(direct.down);
+  const pd = median(viaProxy.down);
+  const dratio = pd / dd;
   const lat = (k: keyof Lat) => [median(direct.lat.map((l) => l[k])), median(viaProxy.lat.map((l) => l[k]))];
   const row = (name: string, [dv, pv]: number[]) => [name, dv!, pv!, `+${(pv! - dv!).toFixed(3)}`, '-', '-'];
   return [
     [
-      `throughput, ${conns} connections (MiB/s)`,
+      `upload throughput, ${conns} connections (MiB/s)`,
       d,
       p,
       `${(ratio * 100).toFixed(0)}% of direct`,
       '≥ 80% of direct',
       ratio >= 0.8 ? 'ok' : 'MISSED',
     ],
-    ['proxy CPU time per GiB moved (ms)', '-', median(viaProxy.cpuMsPerGiB), 'user + system', '-', '-'],
+    [
+      `download throughput, ${conns} connections (MiB/s)`,
+      dd,
+      pd,
+      `${(dratio * 100).toFixed(0)}% of direct`,
+      '≥ 80% of direct',
+      dratio >= 0.8 ? 'ok' : 'MISSED',
+    ],
+    ['proxy CPU per GiB, upload (ms)', '-', median(viaProxy.cpuMsPerGiB), 'user + system', '-', '-'],
+    ['proxy CPU per GiB, download (ms)', '-', median(viaProxy.downCpuMsPerGiB), 'user + system', '-', '-'],
     row('request round trip p50 (ms)', lat('rttP50')),
     row('request round trip p99 (ms)', lat('rttP99')),
     row('new connection + 1 round trip p50 (ms)', lat('connP50')),

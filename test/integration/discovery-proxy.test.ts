@@ -4,6 +4,7 @@
  * endpoint, and `flotilla proxy` as a process following an agent API over a unix socket.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -394,6 +395,77 @@ async function until<T>(
       expect(answer).toBe('a:one\na:two\n');
     } finally {
       await proxy.close();
+    }
+  });
+
+  it('moves bulk data intact both ways, with a slow reader (backpressure)', async () => {
+    // A backend that sends 24 MiB of a pattern, then echoes a digest of what it received.
+    const size = 24 * 1024 * 1024;
+    const pattern = (i: number) => Buffer.alloc(64 * 1024, i % 251);
+    const expected = createHash('sha256');
+    for (let i = 0; i < size / (64 * 1024); i++) expected.update(pattern(i));
+    const digest = expected.digest('hex');
+    const bulk = createServer({ allowHalfOpen: true }, (s) => {
+      s.on('error', () => undefined);
+      const h = createHash('sha256');
+      let sent = false;
+      let received = false;
+      // The digest of what came in follows the download, once both are complete.
+      const finish = () => {
+        if (sent && received) s.end(`${h.digest('hex')}\n`);
+      };
+      s.on('data', (d: Buffer) => h.update(d));
+      s.on('end', () => {
+        received = true;
+        finish();
+      });
+      let i = 0;
+      const pump = () => {
+        while (i < size / (64 * 1024)) if (!s.write(pattern(i++))) return void s.once('drain', pump);
+        s.write('\n');
+        sent = true;
+        finish();
+      };
+      pump();
+    });
+    await new Promise<void>((r) => bulk.listen(0, '127.0.0.1', r));
+    const bport = (bulk.address() as { port: number }).port;
+    await add({ port: bport });
+    const { proxy, port } = await startProxy();
+    try {
+      const got = await new Promise<{ down: string; back: string }>((resolve, reject) => {
+        const s = connect(port, '127.0.0.1');
+        const h = createHash('sha256');
+        let n = 0;
+        let tail = '';
+        s.on('data', (d: Buffer) => {
+          if (n < size) {
+            const take = Math.min(d.length, size - n);
+            h.update(d.subarray(0, take));
+            n += take;
+            if (take < d.length) tail += d.subarray(take).toString();
+            // Read slowly: pause now and then so the proxy must hold the backend back.
+            if (n % (4 * 1024 * 1024) < d.length) {
+              s.pause();
+              setTimeout(() => s.resume(), 100);
+            }
+          } else tail += d.toString();
+        });
+        s.on('end', () => resolve({ down: h.digest('hex'), back: tail.trim() }));
+        s.on('error', reject);
+        // Upload the same pattern, then half-close.
+        let i = 0;
+        const up = () => {
+          while (i < size / (64 * 1024)) if (!s.write(pattern(i++))) return void s.once('drain', up);
+          s.end();
+        };
+        up();
+      });
+      expect(got.down).toBe(digest);
+      expect(got.back).toBe(digest);
+    } finally {
+      await proxy.close();
+      await new Promise<void>((r) => bulk.close(() => r()));
     }
   });
 
