@@ -1,40 +1,47 @@
 /**
- * `npm run bench -- docker [--skip-units] [--skip-proxy] [--units-… …] [--proxy-… …]`
- *
- * The Docker issue's benchmark, in two parts, each printing its own table:
- *   1. container units (bench/docker-units.ts, when present): its default export runs it;
- *   2. the service proxy (bench/docker-proxy.ts): throughput and latency against a direct connection,
- *      and reroute time after an endpoint disappears from the registry.
- * Options of a part are given with its prefix: `--proxy-rounds 5 --proxy-seconds 3`.
+ * `npm run bench -- docker [--runs N] [--machine mK] [--proxy-… …] [--skip-units] [--skip-proxy]`:
+ * the Docker benchmarks in one run, each part printing its own table:
+ *   1. container-unit start overhead (bench/docker-units.ts, when present): gets every option that is
+ *      not a `--proxy-…` or `--skip-…` one;
+ *   2. the discovery proxy (bench/docker-proxy.ts, when present): throughput and latency against a
+ *      direct connection, reroute time; gets the `--proxy-…` options without the prefix
+ *      (`--proxy-rounds 5` → `--rounds 5`).
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import proxyBench from './docker-proxy.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** The options meant for one part: `--<part>-x v` → `--x v` (same rule as bench/cluster.ts). */
-function optionsFor(args: string[], part: 'units' | 'proxy'): string[] {
-  const out: string[] = [];
+/** Split `args` into the proxy part's options (prefix removed) and everything else. */
+export function splitArgs(args: string[]): { units: string[]; proxy: string[] } {
+  const units: string[] = [];
+  const proxy: string[] = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
-    if (!a.startsWith(`--${part}-`)) continue;
-    out.push(`--${a.slice(part.length + 3)}`);
     const v = args[i + 1];
-    if (v !== undefined && !v.startsWith('--')) {
-      out.push(v);
-      i++;
+    const takesValue = v !== undefined && !v.startsWith('--');
+    if (a.startsWith('--proxy-')) {
+      proxy.push(`--${a.slice('--proxy-'.length)}`);
+      if (takesValue) proxy.push(args[++i]!);
+    } else if (!a.startsWith('--skip-')) {
+      units.push(a);
     }
   }
-  return out;
+  return { units, proxy };
 }
 
-export default async function bench(args: string[]): Promise<void> {
-  const units = join(here, 'docker-units.ts');
-  if (!args.includes('--skip-units') && existsSync(units)) {
-    const mod = (await import(pathToFileURL(units).href)) as { default: (a: string[]) => Promise<void> };
-    await mod.default(optionsFor(args, 'units'));
+export default async function main(args: string[]): Promise<void> {
+  const { units, proxy } = splitArgs(args);
+  const parts: [string, string[]][] = [
+    ['units', units],
+    ['proxy', proxy],
+  ];
+  for (const [part, partArgs] of parts) {
+    if (args.includes(`--skip-${part}`)) continue;
+    const file = join(here, `docker-${part}.ts`);
+    if (!existsSync(file)) continue;
+    const mod = (await import(pathToFileURL(file).href)) as { default: (a: string[]) => Promise<void> };
+    await mod.default(partArgs);
   }
-  if (!args.includes('--skip-proxy')) await proxyBench(optionsFor(args, 'proxy'));
 }

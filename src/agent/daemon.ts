@@ -227,8 +227,8 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
       });
 
   await view.start();
-  containers.start();
   await agent.start();
+  containers.start();
   engine?.start();
   const fence = new FenceMonitor({
     ttlMs: config.agentTtl * 1000,

@@ -109,6 +109,9 @@ export class ContainerUnits {
   private token = 0;
   private readonly publishTimers = new Map<string, NodeJS.Timeout>();
   private lastDockerError = 'not connected yet';
+  /** When the events stream last broke and last came back (ms since the epoch). */
+  private lastDownAt = 0;
+  private lastUpAt = 0;
   private closed = false;
 
   constructor(private readonly d: ContainerUnitsDeps) {
@@ -121,6 +124,7 @@ export class ContainerUnits {
       onEvent: (ev) => this.onEvent(ev),
       onConnected: (reconnected) => {
         this.dockerUp = true;
+        this.lastUpAt = Date.now();
         this.epoch++;
         this.d.log.info({ epoch: this.epoch }, reconnected ? 'docker is back' : 'docker connected');
         void this.resync().finally(() => this.d.trigger());
@@ -130,6 +134,7 @@ export class ContainerUnits {
         this.dockerUp = false;
         this.lastDockerError = err.message.replace(/^docker unavailable: /, '');
         if (was) {
+          this.lastDownAt = Date.now();
           this.d.log.warn(
             { err: err.message },
             'docker went away: container units cannot start until it is back',
@@ -287,7 +292,14 @@ export class ContainerUnits {
       if (!willStart) {
         if (o.activeState === 'failed' && this.dockerUp && t.retriedEpoch !== this.epoch) {
           const st = readStatus(this.statusPath(d.name));
-          if (st?.phase === 'failed' && st.kind === 'docker') {
+          // Failed because Docker went away: the runner lost dockerd, or its container was killed
+          // by dockerd's shutdown (up to its stop timeout before the API closed).
+          const whileAway =
+            this.lastDownAt > 0 &&
+            st !== undefined &&
+            st.at >= this.lastDownAt - 30_000 &&
+            st.at <= this.lastUpAt;
+          if (st?.phase === 'failed' && (st.kind === 'docker' || whileAway)) {
             t.retriedEpoch = this.epoch;
             d.retry = `Docker is back (the unit failed with: ${st.reason ?? 'docker unavailable'})`;
             await this.decidePull(d, spec, t);

@@ -5,8 +5,8 @@
  */
 import { pathToFileURL } from 'node:url';
 import { SdNotify } from '../agent/sdnotify.js';
-import { DockerodeEngine } from './dockerode.js';
 import { cleanupContainer, readRunSpec, runContainer } from './runner.js';
+import { slimDockerode } from './slim.js';
 
 /** Run `verb` (run | cleanup) for the spec at `specPath`; resolves with the process exit code. */
 export async function runnerMain(verb: string, specPath: string | undefined): Promise<number> {
@@ -21,6 +21,9 @@ export async function runnerMain(verb: string, specPath: string | undefined): Pr
     process.stderr.write(`flotilla: ${(err as Error).message}\n`);
     return verb === 'cleanup' ? 0 : 1;
   }
+  // dockerode without the parts the runner never uses (see slim.ts): a faster container start
+  slimDockerode();
+  const { DockerodeEngine } = await import('./dockerode.js');
   const docker = new DockerodeEngine({ socketPath: spec.dockerSocket });
   try {
     if (verb === 'cleanup') {

@@ -234,10 +234,7 @@ export async function runContainer(run: RunSpec, docker: DockerPort, io: RunnerI
     } catch (err) {
       throw failureOf(err, 'environment');
     }
-    await docker.ping().catch((err) => {
-      throw failureOf(err, 'ping');
-    });
-
+    // (No separate ping: the first call says "docker unavailable" just as well.)
     // A stale container of our name: ours → remove; anybody else's → refuse.
     const existing = await docker.inspectContainer(c.name);
     if (existing) {
@@ -259,7 +256,14 @@ export async function runContainer(run: RunSpec, docker: DockerPort, io: RunnerI
       await docker.removeContainer(existing.id, { force: true });
     }
 
-    if (!(await docker.inspectImage(c.image))) {
+    // Create; an absent image (the agent pulls before the start, but a manual `systemctl start` or
+    // a Restart= after `docker rmi` may find none) is pulled here unless PullPolicy=never.
+    const request = createRequest(run, env);
+    try {
+      containerId = await docker.createContainer(request);
+    } catch (err) {
+      if (!isCode(err, 'E_DOCKER_CALL') || err.details.status !== 404 || (await docker.inspectImage(c.image)))
+        throw failureOf(err, `create container ${c.name}`);
       if (c.pullPolicy === 'never')
         throw new RunFailure('pull', `image ${c.image} is not present on this machine (PullPolicy=never)`);
       status({ phase: 'pulling' });
@@ -271,13 +275,12 @@ export async function runContainer(run: RunSpec, docker: DockerPort, io: RunnerI
           say(`pulling ${c.image}: ${p.id ? `${p.id} ` : ''}${p.status}`);
         }
       });
-    }
-    if (stopping) return 0;
-
-    try {
-      containerId = await docker.createContainer(createRequest(run, env));
-    } catch (err) {
-      throw failureOf(err, `create container ${c.name}`);
+      if (stopping) return 0;
+      try {
+        containerId = await docker.createContainer(request);
+      } catch (err2) {
+        throw failureOf(err2, `create container ${c.name}`);
+      }
     }
     try {
       await docker.startContainer(containerId);
@@ -287,14 +290,16 @@ export async function runContainer(run: RunSpec, docker: DockerPort, io: RunnerI
       throw f;
     }
     say(`container ${c.name} (${containerId.slice(0, 12)}) started from ${c.image}`);
-    const follower = await docker
-      .followLogs(containerId, { stdout: io.stdout, stderr: io.stderr })
-      .catch((err: Error) => {
+    // Output to the journal (the whole backlog of this new container, so nothing is lost) and
+    // READY=1, at the same time.
+    const [follower] = await Promise.all([
+      docker.followLogs(containerId, { stdout: io.stdout, stderr: io.stderr }).catch((err: Error) => {
         say(`cannot follow the container's output: ${err.message}`);
         return undefined;
-      });
+      }),
+      io.notify('READY=1', `STATUS=container ${c.name} running`),
+    ]);
     status({ phase: 'running', containerId });
-    await io.notify('READY=1', `STATUS=container ${c.name} running`);
 
     const id = containerId;
     const stop = io.stopRequested.then(async () => {
@@ -319,6 +324,14 @@ export async function runContainer(run: RunSpec, docker: DockerPort, io: RunnerI
       status({ phase: 'exited', containerId: id, exitCode: code });
       say(`container ${c.name} stopped (exit status ${code})`);
       return 0;
+    }
+    // dockerd stopping kills its containers: that is Docker going away, not the container failing.
+    if (code !== 0) {
+      const down = await docker.ping().then(
+        () => undefined,
+        (err: Error) => err,
+      );
+      if (down) throw failureOf(down, 'ping');
     }
     const info = await docker.inspectContainer(id).catch(() => undefined);
     const oom = info?.oomKilled ? ' (killed: out of memory)' : '';

@@ -4,7 +4,7 @@
  * (tags of the imported busybox); pulls go to a registry on 127.0.0.1 that does not exist.
  * Every container carries a per-run machine label and is removed in afterAll.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -56,8 +56,9 @@ function io(): RunnerIo & { out: () => string; err: () => string; stop: () => vo
   return {
     stdout,
     stderr,
-    notify: async (...a: string[]) => {
+    notify: (...a: string[]) => {
       if (a.includes('READY=1')) ready();
+      return Promise.resolve();
     },
     stopRequested: new Promise<void>((r) => (stop = r)),
     out: () => o,
@@ -67,7 +68,11 @@ function io(): RunnerIo & { out: () => string; err: () => string; stop: () => vo
   };
 }
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => T | undefined | Promise<T | undefined>,
+  ms = 20_000,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();
@@ -126,7 +131,7 @@ describeDocker('Docker port and container runner (real dockerd)', () => {
       onEvent: (e) => seen.push(e),
       onConnected: () => (connected = true),
     });
-    await until('events connected', async () => connected);
+    await until('events connected', () => connected);
     const id = await docker.createContainer({
       name: `flotilla-ev-${RUN}`,
       image: IMAGE,
@@ -137,7 +142,7 @@ describeDocker('Docker port and container runner (real dockerd)', () => {
     await docker.startContainer(id);
     expect(await docker.waitContainer(id)).toBe(7);
     await docker.removeContainer(id);
-    await until('destroy event', async () => seen.some((e) => e.kind === 'destroy'));
+    await until('destroy event', () => seen.some((e) => e.kind === 'destroy'));
     stream.close();
     expect(seen.map((e) => e.kind)).toEqual(['create', 'start', 'die', 'destroy']);
     expect(seen[2]).toMatchObject({ kind: 'die', exitCode: 7, name: `flotilla-ev-${RUN}` });
@@ -174,12 +179,12 @@ describeDocker('Docker port and container runner (real dockerd)', () => {
       tier: 'test',
     });
     expect(readStatus(run.statusFile)).toMatchObject({ phase: 'running', containerId: info!.id });
-    await until('output', async () => x.out().includes('hello file env two words'));
-    await until('stderr', async () => x.err().includes('to-stderr'));
+    await until('output', () => x.out().includes('hello file env two words'));
+    await until('stderr', () => x.err().includes('to-stderr'));
     await until('healthy', async () => (await docker.inspectContainer(info!.id))?.health === 'healthy');
     x.stop();
     expect(await done).toBe(0);
-    await until('bye', async () => x.out().includes('bye'));
+    await until('bye', () => x.out().includes('bye'));
     expect(readStatus(run.statusFile)).toMatchObject({ phase: 'exited', exitCode: 0 });
     expect((await docker.inspectContainer(info!.id))?.running).toBe(false);
   });
@@ -287,6 +292,33 @@ describeDocker('Docker port and container runner (real dockerd)', () => {
     const foreign = runSpec('x.service', `Image=${IMAGE}\nName=flotilla-foreign-${RUN}`);
     await cleanupContainer(foreign, docker, () => undefined);
     expect((await docker.inspectContainer(`flotilla-foreign-${RUN}`))?.running).toBe(true);
+  });
+
+  it('the runner process (runner-main, slim dockerode): runs, and SIGTERM stops the container gracefully', async () => {
+    const run = runSpec(
+      'proc.service',
+      `Image=${IMAGE}\nName=flotilla-proc-${RUN}\nExec=sh -c "echo up; trap 'echo down; exit 0' TERM; while true; do sleep 0.1; done"\nNetwork=none`,
+    );
+    const specPath = join(dir, 'proc.json');
+    writeFileSync(specPath, JSON.stringify(run));
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/docker/runner-main.ts', 'run', specPath], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    await until('running', () => readStatus(run.statusFile)?.phase === 'running', 30_000);
+    await until('output', () => out.includes('up'));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(out).toContain('down');
+    expect(await docker.inspectContainer(`flotilla-proc-${RUN}`)).toMatchObject({
+      running: false,
+      exitCode: 0,
+    });
+    // the runner never loaded what it does not need
+    expect(out).not.toContain('is not loaded in the flotilla container runner');
   });
 
   it('logs: the last lines of both streams', async () => {

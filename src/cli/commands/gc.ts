@@ -107,8 +107,10 @@ export const gc: Command = {
         ctx.io.err(`Images skipped: cannot list the cluster's units (${(err as Error).message})\n`);
         return 1;
       }
+      // A container created from the reference keeps it; otherwise dockerd decides: it untags a
+      // reference that shares its image with others, and refuses (409) to delete an image in use.
       const remaining = await docker.listContainers({ all: true });
-      const byContainers = new Set(remaining.map((c) => c.imageId));
+      const byContainers = new Set(remaining.map((c) => normalizeImageReference(c.image)));
       const images = await docker.listImages();
       let changed = false;
       for (const ref of pulled) {
@@ -123,7 +125,7 @@ export const gc: Command = {
           changed = true;
           continue;
         }
-        if (byContainers.has(img.id)) {
+        if (byContainers.has(ref)) {
           ctx.io.out(`Kept image ${ref}: a container uses it\n`);
           continue;
         }

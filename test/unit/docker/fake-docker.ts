@@ -3,6 +3,7 @@
  * bounded failures, Docker going away). The real engine has its own tests against real dockerd
  * (test/integration/docker-*.test.ts).
  */
+/* eslint-disable @typescript-eslint/require-await -- the port is async; the fake answers at once */
 import { FlotillaError } from '../../../src/lib/errors.js';
 import type {
   ContainerCreateSpec,
