@@ -10,12 +10,14 @@
  *     reconcile; triggers coalesce (SerialRunner). When the event stream breaks, it is re-subscribed
  *     with backoff and a reconcile follows, so nothing missed meanwhile stays wrong.
  *   - A new presence lease (the old one expired) triggers a reconcile: it re-puts every endpoint.
- *   - A reconcile that fails (Docker or registry unreachable) changes nothing and is retried with
- *     backoff (500 ms doubling to 10 s); a periodic resync is a safety net only.
+ *   - A reconcile that fails changes nothing. Docker unreachable (E_DOCKER_UNAVAILABLE): logged once,
+ *     and the event stream's reconnect triggers the next reconcile. Anything else (the registry
+ *     unreachable): retried with backoff (500 ms doubling to 10 s). A periodic resync is a safety net.
  *
  * INVARIANTS: one reconcile at a time; an endpoint is removed only after Docker was read
  * successfully and no longer shows it (Docker down never deregisters anything).
  */
+import { isCode } from '../lib/errors.js';
 import { SerialRunner } from '../lib/runner.js';
 import type { Registry } from '../registry/registry.js';
 import type { Logger } from '../systemd/manager.js';
@@ -87,6 +89,7 @@ export class ServiceRegistrar {
   private retryTimer: NodeJS.Timeout | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   private failures = 0;
+  private dockerDown = false;
   private readonly warned = new Set<string>();
   private readonly onGranted = () => this.trigger();
   /** Resolves after the first successful reconcile. */
@@ -116,6 +119,14 @@ export class ServiceRegistrar {
   }
 
   private failed(err: Error): void {
+    if (isCode(err, 'E_DOCKER_UNAVAILABLE')) {
+      // No timer: the event stream reconnects on its own and its reconnect triggers a reconcile.
+      if (!this.dockerDown) {
+        this.o.log.info({ err: err.message }, 'Docker is not reachable: service registration waits for it');
+      }
+      this.dockerDown = true;
+      return;
+    }
     this.failures++;
     const delay = Math.min(10_000, 500 * 2 ** Math.min(this.failures - 1, 5));
     if (this.failures === 1 || this.failures % 10 === 0) {
@@ -190,6 +201,8 @@ export class ServiceRegistrar {
       }
     }
     this.registered = plan.desired;
+    if (this.dockerDown) this.o.log.info({}, 'Docker is reachable again: service registration resumed');
+    this.dockerDown = false;
     this.failures = 0;
     this.reconciles++;
     this.resolveFirst();

@@ -14,6 +14,7 @@ import {
   type ContainerSource,
 } from '../../../src/docker/discovery.js';
 import type { ServiceContainer } from '../../../src/docker/discovery-plan.js';
+import { FlotillaError } from '../../../src/lib/errors.js';
 import { AsyncQueue } from '../../../src/lib/queue.js';
 import { EmbeddedKvStore } from '../../../src/registry/embedded/index.js';
 import { Registry } from '../../../src/registry/registry.js';
@@ -22,11 +23,14 @@ import { nullLogger } from '../../../src/systemd/manager.js';
 class FakeDocker implements ContainerSource {
   containers: ServiceContainer[] = [];
   down = false;
+  /** Throw E_DOCKER_UNAVAILABLE (dockerd not reachable) instead of a plain error. */
+  unreachable = false;
   lists = 0;
   streams: AsyncQueue<ContainerEvent>[] = [];
   async serviceContainers(): Promise<ServiceContainer[]> {
     this.lists++;
     await Promise.resolve();
+    if (this.unreachable) throw new FlotillaError('E_DOCKER_UNAVAILABLE', 'docker unavailable: ENOENT');
     if (this.down) throw new Error('docker is down');
     return this.containers.map((c) => ({ ...c }));
   }
@@ -155,6 +159,26 @@ describe('ServiceRegistrar', () => {
     ); // the event's run and a retry
     expect(await endpoints()).toHaveLength(1);
     docker.down = false;
+    await until(endpoints, (l) => l.length === 0);
+  });
+
+  it('waits for Docker to come back (no retry timer) and reconciles when its events reconnect', async () => {
+    docker.containers = [db()];
+    reg.start();
+    await reg.firstSync;
+    docker.unreachable = true;
+    docker.containers = [];
+    const lists = docker.lists;
+    docker.stream.push({ id: 'c1', action: 'die' });
+    await until(
+      () => Promise.resolve(docker.lists),
+      (n) => n === lists + 1,
+    );
+    await new Promise((r) => setTimeout(r, 1200)); // a retry timer would have run by now
+    expect(docker.lists).toBe(lists + 1);
+    expect(await endpoints()).toHaveLength(1);
+    docker.unreachable = false;
+    docker.stream.push({ id: '', action: 'start' }); // what the Docker source sends on reconnect
     await until(endpoints, (l) => l.length === 0);
   });
 
