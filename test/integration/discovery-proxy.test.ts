@@ -185,6 +185,14 @@ async function until<T>(
     });
     await proxy.start();
     const port = Number(proxy.addresses()[0]!.address.split(':')[1]);
+    // The registry writes before this were acknowledged; wait until the watch brought them here.
+    const { entries } = await registry.listEndpoints(service);
+    const usable = entries.filter((e) => e.record.health === 'none' || e.record.health === 'healthy').length;
+    await until(
+      'proxy has the registered endpoints',
+      () => proxy.stats()[0]!.endpoints.length,
+      (k) => k === usable,
+    );
     return { proxy, port };
   }
 
