@@ -279,21 +279,36 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     'API listening',
   );
 
+  // Optional discovery listeners: one that cannot bind (port taken) is logged and left out; it must
+  // not cost the machine its place in the cluster.
   let servicesHttp: ServicesHttpServer | undefined;
   if (config.servicesListen) {
-    servicesHttp = new ServicesHttpServer(servicesApi);
-    await servicesHttp.listen(config.servicesListen);
-    log.info({ listen: config.servicesListen }, 'services (read-only HTTP) listening');
+    const s = new ServicesHttpServer(servicesApi);
+    try {
+      await s.listen(config.servicesListen);
+      servicesHttp = s;
+      log.info({ listen: config.servicesListen }, 'services (read-only HTTP) listening');
+    } catch (err) {
+      log.error(
+        { listen: config.servicesListen, err: (err as Error).message },
+        'services_listen: cannot listen',
+      );
+    }
   }
   let proxy: ServiceProxy | undefined;
   if (config.proxyServices) {
-    proxy = new ServiceProxy({
+    const p = new ServiceProxy({
       listen: parseProxySpecs([config.proxyServices], 'proxy_services'),
       source: servicesView,
       log,
       drainTimeoutMs: config.proxyDrainTimeout * 1000,
     });
-    await proxy.start();
+    try {
+      await p.start();
+      proxy = p;
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'proxy_services: cannot listen; the proxy is not running');
+    }
   }
 
   await agent.firstReconcile;
