@@ -11,6 +11,7 @@
  * is an E_CONFIG error naming the key (and the file and line). Nothing here has side effects.
  */
 import { readFileSync } from 'node:fs';
+import { isLoopbackHost, parseHostPort, parseProxySpecs } from '../docker/services.js';
 import { FlotillaError, isErrno } from '../lib/errors.js';
 
 export interface AgentConfig {
@@ -52,6 +53,12 @@ export interface AgentConfig {
   livenessPort: number;
   /** Seconds of silence after which a probed machine's presence is revoked; default 2/3 of agent_ttl. */
   livenessTimeout?: number;
+  /** Optional read-only plain-HTTP listener for service discovery (loopback `host:port`). */
+  servicesListen?: string;
+  /** Service proxy listeners run by the agent: `NAME=HOST:PORT[,…]`. */
+  proxyServices?: string;
+  /** Seconds: how long connections to a removed endpoint may keep running. */
+  proxyDrainTimeout: number;
 }
 
 export const DEFAULT_CONFIG_FILE = '/etc/flotilla/flotilla.conf';
@@ -72,6 +79,7 @@ export const DEFAULTS: AgentConfig = {
   containersDirectory: '/run/flotilla/containers',
   machineIdFile: '/etc/machine-id',
   livenessPort: 54730,
+  proxyDrainTimeout: 30,
 };
 
 type Kind = 'list' | 'string' | 'seconds' | 'duration' | 'bool' | 'int' | 'metadata' | 'path';
@@ -107,6 +115,9 @@ export const KEYS: Record<string, KeySpec> = {
   machine_id_file: { field: 'machineIdFile', kind: 'path' },
   liveness_port: { field: 'livenessPort', kind: 'int' },
   liveness_timeout: { field: 'livenessTimeout', kind: 'duration' },
+  services_listen: { field: 'servicesListen', kind: 'string' },
+  proxy_services: { field: 'proxyServices', kind: 'string' },
+  proxy_drain_timeout: { field: 'proxyDrainTimeout', kind: 'duration' },
 };
 
 /** fleet keys we accept and ignore, with the reason logged once. */
@@ -335,4 +346,21 @@ function validate(c: AgentConfig): void {
       'liveness_timeout',
       `must be shorter than agent_ttl (${c.agentTtl}s); the lease covers the rest`,
     );
+  if (c.servicesListen !== undefined && c.servicesListen !== '') {
+    const hp = parseHostPort(c.servicesListen);
+    if (!hp) throw err('services_listen', `${JSON.stringify(c.servicesListen)} is not host:port`);
+    if (!isLoopbackHost(hp.host)) {
+      throw err(
+        'services_listen',
+        `${hp.host} is not a loopback address: the services listener serves plain HTTP without authentication (use the API's mutual-TLS listener, api_listen, for remote readers)`,
+      );
+    }
+  }
+  if (c.proxyServices !== undefined && c.proxyServices !== '') {
+    try {
+      parseProxySpecs([c.proxyServices], 'proxy_services');
+    } catch (e) {
+      throw err('proxy_services', (e as Error).message.replace(/^proxy_services: /, ''));
+    }
+  }
 }

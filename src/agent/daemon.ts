@@ -23,6 +23,12 @@ import { FlotillaV1 } from '../api/flotilla-v1.js';
 import { clusterGauges } from '../api/gauges.js';
 import { OwnMetadata } from '../api/machine-metadata.js';
 import { UnitLogs } from '../api/unit-logs.js';
+import { ServicesApi, ServicesHttpServer } from '../api/services.js';
+import { ServiceRegistrar } from '../docker/discovery.js';
+import { DockerContainerSource } from '../docker/discovery-docker.js';
+import { ServiceProxy } from '../docker/proxy.js';
+import { parseProxySpecs } from '../docker/services.js';
+import { ServicesView } from '../docker/services-view.js';
 import { Engine } from '../engine/engine.js';
 import { isCode } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
@@ -299,6 +305,23 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
       : undefined;
   liveness?.start();
 
+  // Service discovery: containers labelled flotilla.service=NAME:PORT are registered under
+  // services/NAME on this machine's presence lease, driven by Docker events (same Docker port).
+  const registrar = new ServiceRegistrar({
+    registry,
+    source: new DockerContainerSource(docker),
+    lease,
+    machineID,
+    ip: machine.publicIP,
+    log,
+  });
+  registrar.start();
+  // A view of services/* for the API's watch stream and the agent's proxy.
+  const servicesView = new ServicesView(registry);
+  servicesView.on('error', (e) => log.debug({ err: e.message }, 'services watch interrupted'));
+  await servicesView.start();
+  const servicesApi = new ServicesApi(registry, servicesView);
+
   const fleet = new FleetV1(registry);
   const peerTls = config.apiListen
     ? { ca: config.apiCafile!, cert: config.apiCertfile!, key: config.apiKeyfile! }
@@ -309,7 +332,12 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     logs: new UnitLogs({ registry, machineID, peerTls }),
   });
   setGaugeSource(() => clusterGauges({ view, machineID, lease, engine }));
-  const api = new ApiServer([(req) => fleet.route(req), (req) => flotilla.route(req)]);
+  // servicesApi first: the /flotilla/v1 router answers 404 for paths it does not know.
+  const api = new ApiServer([
+    (req) => fleet.route(req),
+    (req) => servicesApi.route(req),
+    (req) => flotilla.route(req),
+  ]);
   const fds = activationFds();
   await api.listen({
     socketPath: config.socketPath,
@@ -320,6 +348,38 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     { socket: fds.length ? `fds ${fds.join(',')}` : config.socketPath, tcp: config.apiListen },
     'API listening',
   );
+
+  // Optional discovery listeners: one that cannot bind (port taken) is logged and left out; it must
+  // not cost the machine its place in the cluster.
+  let servicesHttp: ServicesHttpServer | undefined;
+  if (config.servicesListen) {
+    const s = new ServicesHttpServer(servicesApi);
+    try {
+      await s.listen(config.servicesListen);
+      servicesHttp = s;
+      log.info({ listen: config.servicesListen }, 'services (read-only HTTP) listening');
+    } catch (err) {
+      log.error(
+        { listen: config.servicesListen, err: (err as Error).message },
+        'services_listen: cannot listen',
+      );
+    }
+  }
+  let proxy: ServiceProxy | undefined;
+  if (config.proxyServices) {
+    const p = new ServiceProxy({
+      listen: parseProxySpecs([config.proxyServices], 'proxy_services'),
+      source: servicesView,
+      log,
+      drainTimeoutMs: config.proxyDrainTimeout * 1000,
+    });
+    try {
+      await p.start();
+      proxy = p;
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'proxy_services: cannot listen; the proxy is not running');
+    }
+  }
 
   await agent.firstReconcile;
   const notify = new SdNotify();
@@ -360,7 +420,12 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
         fence.stop();
         liveness?.stop();
         livenessServer?.close();
+        await proxy?.close();
+        await servicesHttp?.close();
         await api.close();
+        servicesView.stop();
+        // Endpoints hang on the lease: a real stop revokes it (they go), a restart keeps them.
+        await registrar.stop(false);
         await engine?.stop(!restart);
         await agent.shutdown(!restart);
         containers.close();
@@ -380,7 +445,17 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     process.on('SIGTERM', () => void shutdown('SIGTERM'));
     process.on('SIGINT', () => void shutdown('SIGINT'));
     process.on('SIGUSR1', () =>
-      log.info({ state: { agent: agent.dump(), engine: engine?.stats } }, 'state dump'),
+      log.info(
+        {
+          state: {
+            agent: agent.dump(),
+            engine: engine?.stats,
+            services: registrar.dump(),
+            proxy: proxy?.stats(),
+          },
+        },
+        'state dump',
+      ),
     );
     process.on('SIGHUP', () => {
       try {

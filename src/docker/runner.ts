@@ -34,6 +34,7 @@ import {
   type PullProgress,
 } from './port.js';
 import type { ContainerSpec } from './spec.js';
+import { SERVICE_LABEL } from './services.js';
 
 export type RunnerPhase = 'starting' | 'pulling' | 'running' | 'stopping' | 'exited' | 'failed';
 
@@ -168,6 +169,10 @@ export function createRequest(run: RunSpec, env: string[]): ContainerCreateSpec 
       [LABEL_UNIT]: run.unit,
       [LABEL_MACHINE]: run.machineID,
       [LABEL_UNIT_HASH]: run.unitHash,
+      // Service=NAME:PORT → flotilla.service=NAME:PORT[,…]: the agent registers it (discovery.ts).
+      ...(c.services.length > 0
+        ? { [SERVICE_LABEL]: c.services.map((s) => `${s.name}:${s.port}`).join(',') }
+        : {}),
     },
     binds: c.volumes.map(
       (v) => `${v.source}:${v.target}${v.options.length > 0 ? `:${v.options.join(',')}` : ''}`,

@@ -39,6 +39,11 @@ export const ERRORS = {
     exit: 1,
     summary: 'the container was not created by flotilla, so flotilla will not touch it',
   },
+  E_SERVICE_SPEC: {
+    http: 400,
+    exit: 1,
+    summary: 'invalid service name or NAME:PORT service spec (a Service= option or flotilla.service label)',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -27,14 +27,25 @@ import {
 import {
   KEYS,
   isDesiredState,
+  isServiceName,
   type DesiredState,
   type JobRecord,
   type LeaderRecord,
   type MachineRecord,
   type ScheduleRecord,
+  type ServiceEndpointRecord,
   type UnitBody,
   type UnitStateRecord,
 } from './types.js';
+
+/** A registered service endpoint with its key's revisions (for etcd-v2-shaped reads). */
+export interface EndpointEntry {
+  key: string;
+  record: ServiceEndpointRecord;
+  createRevision: number;
+  modRevision: number;
+  lease: string;
+}
 
 /** Proof of engine leadership: the leader key was written at `modRevision` with `lease`. */
 export interface LeaderGuard {
@@ -71,6 +82,24 @@ function parse<T>(kv: KeyValue): T {
   } catch {
     throw new FlotillaError('E_REGISTRY_CORRUPT', `registry key ${kv.key} does not hold JSON`, {
       key: kv.key,
+    });
+  }
+}
+
+function checkEndpoint(rec: ServiceEndpointRecord): void {
+  if (!isServiceName(rec.service)) {
+    throw new FlotillaError('E_SERVICE_SPEC', `invalid service name ${JSON.stringify(rec.service)}`, {
+      field: 'service',
+    });
+  }
+  if (!Number.isInteger(rec.port) || rec.port < 1 || rec.port > 65535) {
+    throw new FlotillaError('E_SERVICE_SPEC', `service ${rec.service}: invalid port ${rec.port}`, {
+      field: 'port',
+    });
+  }
+  if (!rec.machineID || rec.machineID.includes('/')) {
+    throw new FlotillaError('E_SERVICE_SPEC', `service ${rec.service}: invalid machine ID`, {
+      field: 'machineID',
     });
   }
 }
@@ -418,6 +447,60 @@ export class Registry {
   async listSchedules(): Promise<ScheduleRecord[]> {
     const { kvs } = await this.store.range(KEYS.prefixes.schedule);
     return kvs.map((kv) => parse<ScheduleRecord>(kv));
+  }
+
+  // ---- service endpoints (discovery) -------------------------------------------------------
+
+  /**
+   * Register (or refresh) service endpoints and remove others, bound to `lease` (the machine's
+   * presence lease, so they vanish with the machine), in txns of at most TXN_CHUNK ops.
+   */
+  async applyEndpoints(
+    lease: string,
+    change: {
+      put?: ServiceEndpointRecord[];
+      remove?: { service: string; machineID: string; port: number }[];
+    },
+  ): Promise<void> {
+    const ops: Op[] = [];
+    for (const rec of change.put ?? []) {
+      checkEndpoint(rec);
+      ops.push(op.put(KEYS.endpoint(rec.service, rec.machineID, rec.port), JSON.stringify(rec), lease));
+    }
+    for (const r of change.remove ?? []) ops.push(op.del(KEYS.endpoint(r.service, r.machineID, r.port)));
+    for (let i = 0; i < ops.length; i += TXN_CHUNK) {
+      await this.store.txn({ compare: [], success: ops.slice(i, i + TXN_CHUNK) });
+    }
+  }
+
+  async registerEndpoint(rec: ServiceEndpointRecord, lease: string): Promise<void> {
+    await this.applyEndpoints(lease, { put: [rec] });
+  }
+
+  async deregisterEndpoint(service: string, machineID: string, port: number): Promise<boolean> {
+    const { deleted } = await this.store.delete(KEYS.endpoint(service, machineID, port));
+    return deleted > 0;
+  }
+
+  /** Every endpoint (or those of one service), read at one revision, sorted by key. */
+  async listEndpoints(service?: string): Promise<{ revision: number; entries: EndpointEntry[] }> {
+    if (service !== undefined && !isServiceName(service)) {
+      throw new FlotillaError('E_SERVICE_SPEC', `invalid service name ${JSON.stringify(service)}`, {
+        field: 'service',
+      });
+    }
+    const { kvs, revision } = await this.store.range(
+      service === undefined ? KEYS.prefixes.service : KEYS.endpointsOf(service),
+    );
+    const entries = kvs.map((kv) => ({
+      key: kv.key,
+      record: parse<ServiceEndpointRecord>(kv),
+      createRevision: kv.createRevision,
+      modRevision: kv.modRevision,
+      lease: kv.lease,
+    }));
+    entries.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return { revision, entries };
   }
 
   // ---- whole-state reads and watches ---------------------------------------------------------

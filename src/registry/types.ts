@@ -10,6 +10,8 @@
  *   machine/<id>              MachineRecord presence, bound to the machine's lease
  *   state/<name>/<machineID>  UnitStateRecord  what systemd reports, bound to the machine's lease
  *   engine/leader             LeaderRecord  the engine lease holder, bound to its lease
+ *   services/<name>/<machineID>:<port>  ServiceEndpointRecord  a container's service endpoint,
+ *                             bound to the lease of the machine that runs the container
  */
 export const DESIRED_STATES = ['inactive', 'loaded', 'launched'] as const;
 export type DesiredState = (typeof DESIRED_STATES)[number];
@@ -93,6 +95,38 @@ export interface LeaderRecord {
   machineID: string;
 }
 
+/**
+ * Health of a service endpoint, from the container's Docker health check: `none` (the container has
+ * no health check), `starting` (not yet passed), `healthy`. An unhealthy container is not registered.
+ */
+export const ENDPOINT_HEALTH = ['none', 'starting', 'healthy'] as const;
+export type EndpointHealth = (typeof ENDPOINT_HEALTH)[number];
+
+/**
+ * A service name: a DNS label (RFC 1123): 1–63 lower-case letters, digits and hyphens, starting and
+ * ending with a letter or digit. It is one registry key segment and one DNS-friendly name.
+ */
+export const SERVICE_NAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+export function isServiceName(s: unknown): s is string {
+  return typeof s === 'string' && SERVICE_NAME_RE.test(s);
+}
+
+export interface ServiceEndpointRecord {
+  service: string;
+  machineID: string;
+  /** Address clients connect to: the machine's public IP. */
+  ip: string;
+  port: number;
+  /** Docker container ID. */
+  container: string;
+  /** The flotilla unit that runs the container, when known. */
+  unit?: string;
+  health: EndpointHealth;
+  /** When the endpoint was (last) registered, ms since epoch. */
+  registered: number;
+}
+
 export const KEYS = {
   unitBody: (hash: string) => `unit/${hash}`,
   job: (name: string) => `job/${name}`,
@@ -101,11 +135,14 @@ export const KEYS = {
   state: (name: string, machineID: string) => `state/${name}/${machineID}`,
   statesOf: (name: string) => `state/${name}/`,
   leader: 'engine/leader',
+  endpoint: (service: string, machineID: string, port: number) => `services/${service}/${machineID}:${port}`,
+  endpointsOf: (service: string) => `services/${service}/`,
   prefixes: {
     unitBody: 'unit/',
     job: 'job/',
     schedule: 'schedule/',
     machine: 'machine/',
     state: 'state/',
+    service: 'services/',
   },
 } as const;

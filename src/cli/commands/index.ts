@@ -59,6 +59,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./list.js')).listMachinesCmd,
   },
   {
+    name: 'list-services',
+    summary: 'List the registered services with their endpoints and health',
+    load: async () => (await import('./services.js')).listServicesCmd,
+  },
+  {
     name: 'list-unit-files',
     summary: 'List the units that exist in the cluster',
     load: async () => (await import('./list.js')).listUnitFilesCmd,
@@ -72,6 +77,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     name: 'load',
     summary: 'Schedule one or more units in the cluster, first submitting them if necessary',
     load: async () => (await import('./units.js')).load,
+  },
+  {
+    name: 'proxy',
+    summary: 'Proxy TCP connections to the live endpoints of services',
+    load: async () => (await import('./proxy.js')).proxyCmd,
   },
   {
     name: 'restart',

@@ -68,7 +68,12 @@ describe('bash', () => {
   });
 
   it('completes command names (hidden ones not offered) and resolves unique prefixes', async () => {
-    expect(await complete([cli, 'list-'])).toEqual(['list-machines', 'list-unit-files', 'list-units']);
+    expect(await complete([cli, 'list-'])).toEqual([
+      'list-machines',
+      'list-services',
+      'list-unit-files',
+      'list-units',
+    ]);
     expect(await complete([cli, 'st'])).toEqual(['start', 'status', 'stop']);
     expect(await complete([cli, 've'])).toEqual(['version']);
     expect(await complete([cli, ''])).toEqual(

@@ -128,7 +128,9 @@ describe('CLI entry', () => {
   it('resolves unique prefixes and refuses ambiguous ones', async () => {
     expect(findCommand('list-mach')).toMatchObject({ name: 'list-machines' });
     expect(findCommand('list-unit-')).toMatchObject({ name: 'list-unit-files' });
-    expect(findCommand('list')).toEqual({ ambiguous: ['list-machines', 'list-unit-files', 'list-units'] });
+    expect(findCommand('list')).toEqual({
+      ambiguous: ['list-machines', 'list-services', 'list-unit-files', 'list-units'],
+    });
     const r = await run('list');
     expect(r.code).toBe(64);
     expect(r.err).toContain('ambiguous command "list"');

@@ -1,0 +1,473 @@
+/**
+ * `npm run bench -- docker-proxy [--rounds R] [--seconds S] [--conns C] [--pings N] [--reroutes N]`
+ * (also part of `npm run bench -- docker`).
+ *
+ * The service proxy (src/docker/proxy.ts) over loopback, against a direct connection in the same run:
+ *   1. throughput: C connections stream 64 KiB writes for S seconds into a sink server (the sink
+ *      reports the bytes it got: upload), and C connections read for S seconds from a source server
+ *      that streams 64 KiB writes (download); MiB/s direct vs through the proxy, and the proxy's own
+ *      CPU time per GiB. Target: proxy ≥ 80% of direct.
+ *   2. latency: 32-byte request/response on one connection (N round trips), and new connections
+ *      (connect + one round trip + close); p50/p99 direct vs through the proxy.
+ *   3. reroute: the service's only endpoint A is replaced in the registry (one txn: delete A, put B)
+ *      while a client opens connections back to back; the time from the registry write until the
+ *      proxy applied it, and until the first connection answered by B. Target ≤ 1 s. The registry is a
+ *      private single-member etcd (test/support/etcd-single.ts), or the embedded store without etcd.
+ *
+ * The sink/echo servers and the load clients run in child processes (this file with `--worker`), the
+ * proxy in this process, so no two of them share an event loop. Rounds interleave direct and proxy;
+ * the median round is reported (the machine is shared and noisy).
+ */
+import { spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { ServiceProxy } from '../src/docker/proxy.js';
+import { ServicesView, type EndpointSource, type EndpointSourceEvents } from '../src/docker/services-view.js';
+import { EmbeddedKvStore } from '../src/registry/embedded/index.js';
+import { EtcdKvStore } from '../src/registry/etcd.js';
+import type { KvStore } from '../src/registry/kv.js';
+import { Registry } from '../src/registry/registry.js';
+import type { ServiceEndpointRecord } from '../src/registry/types.js';
+import { nullLogger } from '../src/systemd/manager.js';
+import { etcdBinary, startSingleEtcd } from '../test/support/etcd-single.js';
+import { nowMs, summarize } from './stats.js';
+import { printTable } from './table.js';
+
+const SELF = fileURLToPath(import.meta.url);
+const CHUNK = 64 * 1024;
+
+// ---- workers (child processes) ------------------------------------------------------------------
+
+/** Sink (counts bytes, answers the count when the client ends) and echo servers; prints their ports. */
+async function serverWorker(): Promise<void> {
+  const sink = createServer({ allowHalfOpen: true }, (s) => {
+    let n = 0;
+    s.on('data', (d: Buffer) => (n += d.length));
+    s.on('end', () => s.end(`${n}\n`));
+    s.on('error', () => undefined);
+  });
+  const echo = createServer((s) => {
+    s.setNoDelay(true);
+    s.pipe(s);
+    s.on('error', () => undefined);
+  });
+  // Source: streams 64 KiB writes until the client goes away.
+  const chunk = Buffer.alloc(CHUNK, 0x63);
+  const source = createServer((s) => {
+    s.on('error', () => undefined);
+    const pump = () => {
+      while (!s.destroyed) if (!s.write(chunk)) return void s.once('drain', pump);
+    };
+    pump();
+  });
+  await Promise.all(
+    [sink, echo, source].map((srv) => new Promise<void>((r) => srv.listen(0, '127.0.0.1', r))),
+  );
+  const port = (srv: Server) => (srv.address() as { port: number }).port;
+  process.stdout.write(`${JSON.stringify({ sink: port(sink), echo: port(echo), source: port(source) })}\n`);
+  process.stdin.resume();
+  process.stdin.on('end', () => process.exit(0));
+}
+
+function open(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const s = connect({ port, host: '127.0.0.1', noDelay: true });
+    s.once('connect', () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+async function throughputClient(port: number, conns: number, seconds: number): Promise<unknown> {
+  const buf = Buffer.alloc(CHUNK, 0x61);
+  const t0 = nowMs();
+  const totals = await Promise.all(
+    Array.from({ length: conns }, async () => {
+      const s = await open(port);
+      const until = t0 + seconds * 1000;
+      await new Promise<void>((resolve) => {
+        const pump = () => {
+          while (nowMs() < until) if (!s.write(buf)) return void s.once('drain', pump);
+          resolve();
+        };
+        pump();
+      });
+      return new Promise<number>((resolve, reject) => {
+        let reply = '';
+        s.setEncoding('utf8');
+        s.on('data', (d: string) => (reply += d));
+        s.on('end', () => resolve(Number(reply.trim())));
+        s.on('error', reject);
+        s.end();
+      });
+    }),
+  );
+  const secs = (nowMs() - t0) / 1000;
+  const bytes = totals.reduce((a, b) => a + b, 0);
+  return { mibPerSec: bytes / secs / 1024 / 1024, bytes };
+}
+
+/** Download: C connections read from the source for S seconds. */
+async function downloadClient(port: number, conns: number, seconds: number): Promise<unknown> {
+  const socks = await Promise.all(Array.from({ length: conns }, () => open(port)));
+  let bytes = 0;
+  const t0 = nowMs();
+  for (const s of socks) s.on('data', (d: Buffer) => (bytes += d.length));
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const secs = (nowMs() - t0) / 1000;
+  for (const s of socks) s.destroy();
+  return { mibPerSec: bytes / secs / 1024 / 1024, bytes };
+}
+
+async function latencyClient(port: number, pings: number): Promise<unknown> {
+  const s = await open(port);
+  const msg = Buffer.alloc(32, 0x62);
+  const rtt: number[] = [];
+  for (let i = 0; i < pings; i++) {
+    const t = nowMs();
+    await new Promise<void>((resolve) => {
+      let got = 0;
+      const on = (d: Buffer) => {
+        got += d.length;
+        if (got >= msg.length) {
+          s.off('data', on);
+          resolve();
+        }
+      };
+      s.on('data', on);
+      s.write(msg);
+    });
+    rtt.push(nowMs() - t);
+  }
+  s.destroy();
+  const conn: number[] = [];
+  for (let i = 0; i < Math.max(50, Math.floor(pings / 10)); i++) {
+    const t = nowMs();
+    const c = await open(port);
+    await new Promise<void>((resolve) => {
+      c.once('data', () => resolve());
+      c.write(msg);
+    });
+    c.destroy();
+    conn.push(nowMs() - t);
+  }
+  const r = summarize(rtt);
+  const c = summarize(conn);
+  return { rttP50: r.p50, rttP99: r.p99, connP50: c.p50, connP99: c.p99 };
+}
+
+async function worker(args: string[]): Promise<void> {
+  const [role, ...rest] = args;
+  if (role === 'server') return serverWorker();
+  const n = rest.map(Number);
+  const out =
+    role === 'throughput'
+      ? await throughputClient(n[0]!, n[1]!, n[2]!)
+      : role === 'download'
+        ? await downloadClient(n[0]!, n[1]!, n[2]!)
+        : await latencyClient(n[0]!, n[1]!);
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+  process.exit(0);
+}
+
+// ---- driver ---------------------------------------------------------------------------------------
+
+function child(args: string[]): { first: Promise<string>; done: Promise<void>; end(): void } {
+  const p = spawn(process.execPath, ['--import', 'tsx', SELF, '--worker', ...args], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const rl = createInterface({ input: p.stdout });
+  const first = new Promise<string>((resolve, reject) => {
+    rl.once('line', resolve);
+    p.once('exit', (code) => reject(new Error(`worker ${args[0]} exited ${code} without output`)));
+  });
+  const done = new Promise<void>((r) => p.once('exit', () => r()));
+  return { first, done, end: () => p.stdin.end() };
+}
+
+async function runClient<T>(args: (string | number)[]): Promise<T> {
+  const c = child(args.map(String));
+  const line = await c.first;
+  await c.done;
+  return JSON.parse(line) as T;
+}
+
+/** A fixed endpoint list (the throughput/latency parts do not exercise the registry). */
+class StaticSource extends EventEmitter<EndpointSourceEvents> implements EndpointSource {
+  constructor(private readonly list: ServiceEndpointRecord[]) {
+    super();
+  }
+  endpoints(service: string): ServiceEndpointRecord[] {
+    return this.list.filter((e) => e.service === service);
+  }
+  services(): string[] {
+    return [...new Set(this.list.map((e) => e.service))];
+  }
+}
+
+function endpoint(service: string, port: number, machineID = `m${port}`): ServiceEndpointRecord {
+  return {
+    service,
+    machineID,
+    ip: '127.0.0.1',
+    port,
+    container: 'bench',
+    health: 'none',
+    registered: Date.now(),
+  };
+}
+
+function opt(args: string[], name: string, def: number): number {
+  const i = args.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(args[i + 1]) : def;
+  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name}: not a positive number`);
+  return v;
+}
+
+const median = (xs: number[]) => summarize(xs).p50;
+
+async function dataPath(args: string[]): Promise<(string | number)[][]> {
+  const rounds = opt(args, 'rounds', 3);
+  const seconds = opt(args, 'seconds', 2);
+  const conns = opt(args, 'conns', 4);
+  const pings = opt(args, 'pings', 3000);
+  const server = child(['server']);
+  const ports = JSON.parse(await server.first) as { sink: number; echo: number; source: number };
+  const source = new StaticSource([
+    endpoint('sink', ports.sink),
+    endpoint('echo', ports.echo),
+    endpoint('source', ports.source),
+  ]);
+  const proxy = new ServiceProxy({
+    listen: [
+      { service: 'sink', host: '127.0.0.1', port: 0 },
+      { service: 'echo', host: '127.0.0.1', port: 0 },
+      { service: 'source', host: '127.0.0.1', port: 0 },
+    ],
+    source,
+    log: nullLogger,
+  });
+  await proxy.start();
+  const [psink, pecho, psource] = proxy.addresses().map((a) => Number(a.address.split(':')[1]));
+  type Tp = { mibPerSec: number; bytes: number };
+  type Lat = { rttP50: number; rttP99: number; connP50: number; connP99: number };
+  const direct = { tp: [] as number[], down: [] as number[], lat: [] as Lat[] };
+  const viaProxy = {
+    tp: [] as number[],
+    down: [] as number[],
+    lat: [] as Lat[],
+    cpuMsPerGiB: [] as number[],
+    downCpuMsPerGiB: [] as number[],
+  };
+  try {
+    for (let r = 0; r < rounds; r++) {
+      direct.tp.push((await runClient<Tp>(['throughput', ports.sink, conns, seconds])).mibPerSec);
+      const cpu0 = process.cpuUsage();
+      const tp = await runClient<Tp>(['throughput', psink!, conns, seconds]);
+      const cpu = process.cpuUsage(cpu0);
+      viaProxy.tp.push(tp.mibPerSec);
+      // The proxy's own CPU time per GiB it moved (this process runs nothing else meanwhile).
+      viaProxy.cpuMsPerGiB.push((cpu.user + cpu.system) / 1000 / (tp.bytes / 2 ** 30));
+      direct.down.push((await runClient<Tp>(['download', ports.source, conns, seconds])).mibPerSec);
+      const dcpu0 = process.cpuUsage();
+      const dn = await runClient<Tp>(['download', psource!, conns, seconds]);
+      const dcpu = process.cpuUsage(dcpu0);
+      viaProxy.down.push(dn.mibPerSec);
+      viaProxy.downCpuMsPerGiB.push((dcpu.user + dcpu.system) / 1000 / (dn.bytes / 2 ** 30));
+      direct.lat.push(await runClient<Lat>(['latency', ports.echo, pings]));
+      viaProxy.lat.push(await runClient<Lat>(['latency', pecho!, pings]));
+    }
+  } finally {
+    await proxy.close();
+    server.end();
+    await server.done;
+  }
+  const d = median(direct.tp);
+  const p = median(viaProxy.tp);
+  const ratio = p / d;
+  const dd = median(direct.down);
+  const pd = median(viaProxy.down);
+  const dratio = pd / dd;
+  const lat = (k: keyof Lat) => [median(direct.lat.map((l) => l[k])), median(viaProxy.lat.map((l) => l[k]))];
+  const row = (name: string, [dv, pv]: number[]) => [name, dv!, pv!, `+${(pv! - dv!).toFixed(3)}`, '-', '-'];
+  return [
+    [
+      `upload throughput, ${conns} connections (MiB/s)`,
+      d,
+      p,
+      `${(ratio * 100).toFixed(0)}% of direct`,
+      '≥ 80% of direct',
+      ratio >= 0.8 ? 'ok' : 'MISSED',
+    ],
+    [
+      `download throughput, ${conns} connections (MiB/s)`,
+      dd,
+      pd,
+      `${(dratio * 100).toFixed(0)}% of direct`,
+      '≥ 80% of direct',
+      dratio >= 0.8 ? 'ok' : 'MISSED',
+    ],
+    ['proxy CPU per GiB, upload (ms)', '-', median(viaProxy.cpuMsPerGiB), 'user + system', '-', '-'],
+    ['proxy CPU per GiB, download (ms)', '-', median(viaProxy.downCpuMsPerGiB), 'user + system', '-', '-'],
+    row('request round trip p50 (ms)', lat('rttP50')),
+    row('request round trip p99 (ms)', lat('rttP99')),
+    row('new connection + 1 round trip p50 (ms)', lat('connP50')),
+    row('new connection + 1 round trip p99 (ms)', lat('connP99')),
+  ];
+}
+
+/** Servers that answer each connection with their name and close. */
+async function namedServer(name: string): Promise<{ port: number; close(): Promise<void> }> {
+  const srv = createServer((s) => {
+    s.on('error', () => undefined);
+    s.end(name);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  return {
+    port: (srv.address() as { port: number }).port,
+    close: () => new Promise<void>((r) => srv.close(() => r())),
+  };
+}
+
+function ask(port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const s = connect(port, '127.0.0.1');
+    let got = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => (got += d));
+    s.on('close', () => resolve(got || 'closed'));
+    s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? 'error'));
+  });
+}
+
+async function reroute(args: string[]): Promise<(string | number)[][]> {
+  const runs = opt(args, 'reroutes', 20);
+  const etcd = etcdBinary() ? await startSingleEtcd() : undefined;
+  const dir = etcd ? undefined : mkdtempSync(join(tmpdir(), 'flotilla-bench-proxy-'));
+  const store: KvStore = etcd
+    ? new EtcdKvStore({ endpoints: [etcd.endpoint], prefix: '/flotilla/' })
+    : await EmbeddedKvStore.open({ dataDir: dir! });
+  const registry = new Registry(store);
+  const lease = (await store.grantLease(300)).id;
+  const view = new ServicesView(registry);
+  await view.start();
+  const proxy = new ServiceProxy({
+    listen: [{ service: 'db', host: '127.0.0.1', port: 0 }],
+    source: view,
+    log: nullLogger,
+  });
+  await proxy.start();
+  const pport = Number(proxy.addresses()[0]!.address.split(':')[1]);
+  const a = await namedServer('A');
+  const b = await namedServer('B');
+  const write: number[] = [];
+  const applied: number[] = [];
+  const firstB: number[] = [];
+  try {
+    for (let i = 0; i < runs; i++) {
+      const [from, to] = i % 2 === 0 ? [a, b] : [b, a];
+      const [fromName, toName] = from === a ? ['A', 'B'] : ['B', 'A'];
+      // Start state: only `from` registered, and the proxy routes to it.
+      await registry.applyEndpoints(lease, {
+        put: [endpoint('db', from.port)],
+        remove: [{ service: 'db', machineID: `m${to.port}`, port: to.port }],
+      });
+      for (;;) {
+        if ((await ask(pport)) === fromName) break;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      let stop = false;
+      let tFirst = 0;
+      const t0 = nowMs();
+      let tApplied = 0;
+      const onChanged = (s: Set<string>) => {
+        if (s.has('db') && tApplied === 0 && view.endpoints('db').some((e) => e.port === to.port))
+          tApplied = nowMs();
+      };
+      view.on('changed', onChanged);
+      const loop = (async () => {
+        while (!stop) {
+          const who = await ask(pport);
+          if (who === toName) {
+            tFirst = nowMs();
+            return;
+          }
+        }
+      })();
+      // The endpoint disappears and its replacement appears, in one registry change.
+      await registry.applyEndpoints(lease, {
+        put: [endpoint('db', to.port)],
+        remove: [{ service: 'db', machineID: `m${from.port}`, port: from.port }],
+      });
+      const tWritten = nowMs();
+      const deadline = nowMs() + 10_000;
+      while (tFirst === 0 && nowMs() < deadline) await new Promise((r) => setTimeout(r, 1));
+      stop = true;
+      await loop;
+      view.off('changed', onChanged);
+      write.push(tWritten - t0);
+      applied.push((tApplied || Infinity) - t0);
+      firstB.push((tFirst || Infinity) - t0);
+    }
+  } finally {
+    await proxy.close();
+    view.stop();
+    await a.close();
+    await b.close();
+    await store.close();
+    await etcd?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+  const s = (xs: number[]) => summarize(xs);
+  const ok = (xs: number[]) => (s(xs).max <= 1000 ? 'ok' : 'MISSED');
+  const backend = etcd ? 'etcd' : 'embedded';
+  return [
+    [
+      `registry write (${backend}, one txn) p50/p99 (ms)`,
+      '-',
+      `${s(write).p50.toFixed(1)} / ${s(write).p99.toFixed(1)}`,
+      '-',
+      '-',
+      '-',
+    ],
+    [
+      'reroute: write start → proxy applied p50/p99/max (ms)',
+      '-',
+      `${s(applied).p50.toFixed(1)} / ${s(applied).p99.toFixed(1)} / ${s(applied).max.toFixed(1)}`,
+      `${runs} runs`,
+      '≤ 1000',
+      ok(applied),
+    ],
+    [
+      'reroute: write start → first connection served by the new endpoint p50/p99/max (ms)',
+      '-',
+      `${s(firstB).p50.toFixed(1)} / ${s(firstB).p99.toFixed(1)} / ${s(firstB).max.toFixed(1)}`,
+      `${runs} runs`,
+      '≤ 1000',
+      ok(firstB),
+    ],
+  ];
+}
+
+export const PROXY_HEADER = ['metric', 'direct', 'proxy', 'note', 'target', 'result'];
+
+/** Both parts' rows (for bench/docker.ts). */
+export async function proxyBench(args: string[]): Promise<(string | number)[][]> {
+  return [...(await dataPath(args)), ...(await reroute(args))];
+}
+
+export default async function bench(args: string[]): Promise<void> {
+  printTable(
+    'Service proxy over loopback (direct vs through flotilla proxy, same run)',
+    PROXY_HEADER,
+    await proxyBench(args),
+  );
+}
+
+if (process.argv[1] === SELF && process.argv[2] === '--worker') {
+  await worker(process.argv.slice(3));
+}
