@@ -115,9 +115,16 @@ function pageOf(query: URLSearchParams): number {
   return page;
 }
 
-function paginate<T>(items: T[], query: URLSearchParams, field: string): Record<string, unknown> {
+function paginate<T, R = T>(
+  items: T[],
+  query: URLSearchParams,
+  field: string,
+  map?: (item: T) => R,
+): Record<string, unknown> {
   const page = pageOf(query);
-  const slice = items.slice((page - 1) * PAGE_LIMIT, page * PAGE_LIMIT);
+  const raw = items.slice((page - 1) * PAGE_LIMIT, page * PAGE_LIMIT);
+  // Only the requested page is converted (a unit's options are parsed from its body).
+  const slice = map ? raw.map(map) : raw;
   const out: Record<string, unknown> = {};
   if (slice.length > 0) out[field] = slice; // fleet omits an empty list
   // fleet sends a token whenever a page is full, even if nothing follows.
@@ -156,10 +163,8 @@ export class FleetV1 {
 
   async listUnits(query: URLSearchParams): Promise<ApiResponse> {
     const [snap, { units }] = await Promise.all([this.registry.snapshot(), this.registry.listUnits()]);
-    const all = units
-      .sort((a, b) => (a.job.name < b.job.name ? -1 : a.job.name > b.job.name ? 1 : 0))
-      .map((u) => toApiUnit(snap, u.job, u.body));
-    return { status: 200, body: paginate(all, query, 'units') };
+    const sorted = units.sort((a, b) => (a.job.name < b.job.name ? -1 : a.job.name > b.job.name ? 1 : 0));
+    return { status: 200, body: paginate(sorted, query, 'units', (u) => toApiUnit(snap, u.job, u.body)) };
   }
 
   async getUnit(name: string): Promise<ApiResponse> {
