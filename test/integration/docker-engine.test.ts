@@ -324,7 +324,9 @@ describeDocker('Docker port and container runner (real dockerd)', () => {
     const id = await docker.createContainer({
       name: `flotilla-logs-${RUN}`,
       image: IMAGE,
-      cmd: ['sh', '-c', 'for i in 1 2 3 4 5; do echo out$i; done; echo err >&2'],
+      // dockerd copies stdout and stderr separately: without a pause the stderr line can be logged
+      // before the last stdout lines, and `tail: 3` then misses it.
+      cmd: ['sh', '-c', 'for i in 1 2 3 4 5; do echo out$i; done; sleep 0.5; echo err >&2'],
       network: 'none',
       labels: { 'flotilla.machine': MACHINE },
     });

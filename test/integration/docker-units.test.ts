@@ -392,19 +392,19 @@ describeSystemd('container units on real machines (own Docker engine per machine
       const watcher = (async () => {
         while (!done) {
           const out = await ctlOk(cli, 'list-units', '-o', 'json').catch(() => '{}');
-          const states =
+          const rows =
             (
               JSON.parse(out) as {
-                states?: {
-                  name: string;
-                  systemdActiveState: string;
-                  systemdSubState: string;
-                  pull?: { current: number; total: number };
+                units?: {
+                  unit: string;
+                  active: string | null;
+                  sub: string | null;
+                  pull: { current: number; total: number } | null;
                 }[];
               }
-            ).states ?? [];
-          const x = states.find((st) => st.name === name);
-          if (x) seen.add(`${x.systemdActiveState}/${x.systemdSubState}`);
+            ).units ?? [];
+          const x = rows.find((st) => st.unit === name);
+          if (x) seen.add(`${x.active}/${x.sub}`);
           if (x?.pull && x.pull.current > progress.current) progress = x.pull;
           await sleep(150);
         }

@@ -172,6 +172,7 @@ export const listUnitsCmd: Command = {
           image: orNull(s.container?.image),
           health: orNull(s.container?.health),
           reason: orNull(s.reason),
+          pull: s.pull ?? null,
         })),
       });
     }
