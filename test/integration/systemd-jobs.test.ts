@@ -52,8 +52,10 @@ describeSystemd(`systemd jobs and failures (${m}, from the host)`, () => {
     });
     expect(err.details).toMatchObject({ unitResult: 'exit-code', execMainStatus: 203 });
     expect(err.message).toContain('status 203/EXEC');
+    // The exec child's own line ("…: No such file or directory") can reach journald after PID 1's
+    // lines that the error captured; PID 1's exit status line names the failure either way.
     expect(err.journal.join('\n')).toMatch(
-      /flotilla-no-such-binary.*No such file or directory|Failed at step EXEC/,
+      /flotilla-no-such-binary.*No such file or directory|Failed at step EXEC|status=203\/EXEC/,
     );
     expect(() => JSON.stringify(err.details)).not.toThrow();
   });
