@@ -152,7 +152,7 @@ const get = (path) => new Promise((resolve, reject) => {
 let token, rows = 0;
 do {
   const r = await get('/fleet/v1/' + collection + (token ? '?nextPageToken=' + encodeURIComponent(token) : ''));
-  rows += r[key].length; token = r.nextPageToken;
+  rows += (r[key] ?? []).length; token = r.nextPageToken;
 } while (token);
 await get('/fleet/v1/machines');
 if (rows < 1) process.exit(1);
