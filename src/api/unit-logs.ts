@@ -21,6 +21,7 @@
  *
  * Commands run with execFile/spawn and an argv array (never a shell); the unit name is validated.
  */
+import { JOURNAL_OUTPUTS } from '../systemd/journal.js';
 import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
@@ -31,26 +32,6 @@ import { currentState } from './fleet-v1.js';
 import { HttpError, type ApiRequest, type ApiResponse } from './http.js';
 
 export const FORWARDED_HEADER = 'x-flotilla-forwarded';
-
-/** journalctl's --output modes (systemd 252). */
-export const OUTPUT_MODES = [
-  'short',
-  'short-full',
-  'short-iso',
-  'short-iso-precise',
-  'short-precise',
-  'short-monotonic',
-  'short-delta',
-  'short-unix',
-  'verbose',
-  'export',
-  'json',
-  'json-pretty',
-  'json-sse',
-  'json-seq',
-  'cat',
-  'with-unit',
-] as const;
 
 /** TLS files this agent uses as a client towards its peers (the same as its own listener's). */
 export interface PeerTls {
@@ -93,10 +74,10 @@ function followParam(q: URLSearchParams): boolean {
 function outputParam(q: URLSearchParams): string {
   const v = q.get('output');
   if (v === null || v === '') return 'short';
-  if (!(OUTPUT_MODES as readonly string[]).includes(v)) {
+  if (!(JOURNAL_OUTPUTS as readonly string[]).includes(v)) {
     throw new HttpError(
       400,
-      `invalid output ${JSON.stringify(v)}: must be one of ${OUTPUT_MODES.join(', ')}`,
+      `invalid output ${JSON.stringify(v)}: must be one of ${JOURNAL_OUTPUTS.join(', ')}`,
     );
   }
   return v;

@@ -375,3 +375,23 @@ class Reader implements JournalReader {
     return this;
   }
 }
+
+/** journalctl's --output modes (`journalctl --output=help`, systemd 252); the API and the CLI accept these. */
+export const JOURNAL_OUTPUTS = [
+  'short',
+  'short-precise',
+  'short-iso',
+  'short-iso-precise',
+  'short-full',
+  'short-monotonic',
+  'short-unix',
+  'short-delta',
+  'verbose',
+  'export',
+  'json',
+  'json-pretty',
+  'json-sse',
+  'json-seq',
+  'cat',
+  'with-unit',
+] as const;

@@ -7,27 +7,8 @@
 import type { IncomingMessage } from 'node:http';
 import { ApiError, UnreachableError, apiError, clientFromGlobals, readAll } from '../client.js';
 import { CliExit, UsageError, type Command, type Context, type FlagSpec } from '../command.js';
+import { JOURNAL_OUTPUTS } from '../../systemd/journal.js';
 import { mangleName, unitArgs } from '../units.js';
-
-/** journalctl's --output modes (`journalctl --output=help`). */
-export const JOURNAL_OUTPUTS = [
-  'short',
-  'short-precise',
-  'short-iso',
-  'short-iso-precise',
-  'short-full',
-  'short-monotonic',
-  'short-unix',
-  'short-delta',
-  'verbose',
-  'export',
-  'json',
-  'json-pretty',
-  'json-sse',
-  'json-seq',
-  'cat',
-  'with-unit',
-] as const;
 
 /**
  * The hosting machine's agent runs systemctl/journalctl and the answer may be relayed by another
