@@ -291,6 +291,8 @@ export async function runContainer(run: RunSpec, docker: DockerPort, io: RunnerI
       throw f;
     }
     say(`container ${c.name} (${containerId.slice(0, 12)}) started from ${c.image}`);
+    // The status file says running before READY=1 goes out (whoever waits for READY reads it).
+    status({ phase: 'running', containerId });
     // Output to the journal (the whole backlog of this new container, so nothing is lost) and
     // READY=1, at the same time.
     const [follower] = await Promise.all([
@@ -300,7 +302,6 @@ export async function runContainer(run: RunSpec, docker: DockerPort, io: RunnerI
       }),
       io.notify('READY=1', `STATUS=container ${c.name} running`),
     ]);
-    status({ phase: 'running', containerId });
 
     const id = containerId;
     const stop = io.stopRequested.then(async () => {
