@@ -59,6 +59,8 @@ export interface AgentConfig {
   proxyServices?: string;
   /** Seconds: how long connections to a removed endpoint may keep running. */
   proxyDrainTimeout: number;
+  /** The proxy's data path for this machine's own connections: auto, kernel (nftables) or userspace. */
+  proxyMode: string;
 }
 
 export const DEFAULT_CONFIG_FILE = '/etc/flotilla/flotilla.conf';
@@ -80,6 +82,7 @@ export const DEFAULTS: AgentConfig = {
   machineIdFile: '/etc/machine-id',
   livenessPort: 54730,
   proxyDrainTimeout: 30,
+  proxyMode: 'auto',
 };
 
 type Kind = 'list' | 'string' | 'seconds' | 'duration' | 'bool' | 'int' | 'metadata' | 'path';
@@ -118,6 +121,7 @@ export const KEYS: Record<string, KeySpec> = {
   services_listen: { field: 'servicesListen', kind: 'string' },
   proxy_services: { field: 'proxyServices', kind: 'string' },
   proxy_drain_timeout: { field: 'proxyDrainTimeout', kind: 'duration' },
+  proxy_mode: { field: 'proxyMode', kind: 'string' },
 };
 
 /** fleet keys we accept and ignore, with the reason logged once. */
@@ -362,5 +366,8 @@ function validate(c: AgentConfig): void {
     } catch (e) {
       throw err('proxy_services', (e as Error).message.replace(/^proxy_services: /, ''));
     }
+  }
+  if (!['auto', 'kernel', 'userspace'].includes(c.proxyMode)) {
+    throw err('proxy_mode', `${JSON.stringify(c.proxyMode)} is not one of auto, kernel, userspace`);
   }
 }

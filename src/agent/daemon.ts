@@ -26,7 +26,7 @@ import { UnitLogs } from '../api/unit-logs.js';
 import { ServicesApi, ServicesHttpServer } from '../api/services.js';
 import { ServiceRegistrar } from '../docker/discovery.js';
 import { DockerContainerSource } from '../docker/discovery-docker.js';
-import { ServiceProxy } from '../docker/proxy.js';
+import { ServiceProxy, type ProxyMode } from '../docker/proxy.js';
 import { parseProxySpecs } from '../docker/services.js';
 import { ServicesView } from '../docker/services-view.js';
 import { Engine } from '../engine/engine.js';
@@ -372,6 +372,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
       source: servicesView,
       log,
       drainTimeoutMs: config.proxyDrainTimeout * 1000,
+      mode: config.proxyMode as ProxyMode,
     });
     try {
       await p.start();

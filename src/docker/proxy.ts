@@ -17,9 +17,11 @@
  * INVARIANTS: every accepted socket is either piped to an upstream or destroyed; every upstream that
  * was counted (`acquire`) is released exactly once, when it closes or fails.
  */
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { createHash } from 'node:crypto';
+import { connect, createServer, isIPv4, type Server, type Socket } from 'node:net';
 import type { Logger } from '../systemd/manager.js';
 import { Balancer } from './proxy-balancer.js';
+import { KernelForwarder, kernelCapableHost, NftNetfilter, type Netfilter } from './proxy-kernel.js';
 import type { EndpointSource } from './services-view.js';
 import { endpointAddress, isUsable, type ProxyListenSpec } from './services.js';
 
@@ -31,11 +33,24 @@ export interface ProxyOptions {
   drainTimeoutMs?: number;
   /** Time allowed to connect to an endpoint before trying the next. Default 2 s. */
   connectTimeoutMs?: number;
+  /**
+   * Data path: `kernel` (nftables DNAT for connections made on this machine, see proxy-kernel.ts; the
+   * start fails when nft cannot be used), `userspace`, or `auto` (default: kernel when it can be
+   * used, else user space, with a log line saying why).
+   */
+  mode?: ProxyMode;
+  /** The packet filter for the kernel path (default: the real `nft`). */
+  netfilter?: Netfilter;
 }
+
+export type ProxyMode = 'auto' | 'kernel' | 'userspace';
+export const PROXY_MODES: readonly ProxyMode[] = ['auto', 'kernel', 'userspace'];
 
 export interface ListenerStats {
   service: string;
   address: string;
+  /** Which path takes this machine's own connections. */
+  mode: 'kernel' | 'userspace';
   endpoints: string[];
   accepted: number;
   refused: number;
@@ -71,8 +86,11 @@ class ServiceListener {
 
   constructor(
     readonly spec: ProxyListenSpec,
-    private readonly opts: Required<Omit<ProxyOptions, 'listen'>>,
+    private readonly opts: Required<Omit<ProxyOptions, 'listen' | 'mode' | 'netfilter'>>,
   ) {}
+
+  /** Set by ServiceProxy when the kernel path is in use and this listen address can use it. */
+  kernel: KernelForwarder | undefined;
 
   async listen(): Promise<void> {
     const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (s) => this.accept(s));
@@ -108,6 +126,14 @@ class ServiceListener {
     ];
     const before = new Set(this.balancer.addresses());
     const draining = this.balancer.update(addrs);
+    if (this.kernel && !this.kernel.failed) {
+      const port = Number(this.address().split(':').pop());
+      const v4 = addrs.map(splitAddress).filter((a) => isIPv4(a.host));
+      void this.kernel.set(
+        { ip: this.spec.host, port },
+        v4.map((a) => ({ ip: a.host, port: a.port })),
+      );
+    }
     const log = this.opts.log;
     for (const a of addrs) {
       if (!before.has(a)) log.info({ service: this.spec.service, endpoint: a }, 'proxy: endpoint added');
@@ -293,6 +319,7 @@ class ServiceListener {
     return {
       service: this.spec.service,
       address: this.address(),
+      mode: this.kernel && !this.kernel.failed ? 'kernel' : 'userspace',
       endpoints: this.balancer.addresses(),
       accepted: this.accepted,
       refused: this.refused,
@@ -319,6 +346,10 @@ class ServiceListener {
 
 export class ServiceProxy {
   private readonly listeners: ServiceListener[];
+  private kernel: KernelForwarder | undefined;
+  /** The data path chosen at start, and why when it is not the kernel. */
+  mode: 'kernel' | 'userspace' = 'userspace';
+  modeReason = '';
   private readonly onChanged = (services: Set<string>) => {
     for (const l of this.listeners) if (services.has(l.spec.service)) l.refresh();
   };
@@ -333,22 +364,70 @@ export class ServiceProxy {
     this.listeners = opts.listen.map((spec) => new ServiceListener(spec, full));
   }
 
-  /** Bind every listener (all or nothing) and start following the source. */
+  /**
+   * Bind every listener (all or nothing), choose the data path and start following the source.
+   * Resolves once the first endpoints are in force (kernel rules included).
+   */
   async start(): Promise<void> {
+    const mode = this.opts.mode ?? 'auto';
+    if (!PROXY_MODES.includes(mode))
+      throw new Error(`proxy mode ${JSON.stringify(mode)}: use auto, kernel or userspace`);
+    let netfilter: Netfilter | undefined;
+    if (mode !== 'userspace') {
+      netfilter = this.opts.netfilter ?? new NftNetfilter();
+      const why = await netfilter.probe();
+      if (why !== undefined) {
+        if (mode === 'kernel') throw new Error(`proxy mode kernel: ${why}`);
+        this.modeReason = why;
+        netfilter = undefined;
+      }
+    } else this.modeReason = 'proxy mode userspace';
     try {
       for (const l of this.listeners) await l.listen();
     } catch (err) {
       await Promise.all(this.listeners.map((l) => l.close()));
       throw err;
     }
+    const capable = this.listeners.filter((l) => kernelCapableHost(l.spec.host));
+    if (netfilter && capable.length > 0) {
+      const id = createHash('sha256')
+        .update(
+          this.listeners
+            .map((l) => l.address())
+            .sort()
+            .join(','),
+        )
+        .digest('hex')
+        .slice(0, 10);
+      this.kernel = new KernelForwarder({
+        netfilter,
+        table: `flotilla_proxy_${id}`,
+        log: this.opts.log,
+        drainTimeoutMs: this.opts.drainTimeoutMs ?? 30_000,
+      });
+      for (const l of capable) l.kernel = this.kernel;
+      this.mode = 'kernel';
+    } else if (netfilter) this.modeReason = 'no IPv4 listen address';
     this.opts.source.on('changed', this.onChanged);
+    for (const l of this.listeners) l.refresh();
+    await this.kernel?.sync();
+    if (this.kernel?.failed) {
+      this.mode = 'userspace';
+      this.modeReason = this.kernel.failed.message;
+    }
     for (const l of this.listeners) {
-      l.refresh();
+      const s = l.stats();
       this.opts.log.info(
-        { service: l.spec.service, listen: l.address(), endpoints: l.balancer.addresses().length },
-        `proxy: listening on ${l.address()} for service ${l.spec.service}`,
+        { service: l.spec.service, listen: s.address, endpoints: s.endpoints.length, mode: s.mode },
+        `proxy: listening on ${s.address} for service ${l.spec.service} (${s.mode} data path` +
+          (s.mode === 'userspace' && this.modeReason ? `: ${this.modeReason})` : ')'),
       );
     }
+  }
+
+  /** Resolves when every change seen so far is in force in the kernel (no-op in user space). */
+  async settled(): Promise<void> {
+    await this.kernel?.sync();
   }
 
   /** Actual listen addresses, in the order given (port 0 resolved). */
@@ -362,6 +441,7 @@ export class ServiceProxy {
 
   async close(): Promise<void> {
     this.opts.source.off('changed', this.onChanged);
+    await this.kernel?.close();
     await Promise.all(this.listeners.map((l) => l.close()));
   }
 }

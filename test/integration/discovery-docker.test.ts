@@ -239,6 +239,7 @@ describeDocker('service registration from real Docker containers', () => {
       listen: [{ service: 'proxytest', host: '127.0.0.1', port: 0 }],
       source: view,
       log: nullLogger,
+      mode: 'userspace', // on the host's own network namespace: no nft rules there
     });
     await proxy.start();
     try {

@@ -182,6 +182,9 @@ async function until<T>(
       log,
       drainTimeoutMs,
       connectTimeoutMs: 1000,
+      // This suite covers the user-space path (least connections, retry on connect errors);
+      // the kernel path has its own, in a private network namespace (proxy-kernel.test.ts).
+      mode: 'userspace',
     });
     await proxy.start();
     const port = Number(proxy.addresses()[0]!.address.split(':')[1]);
@@ -515,6 +518,7 @@ async function until<T>(
           '--',
           `--endpoint=unix://${join(dir, 'fleet.sock')}`,
           'proxy',
+          '--mode=userspace',
           `${service}=127.0.0.1:${port}`,
         ],
         { stdio: ['ignore', 'pipe', 'pipe'] },

@@ -23,7 +23,7 @@ export const proxyCmd: Command = {
   name: 'proxy',
   summary: 'Proxy TCP connections to the live endpoints of services',
   usage:
-    'proxy NAME=HOST:PORT... [--service=NAME=HOST:PORT,...] [--drain-timeout=30s] [--connect-timeout=2s]',
+    'proxy NAME=HOST:PORT... [--service=NAME=HOST:PORT,...] [--mode=auto|kernel|userspace] [--drain-timeout=30s] [--connect-timeout=2s]',
   flags: {
     service: {
       type: 'string',
@@ -42,6 +42,12 @@ export const proxyCmd: Command = {
       value: 'DURATION',
       help: 'Time allowed to connect to one endpoint before trying the next',
     },
+    mode: {
+      type: 'string',
+      default: 'auto',
+      value: 'auto|kernel|userspace',
+      help: "Data path for this machine's own connections: kernel (nftables DNAT, needs root and nft), userspace, or auto (kernel when possible)",
+    },
     verbose: { type: 'boolean', default: false, help: 'Log debug lines' },
   },
   async run(ctx) {
@@ -54,6 +60,9 @@ export const proxyCmd: Command = {
       throw new FlotillaError('E_USAGE', (err as Error).message);
     }
     if (specs.length === 0) throw new FlotillaError('E_USAGE', 'proxy needs at least one NAME=HOST:PORT');
+    const mode = String(ctx.flags.mode ?? 'auto');
+    if (!['auto', 'kernel', 'userspace'].includes(mode))
+      throw new FlotillaError('E_USAGE', `--mode: ${JSON.stringify(mode)} is not one of auto, kernel, userspace`);
     const drainTimeoutMs = seconds('drain-timeout', ctx.flags['drain-timeout']) * 1000;
     const connectTimeoutMs = seconds('connect-timeout', ctx.flags['connect-timeout']) * 1000;
     const { RemoteServices } = await import('../../docker/services-remote.js');
@@ -76,12 +85,19 @@ export const proxyCmd: Command = {
         `cannot follow the services of the agent at ${String(g.endpoint)}: ${(err as Error).message}`,
       );
     }
-    const proxy = new ServiceProxy({ listen: specs, source, log, drainTimeoutMs, connectTimeoutMs });
+    const proxy = new ServiceProxy({
+      listen: specs,
+      source,
+      log,
+      drainTimeoutMs,
+      connectTimeoutMs,
+      mode: mode as 'auto' | 'kernel' | 'userspace',
+    });
     try {
       await proxy.start();
     } catch (err) {
       source.stop();
-      throw new FlotillaError('E_CONFIG', `proxy: cannot listen: ${(err as Error).message}`);
+      throw new FlotillaError('E_CONFIG', `proxy: cannot start: ${(err as Error).message}`);
     }
     return new Promise<number>((resolve) => {
       let stopping = false;

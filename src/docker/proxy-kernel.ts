@@ -1,0 +1,432 @@
+/**
+ * The proxy's kernel data path: nftables DNAT for connections made on this machine, so the bytes of
+ * a proxied connection never pass through user space (the same trade kube-proxy's iptables mode and
+ * Docker's `userland-proxy=false` make). The user-space listener (proxy.ts) stays bound on every
+ * address and takes whatever the kernel path does not: connections from other hosts, IPv6, a
+ * service with no endpoint (refused there, with its log line), and any connection made while rules
+ * are being replaced.
+ *
+ * What the kernel path does, per listener HOST:PORT (HOST an IPv4 address, or 0.0.0.0 for every local
+ * address) with at least one usable IPv4 endpoint:
+ *   - a new connection from this machine to HOST:PORT is DNATed to one endpoint, round-robin
+ *     (`numgen inc`); the kernel keeps the mapping for the connection's life (conntrack).
+ *   - an endpoint that leaves: new connections go elsewhere at once (the rules are replaced in one
+ *     nft transaction); its established connections drain for `drainTimeoutMs`, then every further
+ *     packet of theirs is answered with a TCP reset; a connection still waiting for its SYN-ACK from
+ *     the removed endpoint is reset at once instead of hanging on SYN retries.
+ *   - a flow leaving through a real interface is masqueraded (its source may be 127.0.0.1). When a
+ *     loopback or wildcard listener has an endpoint on another machine, the kernel must route a
+ *     127.0.0.1 source off the host: `net.ipv4.conf.all.route_localnet` is set to 1 (and put back on
+ *     close), with the rule kube-proxy added for CVE-2020-8558: packets for 127.0.0.0/8 that arrive
+ *     on anything but `lo` are dropped.
+ *
+ * Everything lives in one table of our own (`ip <table>`), replaced whole in a single atomic nft
+ * transaction on every change; nothing else in the host's ruleset is touched. Rules are built only
+ * from validated values (IPv4 literals, port numbers, a fixed-alphabet table name) and handed to
+ * `nft -f -` on stdin: no shell, no user text.
+ *
+ * The nft script is built by the pure `planNftScript`; `KernelForwarder` keeps the drain clock and
+ * applies scripts through the small `Netfilter` port (`NftNetfilter` runs the real `nft`).
+ */
+import { execFile, spawn } from 'node:child_process';
+import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import type { Logger } from '../systemd/manager.js';
+
+export interface Addr {
+  ip: string;
+  port: number;
+}
+
+export interface KernelListener {
+  /** Listen address: an IPv4 literal, or 0.0.0.0 (every local address). */
+  host: string;
+  port: number;
+  /** Usable endpoints, in registry order. Empty: no rule (the user-space listener refuses). */
+  endpoints: Addr[];
+}
+
+export interface KernelPlan {
+  table: string;
+  listeners: KernelListener[];
+  /** Removed endpoints whose connections still drain: only their unanswered connects are reset. */
+  gone: Addr[];
+  /** Removed endpoints whose drain time is up: every packet of theirs is reset. */
+  cut: Addr[];
+  /** Add the martian guard (we set route_localnet). */
+  guard: boolean;
+}
+
+/** Packet mark bit on the first packet of a DNATed flow; postrouting masquerades what carries it. */
+export const MASQ_MARK = 0x00f10000;
+const TABLE_RE = /^[a-z][a-z0-9_]{0,30}$/;
+const hex = (n: number) => `0x${n.toString(16).padStart(8, '0')}`;
+
+function checkAddr(a: Addr, what: string): void {
+  if (!isIPv4(a.ip)) throw new Error(`${what}: ${JSON.stringify(a.ip)} is not an IPv4 address`);
+  if (!Number.isInteger(a.port) || a.port < 1 || a.port > 65535)
+    throw new Error(`${what}: ${String(a.port)} is not a port number`);
+}
+
+const isLoopback = (ip: string) => ip.startsWith('127.');
+
+/** Can this listener use the kernel path at all (IPv4 listen address)? */
+export function kernelCapableHost(host: string): boolean {
+  return isIPv4(host);
+}
+
+/**
+ * The nft script for a plan: create-then-delete-then-define, so the whole table is replaced in one
+ * transaction whether or not it existed. Pure; throws on a value that is not an IPv4 address or port.
+ */
+export function planNftScript(plan: KernelPlan): string {
+  if (!TABLE_RE.test(plan.table)) throw new Error(`invalid nft table name ${JSON.stringify(plan.table)}`);
+  const out: string[] = [];
+  const t = plan.table;
+  out.push(`table ip ${t} {`, '}', `delete table ip ${t}`, `table ip ${t} {`);
+  const nat: string[] = [];
+  const chains: string[] = [];
+  plan.listeners.forEach((l, i) => {
+    checkAddr({ ip: l.host, port: l.port }, 'listen address');
+    if (l.endpoints.length === 0) return;
+    l.endpoints.forEach((e) => checkAddr(e, 'endpoint'));
+    const match =
+      l.host === '0.0.0.0'
+        ? `fib daddr type local tcp dport ${l.port}`
+        : `ip daddr ${l.host} tcp dport ${l.port}`;
+    nat.push(`    ${match} goto svc_${i}`);
+    const map = l.endpoints.map((e, k) => `${k} : ${e.ip} . ${e.port}`).join(', ');
+    chains.push(
+      `  chain svc_${i} {`,
+      `    meta mark set meta mark | ${hex(MASQ_MARK)}`,
+      `    meta l4proto tcp dnat ip addr . port to numgen inc mod ${l.endpoints.length} map { ${map} }`,
+      '  }',
+    );
+  });
+  out.push(
+    '  chain nat_output {',
+    '    type nat hook output priority -100; policy accept;',
+    ...nat,
+    '  }',
+    '  chain nat_postrouting {',
+    '    type nat hook postrouting priority 100; policy accept;',
+    `    meta mark & ${hex(MASQ_MARK)} == ${hex(MASQ_MARK)} oifname != "lo" masquerade`,
+    '  }',
+    ...chains,
+  );
+  const filter: string[] = [];
+  for (const g of plan.gone) {
+    checkAddr(g, 'removed endpoint');
+    filter.push(
+      `    meta l4proto tcp ct status dnat ct state new ct reply ip saddr ${g.ip} ct reply proto-src ${g.port} reject with tcp reset`,
+    );
+  }
+  for (const c of plan.cut) {
+    checkAddr(c, 'removed endpoint');
+    filter.push(
+      `    meta l4proto tcp ct status dnat ct reply ip saddr ${c.ip} ct reply proto-src ${c.port} reject with tcp reset`,
+    );
+  }
+  out.push(
+    '  chain filter_output {',
+    '    type filter hook output priority 0; policy accept;',
+    ...filter,
+    '  }',
+  );
+  if (plan.guard) {
+    out.push(
+      '  chain guard {',
+      '    type filter hook prerouting priority -300; policy accept;',
+      '    iifname != "lo" ip daddr 127.0.0.0/8 drop',
+      '  }',
+    );
+  }
+  out.push('}');
+  return `${out.join('\n')}\n`;
+}
+
+/** The script that removes the table (a no-op when it does not exist). */
+export function dropTableScript(table: string): string {
+  if (!TABLE_RE.test(table)) throw new Error(`invalid nft table name ${JSON.stringify(table)}`);
+  return `table ip ${table} {\n}\ndelete table ip ${table}\n`;
+}
+
+/**
+ * Does any loopback or wildcard listener send to an endpoint that is not on this machine? Then the
+ * kernel must route a 127.0.0.0/8 source off the host (route_localnet).
+ */
+export function needsRouteLocalnet(listeners: KernelListener[], local: ReadonlySet<string>): boolean {
+  return listeners.some(
+    (l) =>
+      (isLoopback(l.host) || l.host === '0.0.0.0') &&
+      l.endpoints.some((e) => !isLoopback(e.ip) && !local.has(e.ip)),
+  );
+}
+
+// ---- the outside system ---------------------------------------------------------------------------
+
+/** The host's packet filter and the two sysctls the kernel path reads or sets. */
+export interface Netfilter {
+  /** undefined when nft rules can be applied here; else the reason they cannot. */
+  probe(): Promise<string | undefined>;
+  /** Apply one nft script atomically. */
+  apply(script: string): Promise<void>;
+  /** IPv4 addresses of this machine. */
+  localAddresses(): Set<string>;
+  /** `net.ipv4.conf.all.route_localnet`: read, and set. */
+  routeLocalnet(): boolean;
+  setRouteLocalnet(on: boolean): void;
+}
+
+const NFT_CANDIDATES = ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft', '/usr/local/sbin/nft'];
+const ROUTE_LOCALNET = '/proc/sys/net/ipv4/conf/all/route_localnet';
+
+/** The real thing: the `nft` binary (argv only, script on stdin) and /proc/sys. */
+export class NftNetfilter implements Netfilter {
+  private nft: string | undefined;
+
+  private binary(): string | undefined {
+    if (this.nft) return this.nft;
+    for (const c of NFT_CANDIDATES) {
+      try {
+        accessSync(c, constants.X_OK);
+        return (this.nft = c);
+      } catch {
+        /* next */
+      }
+    }
+    return undefined;
+  }
+
+  async probe(): Promise<string | undefined> {
+    const nft = this.binary();
+    if (!nft) return 'nft (package nftables) is not installed';
+    if (process.getuid?.() !== 0) return 'not running as root';
+    return new Promise((resolve) => {
+      execFile(nft, ['list', 'tables'], { timeout: 5000 }, (err, _out, stderr) =>
+        resolve(err ? `nft list tables failed: ${(stderr || err.message).trim().split('\n')[0]}` : undefined),
+      );
+    });
+  }
+
+  apply(script: string): Promise<void> {
+    const nft = this.binary();
+    if (!nft) return Promise.reject(new Error('nft (package nftables) is not installed'));
+    return new Promise((resolve, reject) => {
+      const child = spawn(nft, ['-f', '-'], { stdio: ['pipe', 'ignore', 'pipe'] });
+      let stderr = '';
+      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.on('error', (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        if (code === 0) resolve();
+        else
+          reject(new Error(`nft -f - failed (${signal ?? `exit ${code}`}): ${stderr.trim().slice(0, 500)}`));
+      });
+      child.stdin.on('error', () => undefined);
+      child.stdin.end(script);
+    });
+  }
+
+  localAddresses(): Set<string> {
+    const out = new Set<string>();
+    for (const list of Object.values(networkInterfaces()))
+      for (const a of list ?? []) if (a.family === 'IPv4') out.add(a.address);
+    return out;
+  }
+
+  routeLocalnet(): boolean {
+    try {
+      return readFileSync(ROUTE_LOCALNET, 'utf8').trim() === '1';
+    } catch {
+      return false;
+    }
+  }
+
+  setRouteLocalnet(on: boolean): void {
+    writeFileSync(ROUTE_LOCALNET, on ? '1\n' : '0\n');
+  }
+}
+
+// ---- state: listeners, drain clock, serialized applies -----------------------------------------------
+
+export interface KernelForwarderOptions {
+  netfilter: Netfilter;
+  table: string;
+  log: Logger;
+  drainTimeoutMs: number;
+  /** How long a cut endpoint's reset rule stays after the drain (default 60 s). */
+  cutKeepMs?: number;
+  now?: () => number;
+}
+
+interface Removed {
+  addr: Addr;
+  at: number;
+}
+
+const key = (a: Addr) => `${a.ip}:${a.port}`;
+
+/**
+ * Holds what every kernel-capable listener should do and keeps the table in step. `set()` records a
+ * listener's endpoints; the table is rewritten soon after (changes in the same tick are applied
+ * together; at most one `nft` runs at a time). A failed apply removes the table, so the user-space
+ * path takes every connection rather than the kernel following stale rules; `failed` is then set.
+ */
+export class KernelForwarder {
+  private readonly listeners = new Map<string, KernelListener>();
+  private readonly removed = new Map<string, Removed>();
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private dirty = false;
+  private closed = false;
+  private setLocalnet = false;
+  failed: Error | undefined;
+  applies = 0;
+
+  constructor(private readonly opts: KernelForwarderOptions) {}
+
+  private now(): number {
+    return (this.opts.now ?? Date.now)();
+  }
+
+  /** Set a listener's usable endpoints (IPv6 ones are left to user space). Resolves once applied. */
+  set(listen: Addr & { host?: string }, endpoints: Addr[]): Promise<void> {
+    const host = listen.host ?? listen.ip;
+    const k = `${host}:${listen.port}`;
+    const v4 = endpoints.filter((e) => isIPv4(e.ip));
+    const before = this.listeners.get(k)?.endpoints ?? [];
+    const now = this.now();
+    const live = new Set(v4.map(key));
+    for (const e of before)
+      if (!live.has(key(e)) && !this.stillUsed(key(e), k)) this.removed.set(key(e), { addr: e, at: now });
+    for (const e of v4) this.removed.delete(key(e));
+    this.listeners.set(k, { host, port: listen.port, endpoints: v4 });
+    return this.sync();
+  }
+
+  /** Is `addr` an endpoint of another listener (then it is not removed)? */
+  private stillUsed(addr: string, except: string): boolean {
+    for (const [k, l] of this.listeners)
+      if (k !== except && l.endpoints.some((e) => key(e) === addr)) return true;
+    return false;
+  }
+
+  /** The plan for this moment (also used by tests). */
+  plan(): KernelPlan {
+    const now = this.now();
+    const keep = this.opts.cutKeepMs ?? 60_000;
+    const gone: Addr[] = [];
+    const cut: Addr[] = [];
+    for (const [k, r] of this.removed) {
+      const age = now - r.at;
+      if (age < this.opts.drainTimeoutMs) gone.push(r.addr);
+      else if (age < this.opts.drainTimeoutMs + keep) cut.push(r.addr);
+      else this.removed.delete(k);
+    }
+    const listeners = [...this.listeners.values()];
+    const local = this.opts.netfilter.localAddresses();
+    return {
+      table: this.opts.table,
+      listeners,
+      gone,
+      cut,
+      guard: this.setLocalnet || needsRouteLocalnet(listeners, local),
+    };
+  }
+
+  /** The next drain-clock transition (a removed endpoint moving from gone to cut to forgotten). */
+  private nextTransition(): number | undefined {
+    const keep = this.opts.cutKeepMs ?? 60_000;
+    let next: number | undefined;
+    for (const r of this.removed.values()) {
+      for (const t of [r.at + this.opts.drainTimeoutMs, r.at + this.opts.drainTimeoutMs + keep]) {
+        if (t > this.now() && (next === undefined || t < next)) next = t;
+      }
+    }
+    return next;
+  }
+
+  /** Rewrite the table now (coalesced); resolves when the rules in force include every prior `set`. */
+  sync(): Promise<void> {
+    this.dirty = true;
+    if (!this.running) {
+      this.running = (async () => {
+        // Let the other listeners' changes of this tick join this apply.
+        await new Promise((r) => setImmediate(r));
+        while (this.dirty && !this.closed) {
+          this.dirty = false;
+          await this.applyOnce();
+        }
+        this.running = undefined;
+      })();
+      return this.running;
+    }
+    // An apply is running: the loop picks `dirty` up after it.
+    return this.running;
+  }
+
+  private async applyOnce(): Promise<void> {
+    if (this.failed) return;
+    const plan = this.plan();
+    const nf = this.opts.netfilter;
+    try {
+      if (needsRouteLocalnet(plan.listeners, nf.localAddresses()) && !nf.routeLocalnet()) {
+        nf.setRouteLocalnet(true);
+        this.setLocalnet = true;
+        plan.guard = true;
+        this.opts.log.info(
+          { sysctl: 'net.ipv4.conf.all.route_localnet' },
+          'proxy: kernel path routes loopback connections to other machines; set route_localnet=1 (127.0.0.0/8 from outside is dropped)',
+        );
+      }
+      await nf.apply(planNftScript(plan));
+      this.applies++;
+    } catch (err) {
+      this.failed = err as Error;
+      this.opts.log.warn(
+        { table: this.opts.table, err: (err as Error).message },
+        'proxy: cannot apply the kernel rules; every connection now goes through user space',
+      );
+      await nf.apply(dropTableScript(this.opts.table)).catch(() => undefined);
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const next = this.nextTransition();
+    if (next !== undefined && !this.closed) {
+      this.timer = setTimeout(() => void this.sync(), Math.max(0, next - this.now()) + 5);
+      this.timer.unref();
+    }
+  }
+
+  /**
+   * Remove the table. Connections already mapped keep running (conntrack holds their mapping);
+   * route_localnet goes back to 0 if we set it.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running?.catch(() => undefined);
+    await this.opts.netfilter
+      .apply(dropTableScript(this.opts.table))
+      .catch((err: Error) =>
+        this.opts.log.warn(
+          { table: this.opts.table, err: err.message },
+          'proxy: cannot remove the kernel rules',
+        ),
+      );
+    if (this.setLocalnet) {
+      try {
+        this.opts.netfilter.setRouteLocalnet(false);
+      } catch {
+        /* best effort */
+      }
+    }
+  }
+}
