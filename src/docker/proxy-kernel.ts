@@ -119,13 +119,15 @@ export function planNftScript(plan: KernelPlan): string {
   for (const g of plan.gone) {
     checkAddr(g, 'removed endpoint');
     filter.push(
-      `    meta l4proto tcp ct status dnat ct state new ct reply ip saddr ${g.ip} ct reply proto-src ${g.port} reject with tcp reset`,
+      `    meta l4proto tcp ct direction original ct status dnat ct state new ct reply ip saddr ${g.ip} ct reply proto-src ${g.port} reject with tcp reset`,
     );
   }
   for (const c of plan.cut) {
     checkAddr(c, 'removed endpoint');
     filter.push(
-      `    meta l4proto tcp ct status dnat ct reply ip saddr ${c.ip} ct reply proto-src ${c.port} reject with tcp reset`,
+      // `ct direction original`: the reset this rule sends belongs to the same flow (reply direction)
+      // and must not be dropped by the rule itself.
+      `    meta l4proto tcp ct direction original ct status dnat ct reply ip saddr ${c.ip} ct reply proto-src ${c.port} reject with tcp reset`,
     );
   }
   out.push(

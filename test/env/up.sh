@@ -20,6 +20,8 @@ D=$TESTENV_DIR
 mpid=""
 # Shells for the CLI's completion tests (bash is there; zsh is not on a fresh Debian).
 need_pkgs zsh
+# nft for the proxy's kernel data path (its test runs in a private network namespace).
+need_pkgs nftables
 if [ "$N" -gt 0 ]; then
   need_pkgs systemd-container debootstrap iproute2 iptables zstd
   "$D/machines.sh" up "$N" > "$T_LOG/up-machines.log" 2>&1 &

@@ -1,0 +1,326 @@
+/**
+ * The kernel data path's pure parts: the nft script (planNftScript), when route_localnet is needed,
+ * and KernelForwarder's drain clock, coalescing and failure handling over a recording Netfilter.
+ * The real nft/conntrack path is covered by test/integration/proxy-kernel.test.ts.
+ */
+import { EventEmitter } from 'node:events';
+import { describe, expect, it } from 'vitest';
+import { ServiceProxy } from '../../../src/docker/proxy.js';
+import {
+  dropTableScript,
+  KernelForwarder,
+  needsRouteLocalnet,
+  planNftScript,
+  type Netfilter,
+} from '../../../src/docker/proxy-kernel.js';
+import type { EndpointSource, EndpointSourceEvents } from '../../../src/docker/services-view.js';
+import type { ServiceEndpointRecord } from '../../../src/registry/types.js';
+import { nullLogger, type Logger } from '../../../src/systemd/manager.js';
+
+class RecordingNetfilter implements Netfilter {
+  scripts: string[] = [];
+  localnet = false;
+  localnetWrites: boolean[] = [];
+  failWith: string | undefined;
+  probeResult: string | undefined;
+  constructor(readonly local = new Set(['127.0.0.1', '10.0.0.5'])) {}
+  probe() {
+    return Promise.resolve(this.probeResult);
+  }
+  apply(script: string) {
+    this.scripts.push(script);
+    if (this.failWith && script.includes('chain')) {
+      return Promise.reject(new Error(this.failWith));
+    }
+    return Promise.resolve();
+  }
+  localAddresses() {
+    return this.local;
+  }
+  routeLocalnet() {
+    return this.localnet;
+  }
+  setRouteLocalnet(on: boolean) {
+    this.localnet = on;
+    this.localnetWrites.push(on);
+  }
+}
+
+describe('planNftScript', () => {
+  const base = { table: 'flotilla_proxy_t', gone: [], cut: [], guard: false };
+
+  it('replaces the whole table in one transaction and DNATs each listener round-robin', () => {
+    const s = planNftScript({
+      ...base,
+      listeners: [
+        {
+          host: '127.0.0.1',
+          port: 15432,
+          endpoints: [
+            { ip: '10.0.0.7', port: 5432 },
+            { ip: '10.0.0.8', port: 5432 },
+          ],
+        },
+        { host: '0.0.0.0', port: 8080, endpoints: [{ ip: '127.0.0.1', port: 9000 }] },
+      ],
+    });
+    expect(
+      s.startsWith(
+        'table ip flotilla_proxy_t {\n}\ndelete table ip flotilla_proxy_t\ntable ip flotilla_proxy_t {\n',
+      ),
+    ).toBe(true);
+    expect(s).toContain('    ip daddr 127.0.0.1 tcp dport 15432 goto svc_0\n');
+    expect(s).toContain('    fib daddr type local tcp dport 8080 goto svc_1\n');
+    expect(s).toContain(
+      'dnat ip addr . port to numgen inc mod 2 map { 0 : 10.0.0.7 . 5432, 1 : 10.0.0.8 . 5432 }',
+    );
+    expect(s).toContain('dnat ip addr . port to numgen inc mod 1 map { 0 : 127.0.0.1 . 9000 }');
+    expect(s).toContain('oifname != "lo" masquerade');
+    expect(s).not.toContain('chain guard');
+  });
+
+  it('leaves a listener without endpoints out (the user-space listener refuses)', () => {
+    const s = planNftScript({ ...base, listeners: [{ host: '127.0.0.1', port: 1, endpoints: [] }] });
+    expect(s).not.toContain('goto svc_0');
+    expect(s).not.toContain('chain svc_0');
+  });
+
+  it('resets unanswered connects to gone endpoints, and everything to cut ones, in the original direction only', () => {
+    const s = planNftScript({
+      ...base,
+      listeners: [],
+      gone: [{ ip: '10.0.0.7', port: 5432 }],
+      cut: [{ ip: '10.0.0.8', port: 5432 }],
+      guard: true,
+    });
+    expect(s).toContain(
+      'meta l4proto tcp ct direction original ct status dnat ct state new ct reply ip saddr 10.0.0.7 ct reply proto-src 5432 reject with tcp reset',
+    );
+    expect(s).toContain(
+      'meta l4proto tcp ct direction original ct status dnat ct reply ip saddr 10.0.0.8 ct reply proto-src 5432 reject with tcp reset',
+    );
+    expect(s).toContain('iifname != "lo" ip daddr 127.0.0.0/8 drop');
+  });
+
+  it('refuses anything that is not an IPv4 address, a port or a plain table name', () => {
+    const l = (ip: string, port = 80) => ({
+      ...base,
+      listeners: [{ host: '127.0.0.1', port: 1, endpoints: [{ ip, port }] }],
+    });
+    expect(() => planNftScript(l('10.0.0.1; flush ruleset'))).toThrow(
+      /endpoint: "10.0.0.1; flush ruleset" is not an IPv4 address/,
+    );
+    expect(() => planNftScript(l('::1'))).toThrow(/not an IPv4 address/);
+    expect(() => planNftScript(l('10.0.0.1', 70000))).toThrow(/70000 is not a port number/);
+    expect(() => planNftScript({ ...base, table: 'x }; flush ruleset', listeners: [] })).toThrow(
+      /invalid nft table name/,
+    );
+    expect(() =>
+      planNftScript({ ...base, listeners: [{ host: 'localhost', port: 1, endpoints: [] }] }),
+    ).toThrow(/listen address/);
+    expect(() => dropTableScript('Bad-Name')).toThrow(/invalid nft table name/);
+  });
+});
+
+describe('needsRouteLocalnet', () => {
+  const local = new Set(['127.0.0.1', '10.0.0.5']);
+  it('is needed only for a loopback or wildcard listener with an endpoint off this machine', () => {
+    const l = (host: string, ip: string) => [{ host, port: 1, endpoints: [{ ip, port: 2 }] }];
+    expect(needsRouteLocalnet(l('127.0.0.1', '10.0.0.9'), local)).toBe(true);
+    expect(needsRouteLocalnet(l('0.0.0.0', '10.0.0.9'), local)).toBe(true);
+    expect(needsRouteLocalnet(l('127.0.0.1', '10.0.0.5'), local)).toBe(false);
+    expect(needsRouteLocalnet(l('127.0.0.1', '127.0.0.2'), local)).toBe(false);
+    expect(needsRouteLocalnet(l('10.0.0.5', '10.0.0.9'), local)).toBe(false);
+  });
+});
+
+describe('KernelForwarder', () => {
+  function make(nf = new RecordingNetfilter(), drainTimeoutMs = 1000) {
+    let t = 1_000_000;
+    const fwd = new KernelForwarder({
+      netfilter: nf,
+      table: 'flotilla_proxy_t',
+      log: nullLogger,
+      drainTimeoutMs,
+      cutKeepMs: 5000,
+      now: () => t,
+    });
+    return { fwd, nf, advance: (ms: number) => (t += ms) };
+  }
+  const L = { ip: '127.0.0.1', port: 15432 };
+
+  it('coalesces the changes of one tick into one apply', async () => {
+    const { fwd, nf } = make();
+    const a = fwd.set(L, [{ ip: '127.0.0.1', port: 1 }]);
+    const b = fwd.set({ ip: '127.0.0.1', port: 15433 }, [{ ip: '127.0.0.1', port: 2 }]);
+    await Promise.all([a, b]);
+    expect(nf.scripts).toHaveLength(1);
+    expect(nf.scripts[0]).toContain('goto svc_0');
+    expect(nf.scripts[0]).toContain('goto svc_1');
+  });
+
+  it('moves a removed endpoint from gone to cut to forgotten on the drain clock', async () => {
+    const { fwd, advance } = make();
+    await fwd.set(L, [
+      { ip: '127.0.0.1', port: 1 },
+      { ip: '127.0.0.1', port: 2 },
+    ]);
+    await fwd.set(L, [{ ip: '127.0.0.1', port: 2 }]);
+    expect(fwd.plan().gone).toEqual([{ ip: '127.0.0.1', port: 1 }]);
+    expect(fwd.plan().cut).toEqual([]);
+    advance(1000);
+    expect(fwd.plan().gone).toEqual([]);
+    expect(fwd.plan().cut).toEqual([{ ip: '127.0.0.1', port: 1 }]);
+    advance(5000);
+    expect(fwd.plan().cut).toEqual([]);
+    // Coming back clears it at once.
+    await fwd.set(L, [
+      { ip: '127.0.0.1', port: 2 },
+      { ip: '127.0.0.1', port: 3 },
+    ]);
+    await fwd.set(L, [{ ip: '127.0.0.1', port: 2 }]);
+    await fwd.set(L, [
+      { ip: '127.0.0.1', port: 2 },
+      { ip: '127.0.0.1', port: 3 },
+    ]);
+    expect(fwd.plan().gone).toEqual([]);
+    await fwd.close();
+  });
+
+  it('does not drain an endpoint another listener still uses', async () => {
+    const { fwd } = make();
+    const shared = { ip: '127.0.0.1', port: 7 };
+    await fwd.set(L, [shared]);
+    await fwd.set({ ip: '127.0.0.1', port: 2 }, [shared]);
+    await fwd.set(L, []);
+    expect(fwd.plan().gone).toEqual([]);
+    await fwd.close();
+  });
+
+  it('sets route_localnet (with the guard) for an off-machine endpoint and puts it back on close', async () => {
+    const { fwd, nf } = make();
+    await fwd.set(L, [{ ip: '10.0.0.9', port: 5432 }]);
+    expect(nf.localnetWrites).toEqual([true]);
+    expect(nf.scripts.at(-1)).toContain('chain guard');
+    await fwd.close();
+    expect(nf.localnetWrites).toEqual([true, false]);
+    expect(nf.scripts.at(-1)).toBe(dropTableScript('flotilla_proxy_t'));
+  });
+
+  it('leaves route_localnet alone when it was already on', async () => {
+    const nf = new RecordingNetfilter();
+    nf.localnet = true;
+    const { fwd } = make(nf);
+    await fwd.set(L, [{ ip: '10.0.0.9', port: 5432 }]);
+    await fwd.close();
+    expect(nf.localnetWrites).toEqual([]);
+  });
+
+  it('on a failed apply drops the table and stops (user space takes everything)', async () => {
+    const nf = new RecordingNetfilter();
+    nf.failWith = 'Error: Could not process rule: Operation not supported';
+    const warnings: string[] = [];
+    const log: Logger = { ...nullLogger, warn: (_f, m) => void warnings.push(m) };
+    const fwd = new KernelForwarder({ netfilter: nf, table: 'flotilla_proxy_t', log, drainTimeoutMs: 1000 });
+    await fwd.set(L, [{ ip: '127.0.0.1', port: 1 }]);
+    expect(fwd.failed?.message).toMatch(/Operation not supported/);
+    expect(nf.scripts.at(-1)).toBe(dropTableScript('flotilla_proxy_t'));
+    expect(warnings).toEqual([
+      'proxy: cannot apply the kernel rules; every connection now goes through user space',
+    ]);
+    const n = nf.scripts.length;
+    await fwd.set(L, [{ ip: '127.0.0.1', port: 2 }]);
+    expect(nf.scripts.length).toBe(n);
+  });
+});
+
+class Source extends EventEmitter<EndpointSourceEvents> implements EndpointSource {
+  constructor(private readonly list: ServiceEndpointRecord[]) {
+    super();
+  }
+  endpoints(s: string) {
+    return this.list.filter((e) => e.service === s);
+  }
+  services() {
+    return [...new Set(this.list.map((e) => e.service))];
+  }
+}
+
+describe('ServiceProxy data path choice', () => {
+  const source = () =>
+    new Source([
+      {
+        service: 'db',
+        machineID: 'm',
+        ip: '127.0.0.1',
+        port: 9,
+        container: 'c',
+        health: 'none',
+        registered: 0,
+      },
+    ]);
+  const listen = () => [{ service: 'db', host: '127.0.0.1', port: 0 }];
+
+  it('auto falls back to user space, saying why, when nft cannot be used', async () => {
+    const nf = new RecordingNetfilter();
+    nf.probeResult = 'nft (package nftables) is not installed';
+    const infos: string[] = [];
+    const log: Logger = { ...nullLogger, info: (_f, m) => void infos.push(m) };
+    const p = new ServiceProxy({ listen: listen(), source: source(), log, netfilter: nf });
+    await p.start();
+    expect(p.mode).toBe('userspace');
+    expect(
+      infos.some((m) => /\(userspace data path: nft \(package nftables\) is not installed\)$/.test(m)),
+    ).toBe(true);
+    expect(p.stats()[0]!.mode).toBe('userspace');
+    expect(nf.scripts).toEqual([]);
+    await p.close();
+  });
+
+  it('kernel refuses to start when nft cannot be used', async () => {
+    const nf = new RecordingNetfilter();
+    nf.probeResult = 'not running as root';
+    const p = new ServiceProxy({
+      listen: listen(),
+      source: source(),
+      log: nullLogger,
+      netfilter: nf,
+      mode: 'kernel',
+    });
+    await expect(p.start()).rejects.toThrow('proxy mode kernel: not running as root');
+  });
+
+  it('auto uses the kernel path when it can, and userspace never calls nft', async () => {
+    const nf = new RecordingNetfilter();
+    const p = new ServiceProxy({ listen: listen(), source: source(), log: nullLogger, netfilter: nf });
+    await p.start();
+    expect(p.mode).toBe('kernel');
+    expect(p.stats()[0]!.mode).toBe('kernel');
+    expect(nf.scripts[0]).toMatch(/^table ip flotilla_proxy_[0-9a-f]{10} \{/);
+    expect(nf.scripts[0]).toContain('map { 0 : 127.0.0.1 . 9 }');
+    await p.close();
+    const nf2 = new RecordingNetfilter();
+    const q = new ServiceProxy({
+      listen: listen(),
+      source: source(),
+      log: nullLogger,
+      netfilter: nf2,
+      mode: 'userspace',
+    });
+    await q.start();
+    expect(q.mode).toBe('userspace');
+    await q.close();
+    expect(nf2.scripts).toEqual([]);
+  });
+
+  it('a failed first apply leaves the proxy in user space', async () => {
+    const nf = new RecordingNetfilter();
+    nf.failWith = 'Error: no such file or directory';
+    const p = new ServiceProxy({ listen: listen(), source: source(), log: nullLogger, netfilter: nf });
+    await p.start();
+    expect(p.mode).toBe('userspace');
+    expect(p.modeReason).toMatch(/no such file/);
+    expect(p.stats()[0]!.mode).toBe('userspace');
+    await p.close();
+  });
+});
