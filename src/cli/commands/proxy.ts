@@ -62,7 +62,10 @@ export const proxyCmd: Command = {
     if (specs.length === 0) throw new FlotillaError('E_USAGE', 'proxy needs at least one NAME=HOST:PORT');
     const mode = String(ctx.flags.mode ?? 'auto');
     if (!['auto', 'kernel', 'userspace'].includes(mode))
-      throw new FlotillaError('E_USAGE', `--mode: ${JSON.stringify(mode)} is not one of auto, kernel, userspace`);
+      throw new FlotillaError(
+        'E_USAGE',
+        `--mode: ${JSON.stringify(mode)} is not one of auto, kernel, userspace`,
+      );
     const drainTimeoutMs = seconds('drain-timeout', ctx.flags['drain-timeout']) * 1000;
     const connectTimeoutMs = seconds('connect-timeout', ctx.flags['connect-timeout']) * 1000;
     const { RemoteServices } = await import('../../docker/services-remote.js');
