@@ -2,21 +2,26 @@
  * `npm run bench -- docker-proxy [--rounds R] [--seconds S] [--conns C] [--pings N] [--reroutes N]`
  * (also part of `npm run bench -- docker`).
  *
- * The service proxy (src/docker/proxy.ts) over loopback, against a direct connection in the same run:
+ * The service proxy (src/docker/proxy.ts) over loopback, against a direct connection in the same run,
+ * on both data paths (user space, and the kernel path of proxy-kernel.ts):
  *   1. throughput: C connections stream 64 KiB writes for S seconds into a sink server (the sink
  *      reports the bytes it got: upload), and C connections read for S seconds from a source server
- *      that streams 64 KiB writes (download); MiB/s direct vs through the proxy, and the proxy's own
- *      CPU time per GiB. Target: proxy ≥ 80% of direct.
+ *      that streams 64 KiB writes (download); MiB/s direct vs through each path, and the proxy
+ *      process's own CPU time per GiB. Target: proxy ≥ 80% of direct.
  *   2. latency: 32-byte request/response on one connection (N round trips), and new connections
- *      (connect + one round trip + close); p50/p99 direct vs through the proxy.
+ *      (connect + one round trip + close); p50/p99 direct vs through each path.
  *   3. reroute: the service's only endpoint A is replaced in the registry (one txn: delete A, put B)
- *      while a client opens connections back to back; the time from the registry write until the
- *      proxy applied it, and until the first connection answered by B. Target ≤ 1 s. The registry is a
- *      private single-member etcd (test/support/etcd-single.ts), or the embedded store without etcd.
+ *      while a client per path opens connections back to back; the time from the registry write until
+ *      the first connection answered by B. Target ≤ 1 s. The registry is a private single-member etcd
+ *      (test/support/etcd-single.ts), or the embedded store without etcd.
+ *
+ * Run as root with nft installed, the whole bench re-runs itself in a fresh network namespace
+ * (`unshare --net`, loopback only), so the kernel path's nft table, route_localnet and all the
+ * traffic stay there. Otherwise the kernel column says why it is missing.
  *
  * The sink/echo servers and the load clients run in child processes (this file with `--worker`), the
- * proxy in this process, so no two of them share an event loop. Rounds interleave direct and proxy;
- * the median round is reported (the machine is shared and noisy).
+ * proxies in this process, so no two of them share an event loop. Rounds interleave direct, user
+ * space and kernel; the median round is reported (the machine is shared and noisy).
  */
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
@@ -229,6 +234,7 @@ function opt(args: string[], name: string, def: number): number {
 }
 
 const median = (xs: number[]) => summarize(xs).p50;
+const signed = (v: number) => `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(3)}`;
 
 type Tp = { mibPerSec: number; bytes: number };
 type Lat = { rttP50: number; rttP99: number; connP50: number; connP99: number };
@@ -270,7 +276,7 @@ async function measure(
  * part under `unshare --net` when it is root; otherwise the kernel column says why it is missing.
  */
 async function dataPathHere(args: string[], kernelWhy: string | undefined): Promise<(string | number)[][]> {
-  const rounds = opt(args, 'rounds', 3);
+  const rounds = opt(args, 'rounds', 5);
   const seconds = opt(args, 'seconds', 2);
   const conns = opt(args, 'conns', 4);
   const pings = opt(args, 'pings', 3000);
@@ -337,7 +343,7 @@ async function dataPathHere(args: string[], kernelWhy: string | undefined): Prom
       d,
       m(viaUser),
       k(m),
-      `+${(m(viaUser) - d).toFixed(3)} / ${kernel ? `+${(m(viaKernel) - d).toFixed(3)}` : '-'}`,
+      `user ${signed(m(viaUser) - d)}, kernel ${kernel ? signed(m(viaKernel) - d) : '-'}`,
       '-',
       '-',
     ];

@@ -14,6 +14,11 @@
  *     at once (the client sees ECONNRESET), with a log line (at most one a second per listener,
  *     counting the ones it leaves out). The listener stays bound, so the port is never lost.
  *
+ * The kernel data path (proxy-kernel.ts, `mode` kernel or auto) takes this machine's own
+ * connections to an IPv4 listen address out of this file's hands: nftables DNATs them to an
+ * endpoint before they reach the listener. The listener stays bound and serves everything else the
+ * same way as above (other hosts' connections, IPv6, no endpoint: refused here with the log line).
+ *
  * INVARIANTS: every accepted socket is either piped to an upstream or destroyed; every upstream that
  * was counted (`acquire`) is released exactly once, when it closes or fails.
  */

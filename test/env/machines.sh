@@ -23,7 +23,7 @@ strict
 usage() { die "usage: machines.sh up N|mK... | down [--kill] [mK...] | exec mK CMD... | status"; }
 
 ROOTFS_PREP=3            # bump when prepare_rootfs changes (invalidates the cached rootfs)
-PKGS="systemd,systemd-sysv,dbus,iproute2,procps,iputils-ping,curl${TESTENV_MACHINE_PACKAGES:+,$TESTENV_MACHINE_PACKAGES}"
+PKGS="systemd,systemd-sysv,dbus,iproute2,procps,iputils-ping,curl,nftables${TESTENV_MACHINE_PACKAGES:+,$TESTENV_MACHINE_PACKAGES}"
 
 rootfs_vars() {
   SUITE=$(host_suite)
@@ -325,7 +325,7 @@ cmd_exec() {
 
 cmd_status() {
   local m st
-  for m in $( { ls "$T_STATE/machines" 2>/dev/null || true; } | grep -E '^m[0-9]+$' | sort -V); do
+  for m in $( { ls "$T_STATE/machines" 2>/dev/null || true; } | { grep -E '^m[0-9]+$' || true; } | sort -V); do
     if m_pid1 "$m" >/dev/null; then
       st=$(m_exec "$m" systemctl is-system-running 2>/dev/null || true)
     else st=stopped; fi
