@@ -2,8 +2,10 @@
  * `status` and `journal` of a unit on any machine, served by every agent:
  *
  *   GET /flotilla/v1/units/{name}/status?lines=N
- *       200 application/json {"name","machineID","exitCode","output"}: `systemctl status -l --no-pager
- *       --lines=N -- NAME` on the hosting machine (its stdout + stderr, and its exit code).
+ *       200 application/json {"name","machineID","exitCode","output"[,"container"][,"reason"]}:
+ *       `systemctl status -l --no-pager --lines=N -- NAME` on the hosting machine (its stdout + stderr,
+ *       and its exit code), plus what that machine's agent last reported: a container unit's
+ *       `container` ({name, image, id, state, health, exitCode}) and the `reason` it failed or waits.
  *   GET /flotilla/v1/units/{name}/journal?lines=N&follow=true|false&output=MODE
  *       200 text/plain, chunked: `journalctl --unit=NAME --no-pager --lines=N --output=MODE [--follow]`
  *       on the hosting machine, streamed as produced; with follow the response stays open until the
@@ -184,10 +186,25 @@ export class UnitLogs {
             }
             exitCode = code;
           }
-          resolve({
-            status: 200,
-            body: { name, machineID: this.d.machineID, exitCode, output: stdout + stderr },
-          });
+          // What the agent last reported for the unit here: a container unit's container (state,
+          // health, exit code) and why it failed or waits. Best effort: the output is the answer.
+          this.d.registry
+            .unitStatesOf(name)
+            .then((states) => states.find((st) => st.machineID === this.d.machineID))
+            .catch(() => undefined)
+            .then((st) =>
+              resolve({
+                status: 200,
+                body: {
+                  name,
+                  machineID: this.d.machineID,
+                  exitCode,
+                  output: stdout + stderr,
+                  ...(st?.container ? { container: st.container } : {}),
+                  ...(st?.reason ? { reason: st.reason } : {}),
+                },
+              }),
+            );
         },
       );
     });

@@ -379,7 +379,14 @@ export class KernelForwarder {
     const nf = this.opts.netfilter;
     try {
       if (needsRouteLocalnet(plan.listeners, nf.localAddresses()) && !nf.routeLocalnet()) {
-        nf.setRouteLocalnet(true);
+        try {
+          nf.setRouteLocalnet(true);
+        } catch (e) {
+          throw new Error(
+            `cannot set net.ipv4.conf.all.route_localnet=1 (${(e as Error).message}): a loopback listener ` +
+              'with endpoints on other machines needs it; set it at boot (sysctl.d) or use proxy_mode=userspace',
+          );
+        }
         this.setLocalnet = true;
         plan.guard = true;
         this.opts.log.info(

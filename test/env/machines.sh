@@ -106,6 +106,10 @@ ensure_netns() {   # netns fl-mK with eth0 (IPv4 only) on the bridge
   fi
   echo 1 > "/proc/sys/net/ipv6/conf/$hv/disable_ipv6" 2>/dev/null || true
   ip netns exec "$ns" sh -c 'echo 1 > /proc/sys/net/ipv6/conf/eth0/disable_ipv6' 2>/dev/null || true
+  # /proc/sys is read-only inside the machine (nspawn), so set what flotilla's kernel proxy path
+  # needs for a loopback listener with endpoints on other machines here, as an operator would in
+  # /etc/sysctl.d (README "Service discovery"); the agent then adds the martian guard itself.
+  ip netns exec "$ns" sh -c 'echo 1 > /proc/sys/net/ipv4/conf/all/route_localnet'
   ip link set "$hv" master "$T_BRIDGE" up
   ip -n "$ns" addr replace "$(m_ip "$m")/24" dev eth0
   ip -n "$ns" link set lo up

@@ -6,7 +6,8 @@
  *      registers under services/database: `list-services`, the agent API over its unix socket, the
  *      read-only listener's `/v2/keys/database` (plain curl), and `etcdctl get --prefix` all show it;
  *   2. a client on another machine reaches it through the proxy the agent runs there
- *      (`proxy_services=database=127.0.0.1:15432`);
+ *      (`proxy_services=database=127.0.0.1:15432`), on the proxy's kernel path (nftables DNAT;
+ *      the user-space path is covered by discovery-proxy.test.ts);
  *   3. the machine that hosts it is power-cut; the unit and its container come back on another
  *      machine, the proxy reroutes, and the client's next connection succeeds. The time from the
  *      power cut to the first successful connection is measured inside the client machine (the
@@ -155,6 +156,20 @@ describeSystemd('service discovery: the seeds scenario on real machines', () => 
       20_000,
     );
     expect(served).toBe(host);
+    // ... on the kernel path: the client machine's agent chose it at start (nft is installed in the
+    // machines; route_localnet is set by the test bed, as /proc/sys is read-only in nspawn), and its
+    // table DNATs the loopback listener to the database's machine.
+    const agentLog = (
+      await inMachineOk(client, 'journalctl', '-u', 'flotilla', '-o', 'cat', '--no-pager', '-n', '400')
+    ).split('\n');
+    const lastStart = agentLog.findLastIndex((l) =>
+      l.includes(`listening on 127.0.0.1:${PROXY_PORT} for service database`),
+    );
+    expect(agentLog[lastStart]).toContain('(kernel data path)');
+    expect(agentLog.slice(lastStart).filter((l) => l.includes('cannot apply the kernel rules'))).toEqual([]);
+    const rules = await inMachineOk(client, 'nft', 'list', 'ruleset');
+    expect(rules).toMatch(new RegExp(`ip daddr 127\\.0\\.0\\.1 tcp dport ${PROXY_PORT} goto svc_0`));
+    expect(rules).toContain(`map { 0 : ${machineIp(host)} . 5432 }`);
 
     // 3. Power cut. A loop inside the client machine connects every 50 ms and prints the time
     //    (ns, CLOCK_REALTIME: one clock for host and machines) of the first answer from elsewhere.

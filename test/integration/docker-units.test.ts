@@ -183,6 +183,24 @@ describeSystemd('container units on real machines (own Docker engine per machine
     expect(journal).toContain(`container ${cname}`);
     const status = await inMachine(PIN, 'systemctl', 'status', '--no-pager', '-n', '20', name);
     expect(status.stdout).toContain(`Status: "container ${cname} running"`);
+    // The API's status (what `flotilla status` prints) carries the container as the agent sees it.
+    const apiStatus = JSON.parse(
+      await inMachineOk(
+        cli,
+        'curl',
+        '-s',
+        '--unix-socket',
+        '/var/run/fleet.sock',
+        `http://localhost/flotilla/v1/units/${name}/status?lines=5`,
+      ),
+    ) as { output: string; container?: Record<string, unknown> };
+    expect(apiStatus.container).toMatchObject({
+      name: cname,
+      image: 'busybox:latest',
+      state: 'running',
+      health: 'healthy',
+    });
+    expect(apiStatus.output).toContain(`Status: "container ${cname} running"`);
 
     // the generated unit
     const gen = await ctlOk(cli, 'cat', '--generated', name);
@@ -309,6 +327,18 @@ describeSystemd('container units on real machines (own Docker engine per machine
     );
     expect(failed.reason).toBe('container exited with status 3');
     expect(await isActive(PIN, name)).toBe('failed');
+    const apiStatus = JSON.parse(
+      await inMachineOk(
+        cli,
+        'curl',
+        '-s',
+        '--unix-socket',
+        '/var/run/fleet.sock',
+        `http://localhost/flotilla/v1/units/${name}/status`,
+      ),
+    ) as { reason?: string; container?: Record<string, unknown> };
+    expect(apiStatus.reason).toBe('container exited with status 3');
+    expect(apiStatus.container).toMatchObject({ state: 'exited', exitCode: 3 });
     // the agent does not restart it in a loop
     await sleep(3000);
     expect(

@@ -324,3 +324,23 @@ describe('ServiceProxy data path choice', () => {
     await p.close();
   });
 });
+
+describe('KernelForwarder without a writable route_localnet', () => {
+  it('falls back to user space with a message that says what to do', async () => {
+    const nf = new RecordingNetfilter();
+    nf.setRouteLocalnet = () => {
+      throw new Error("EROFS: read-only file system, open '/proc/sys/net/ipv4/conf/all/route_localnet'");
+    };
+    const fwd = new KernelForwarder({
+      netfilter: nf,
+      table: 'flotilla_proxy_t',
+      log: nullLogger,
+      drainTimeoutMs: 1000,
+    });
+    await fwd.set({ ip: '127.0.0.1', port: 15432 }, [{ ip: '10.0.0.9', port: 5432 }]);
+    expect(fwd.failed?.message).toMatch(
+      /^cannot set net\.ipv4\.conf\.all\.route_localnet=1 \(EROFS.*\): a loopback listener with endpoints on other machines needs it; set it at boot \(sysctl\.d\) or use proxy_mode=userspace$/,
+    );
+    expect(nf.scripts).toEqual([dropTableScript('flotilla_proxy_t')]);
+  });
+});
