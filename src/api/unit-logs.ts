@@ -188,7 +188,7 @@ export class UnitLogs {
           }
           // What the agent last reported for the unit here: a container unit's container (state,
           // health, exit code) and why it failed or waits. Best effort: the output is the answer.
-          this.d.registry
+          void this.d.registry
             .unitStatesOf(name)
             .then((states) => states.find((st) => st.machineID === this.d.machineID))
             .catch(() => undefined)
