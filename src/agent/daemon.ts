@@ -7,7 +7,8 @@
  *     units keep running and the lease is kept, so the next agent adopts everything (fleet #1086).
  *     Otherwise (`systemctl stop`, or not under systemd) local units are stopped and the lease is
  *     revoked, so the machine leaves and its units move at once. A second signal forces exit.
- *   SIGHUP: re-read the config; metadata and verbosity apply live (others need a restart, logged).
+ *   SIGHUP: re-read the config; metadata, verbosity and the proxy settings apply live; other changed
+ *     keys are named in a log line (they need a restart).
  *   SIGUSR1: dump the agent's state as JSON to the log.
  *
  * The lease ID is kept in <data_dir>/agent.lease so a restarted agent (also after kill -9) resumes its
@@ -43,7 +44,7 @@ import { DockerodeEngine } from '../docker/dockerode.js';
 import { VERSION } from '../version.js';
 import { MachineAgent } from './agent.js';
 import { ClusterView } from './cluster-view.js';
-import { loadConfig, type LoadOptions } from './config.js';
+import { KEYS, loadConfig, type AgentConfig, type LoadOptions } from './config.js';
 import { detectPublicIp, localAddresses, readMachineId } from './identity.js';
 import { FenceMonitor } from './fence.js';
 import { LivenessMonitor, serveLiveness } from './liveness.js';
@@ -365,22 +366,30 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
       );
     }
   }
+  // The service proxy: rebuilt on SIGHUP when its settings change.
   let proxy: ServiceProxy | undefined;
-  if (config.proxyServices) {
+  const proxyKey = (c: AgentConfig) =>
+    JSON.stringify([c.proxyServices ?? '', c.proxyMode, c.proxyDrainTimeout]);
+  let proxySettings = proxyKey(config);
+  let proxyChange: Promise<void> = Promise.resolve();
+  const startProxy = async (c: AgentConfig): Promise<ServiceProxy | undefined> => {
+    if (!c.proxyServices) return undefined;
     const p = new ServiceProxy({
-      listen: parseProxySpecs([config.proxyServices], 'proxy_services'),
+      listen: parseProxySpecs([c.proxyServices], 'proxy_services'),
       source: servicesView,
       log,
-      drainTimeoutMs: config.proxyDrainTimeout * 1000,
-      mode: config.proxyMode as ProxyMode,
+      drainTimeoutMs: c.proxyDrainTimeout * 1000,
+      mode: c.proxyMode as ProxyMode,
     });
     try {
       await p.start();
-      proxy = p;
+      return p;
     } catch (err) {
-      log.error({ err: (err as Error).message }, 'proxy_services: cannot listen; the proxy is not running');
+      log.error({ err: (err as Error).message }, 'proxy_services: cannot start; the proxy is not running');
+      return undefined;
     }
-  }
+  };
+  proxy = await startProxy(config);
 
   await agent.firstReconcile;
   const notify = new SdNotify();
@@ -421,7 +430,10 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
         fence.stop();
         liveness?.stop();
         livenessServer?.close();
-        await proxy?.close();
+        await proxyChange;
+        // A restart leaves the kernel path's rules in place: this machine's connections keep
+        // reaching the endpoints while the next agent starts (it replaces the same table).
+        await proxy?.close({ keepKernelRules: restart });
         await servicesHttp?.close();
         await api.close();
         servicesView.stop();
@@ -465,10 +477,39 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
         machine.metadata = ownMetadata.merged();
         log.level = next.verbosity > 0 ? 'debug' : 'info';
         void register().catch((e: Error) => log.error({ err: e.message }, 'could not update machine record'));
+        if (proxyKey(next) !== proxySettings) {
+          proxySettings = proxyKey(next);
+          proxyChange = proxyChange.then(async () => {
+            if (stopping) return;
+            await proxy?.close();
+            proxy = await startProxy(next);
+            log.info(
+              { proxy_services: next.proxyServices ?? '', proxy_mode: next.proxyMode },
+              'proxy settings reloaded',
+            );
+          });
+        }
+        const later = restartOnlyChanges(config, next);
+        if (later.length > 0) {
+          log.warn(
+            { keys: later },
+            `configuration reloaded; ${later.join(', ')} take effect at the next restart`,
+          );
+        }
         log.info({ metadata: next.metadata }, 'configuration reloaded');
       } catch (err) {
         log.error({ err: (err as Error).message }, 'configuration reload failed; keeping the old one');
       }
     });
   });
+}
+
+/** Keys (config file names) whose value changed but that apply only at the next agent start. */
+export function restartOnlyChanges(before: AgentConfig, after: AgentConfig): string[] {
+  const live = new Set(['metadata', 'verbosity', 'proxy_services', 'proxy_mode', 'proxy_drain_timeout']);
+  return Object.entries(KEYS)
+    .filter(
+      ([k, spec]) => !live.has(k) && JSON.stringify(before[spec.field]) !== JSON.stringify(after[spec.field]),
+    )
+    .map(([k]) => k);
 }

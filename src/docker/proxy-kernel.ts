@@ -29,7 +29,8 @@
  * applies scripts through the small `Netfilter` port (`NftNetfilter` runs the real `nft`).
  */
 import { execFile, spawn } from 'node:child_process';
-import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { isIPv4 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../systemd/manager.js';
@@ -176,13 +177,23 @@ export interface Netfilter {
   apply(script: string): Promise<void>;
   /** IPv4 addresses of this machine. */
   localAddresses(): Set<string>;
-  /** `net.ipv4.conf.all.route_localnet`: read, and set. */
+  /**
+   * `net.ipv4.conf.all.route_localnet`: read, and set. `setRouteLocalnet(true)` also records that a
+   * flotilla proxy turned it on (`routeLocalnetOwned`, kept until reboot), so a restarted proxy
+   * still puts it back; `setRouteLocalnet(false)` clears that record.
+   */
   routeLocalnet(): boolean;
   setRouteLocalnet(on: boolean): void;
+  routeLocalnetOwned(): boolean;
+  /** Names of the `ip` tables whose name starts with `prefix`. */
+  tables(prefix: string): Promise<string[]>;
 }
 
 const NFT_CANDIDATES = ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft', '/usr/local/sbin/nft'];
 const ROUTE_LOCALNET = '/proc/sys/net/ipv4/conf/all/route_localnet';
+/** Set while route_localnet is on because a flotilla proxy turned it on (tmpfs: gone at reboot). */
+const OWNED_MARKER = '/run/flotilla/proxy-route-localnet';
+export const TABLE_PREFIX = 'flotilla_proxy_';
 
 /** The real thing: the `nft` binary (argv only, script on stdin) and /proc/sys. */
 export class NftNetfilter implements Netfilter {
@@ -252,6 +263,35 @@ export class NftNetfilter implements Netfilter {
 
   setRouteLocalnet(on: boolean): void {
     writeFileSync(ROUTE_LOCALNET, on ? '1\n' : '0\n');
+    try {
+      if (on) {
+        mkdirSync(dirname(OWNED_MARKER), { recursive: true, mode: 0o755 });
+        writeFileSync(OWNED_MARKER, `${process.pid}\n`, { mode: 0o644 });
+      } else rmSync(OWNED_MARKER, { force: true });
+    } catch {
+      /* the record is a convenience: without it a restarted proxy leaves the setting on */
+    }
+  }
+
+  routeLocalnetOwned(): boolean {
+    return existsSync(OWNED_MARKER);
+  }
+
+  async tables(prefix: string): Promise<string[]> {
+    const nft = this.binary();
+    if (!nft) return [];
+    return new Promise((resolve) => {
+      execFile(nft, ['list', 'tables', 'ip'], { timeout: 5000, encoding: 'utf8' }, (err, out) =>
+        resolve(
+          err
+            ? []
+            : out
+                .split('\n')
+                .map((l) => /^table ip (\S+)$/.exec(l.trim())?.[1])
+                .filter((t): t is string => t !== undefined && t.startsWith(prefix)),
+        ),
+      );
+    });
   }
 }
 
@@ -291,7 +331,11 @@ export class KernelForwarder {
   failed: Error | undefined;
   applies = 0;
 
-  constructor(private readonly opts: KernelForwarderOptions) {}
+  constructor(private readonly opts: KernelForwarderOptions) {
+    // A flotilla proxy turned route_localnet on before (this one's previous run, before a restart):
+    // this one puts it back when it stops.
+    this.setLocalnet = opts.netfilter.routeLocalnetOwned() && opts.netfilter.routeLocalnet();
+  }
 
   private now(): number {
     return (this.opts.now ?? Date.now)();
@@ -414,6 +458,13 @@ export class KernelForwarder {
     }
   }
 
+  /** Stop following changes, leaving the rules in force (an agent restart). */
+  async detach(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running?.catch(() => undefined);
+  }
+
   /**
    * Remove the table. Connections already mapped keep running (conntrack holds their mapping);
    * route_localnet goes back to 0 if we set it.
@@ -430,7 +481,10 @@ export class KernelForwarder {
           'proxy: cannot remove the kernel rules',
         ),
       );
-    if (this.setLocalnet) {
+    // Put route_localnet back unless another flotilla proxy on this host still has its table (it
+    // may need the setting; the last one to stop puts it back).
+    const others = (await this.opts.netfilter.tables(TABLE_PREFIX)).filter((t) => t !== this.opts.table);
+    if (this.setLocalnet && others.length === 0) {
       try {
         this.opts.netfilter.setRouteLocalnet(false);
       } catch {

@@ -444,9 +444,14 @@ export class ServiceProxy {
     return this.listeners.map((l) => l.stats());
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stop listening and cut the user-space connections. The kernel path's table goes too, unless
+   * `keepKernelRules` (an agent restart: the next process replaces the same table).
+   */
+  async close(opts: { keepKernelRules?: boolean } = {}): Promise<void> {
     this.opts.source.off('changed', this.onChanged);
-    await this.kernel?.close();
+    if (opts.keepKernelRules) await this.kernel?.detach();
+    else await this.kernel?.close();
     await Promise.all(this.listeners.map((l) => l.close()));
   }
 }

@@ -14,6 +14,8 @@ const M = 'm1';
 const UNIT = 'flotilla-single-test.service';
 const SOCK = '/run/flotilla-single-test/fleet.sock';
 const PORT = 46541;
+const CONF = '/etc/flotilla-single-test/flotilla.conf';
+const PROXY_PORT = 46542;
 const id = Math.random().toString(16).slice(2, 8);
 
 function sh(...cmd: string[]): string {
@@ -60,6 +62,7 @@ function startAgent(): void {
     '/usr/local/bin/node',
     `${machineProject}/bin/flotilla`,
     'agent',
+    `--config=${CONF}`,
     `--socket=${SOCK}`,
     '--data-dir=/var/lib/flotilla-single-test',
     '--units-directory=/run/flotilla/single-test-units',
@@ -83,6 +86,7 @@ describeSystemd('agent with the embedded registry on one machine', () => {
     ] as const) {
       put(`/etc/flotilla-single-test/${name}`, readFileSync(file, 'utf8'));
     }
+    put(CONF, '# flotilla-single-test\n');
     shRc('systemctl', 'stop', UNIT);
     shRc('systemctl', 'reset-failed', UNIT);
     sh('rm', '-rf', '/var/lib/flotilla-single-test', '/run/flotilla-single-test');
@@ -160,6 +164,43 @@ describeSystemd('agent with the embedded registry on one machine', () => {
       });
     expect(await get(true)).toBe(200);
     await expect(get(false)).rejects.toThrow();
+  });
+
+  it('SIGHUP applies the proxy settings live and names the keys that need a restart', async () => {
+    const journal = () => sh('journalctl', '-u', UNIT, '-o', 'cat', '--no-pager', '-n', '200');
+    const listening = () => sh('ss', '-Hltn', `sport = :${PROXY_PORT}`).trim() !== '';
+    const waitFor = async (what: string, ok: () => boolean) => {
+      for (const t0 = Date.now(); Date.now() - t0 < 10_000; await sleep(100)) if (ok()) return;
+      throw new Error(`timed out waiting for ${what}\n${journal()}`);
+    };
+    expect(listening()).toBe(false);
+    put(CONF, `proxy_services=database=127.0.0.1:${PROXY_PORT}\nproxy_mode=userspace\nagent_ttl=45s\n`);
+    sh('systemctl', 'kill', '--kill-whom=main', '-s', 'HUP', UNIT);
+    await waitFor('the proxy listener', listening);
+    const log = journal();
+    expect(log).toContain('proxy settings reloaded');
+    expect(log).toContain(
+      `proxy: listening on 127.0.0.1:${PROXY_PORT} for service database (userspace data path: proxy mode userspace)`,
+    );
+    expect(log).toContain('configuration reloaded; agent_ttl take effect at the next restart');
+    // No endpoint for "database" in this agent's registry: refused, with the log line.
+    expect(shRc('curl', '-s', '--max-time', '2', `http://127.0.0.1:${PROXY_PORT}/`).rc).not.toBe(0);
+    await waitFor('the refusal log line', () =>
+      journal().includes('proxy: no endpoint for service database: connection refused'),
+    );
+    // Bad value: the reload is refused as a whole, naming the key; the proxy keeps running.
+    put(CONF, `proxy_services=database=127.0.0.1:${PROXY_PORT}\nproxy_mode=fast\n`);
+    sh('systemctl', 'kill', '--kill-whom=main', '-s', 'HUP', UNIT);
+    await waitFor('the refused reload', () =>
+      journal().includes('configuration reload failed; keeping the old one'),
+    );
+    expect(journal()).toMatch(/proxy_mode.*"fast" is not one of auto, kernel, userspace/);
+    expect(listening()).toBe(true);
+    // Removed from the config: the listener goes.
+    put(CONF, '# no proxy\n');
+    sh('systemctl', 'kill', '--kill-whom=main', '-s', 'HUP', UNIT);
+    await waitFor('the proxy listener to close', () => !listening());
+    expect(sh('systemctl', 'is-active', UNIT).trim()).toBe('active');
   });
 
   it('stops and removes its units when stopped for good (not a restart)', () => {

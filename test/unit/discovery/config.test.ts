@@ -57,3 +57,25 @@ describe('discovery config keys', () => {
     expect((err as Error).message).toMatch(msg);
   });
 });
+
+describe('proxy_mode and what a reload applies', () => {
+  it('proxy_mode is auto by default; a bad value names the key', () => {
+    expect(conf('').proxyMode).toBe('auto');
+    expect(conf('proxy_mode=kernel\n').proxyMode).toBe('kernel');
+    let msg = '';
+    try {
+      conf('proxy_mode=fast\n');
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg).toMatch(/proxy_mode.*"fast" is not one of auto, kernel, userspace/);
+  });
+
+  it('restartOnlyChanges names changed keys other than metadata, verbosity and the proxy ones', async () => {
+    const { restartOnlyChanges } = await import('../../../src/agent/daemon.js');
+    const a = conf('agent_ttl=30s\nmetadata=role=a\nproxy_mode=auto\n');
+    const b = conf('agent_ttl=45s\nmetadata=role=b\nproxy_mode=userspace\nverbosity=1\npublic_ip=10.0.0.9\n');
+    expect(restartOnlyChanges(a, b)).toEqual(['public_ip', 'agent_ttl']);
+    expect(restartOnlyChanges(a, a)).toEqual([]);
+  });
+});

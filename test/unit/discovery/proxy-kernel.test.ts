@@ -40,9 +40,18 @@ class RecordingNetfilter implements Netfilter {
   routeLocalnet() {
     return this.localnet;
   }
+  owned = false;
+  otherTables: string[] = [];
   setRouteLocalnet(on: boolean) {
     this.localnet = on;
+    this.owned = on;
     this.localnetWrites.push(on);
+  }
+  routeLocalnetOwned() {
+    return this.owned;
+  }
+  tables(prefix: string) {
+    return Promise.resolve(this.otherTables.filter((t) => t.startsWith(prefix)));
   }
 }
 
@@ -205,6 +214,23 @@ describe('KernelForwarder', () => {
     await fwd.close();
     expect(nf.localnetWrites).toEqual([true, false]);
     expect(nf.scripts.at(-1)).toBe(dropTableScript('flotilla_proxy_t'));
+  });
+
+  it('a restarted proxy puts back the route_localnet its previous run set; not while another proxy runs', async () => {
+    const nf = new RecordingNetfilter();
+    const first = make(nf).fwd;
+    await first.set(L, [{ ip: '10.0.0.9', port: 5432 }]);
+    await first.detach(); // agent restart: rules and setting stay
+    expect(nf.localnetWrites).toEqual([true]);
+    const second = make(nf).fwd;
+    await second.set(L, [{ ip: '10.0.0.9', port: 5432 }]);
+    nf.otherTables = ['flotilla_proxy_other'];
+    await second.close();
+    expect(nf.localnetWrites).toEqual([true]); // the other proxy may need it
+    const third = make(nf).fwd;
+    nf.otherTables = [];
+    await third.close();
+    expect(nf.localnetWrites).toEqual([true, false]);
   });
 
   it('leaves route_localnet alone when it was already on', async () => {
