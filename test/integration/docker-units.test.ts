@@ -91,6 +91,18 @@ describeSystemd('container units on real machines (own Docker engine per machine
     );
   }
   const row = async (unit: string) => (await rows()).find((r) => r.unit === unit);
+  /** The agent API's status of a unit (what `flotilla status` prints, plus container and reason). */
+  const statusJson = async (unit: string) =>
+    JSON.parse(
+      await inMachineOk(
+        cli,
+        'curl',
+        '-s',
+        '--unix-socket',
+        '/var/run/fleet.sock',
+        `http://localhost/flotilla/v1/units/${unit}/status?lines=5`,
+      ),
+    ) as { output: string; reason?: string; container?: Record<string, unknown> };
 
   /** A web server container unit pinned to PIN; returns [unit name, port, path]. */
   async function webUnit(
@@ -184,16 +196,7 @@ describeSystemd('container units on real machines (own Docker engine per machine
     const status = await inMachine(PIN, 'systemctl', 'status', '--no-pager', '-n', '20', name);
     expect(status.stdout).toContain(`Status: "container ${cname} running"`);
     // The API's status (what `flotilla status` prints) carries the container as the agent sees it.
-    const apiStatus = JSON.parse(
-      await inMachineOk(
-        cli,
-        'curl',
-        '-s',
-        '--unix-socket',
-        '/var/run/fleet.sock',
-        `http://localhost/flotilla/v1/units/${name}/status?lines=5`,
-      ),
-    ) as { output: string; container?: Record<string, unknown> };
+    const apiStatus = await statusJson(name);
     expect(apiStatus.container).toMatchObject({
       name: cname,
       image: 'busybox:latest',
@@ -327,16 +330,7 @@ describeSystemd('container units on real machines (own Docker engine per machine
     );
     expect(failed.reason).toBe('container exited with status 3');
     expect(await isActive(PIN, name)).toBe('failed');
-    const apiStatus = JSON.parse(
-      await inMachineOk(
-        cli,
-        'curl',
-        '-s',
-        '--unix-socket',
-        '/var/run/fleet.sock',
-        `http://localhost/flotilla/v1/units/${name}/status`,
-      ),
-    ) as { reason?: string; container?: Record<string, unknown> };
+    const apiStatus = await statusJson(name);
     expect(apiStatus.reason).toBe('container exited with status 3');
     expect(apiStatus.container).toMatchObject({ state: 'exited', exitCode: 3 });
     // the agent does not restart it in a loop
