@@ -28,6 +28,7 @@ import { ServicesApi, ServicesHttpServer } from '../api/services.js';
 import { ServiceRegistrar } from '../docker/discovery.js';
 import { DockerContainerSource } from '../docker/discovery-docker.js';
 import { ServiceProxy, type ProxyMode } from '../docker/proxy.js';
+import { TABLE_PREFIX } from '../docker/proxy-kernel.js';
 import { parseProxySpecs } from '../docker/services.js';
 import { ServicesView } from '../docker/services-view.js';
 import { Engine } from '../engine/engine.js';
@@ -380,6 +381,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
       log,
       drainTimeoutMs: c.proxyDrainTimeout * 1000,
       mode: c.proxyMode as ProxyMode,
+      kernelTable: `${TABLE_PREFIX}agent`,
     });
     try {
       await p.start();

@@ -26,7 +26,13 @@ import { createHash } from 'node:crypto';
 import { connect, createServer, isIPv4, type Server, type Socket } from 'node:net';
 import type { Logger } from '../systemd/manager.js';
 import { Balancer } from './proxy-balancer.js';
-import { KernelForwarder, kernelCapableHost, NftNetfilter, type Netfilter } from './proxy-kernel.js';
+import {
+  KernelForwarder,
+  kernelCapableHost,
+  NftNetfilter,
+  TABLE_PREFIX,
+  type Netfilter,
+} from './proxy-kernel.js';
 import type { EndpointSource } from './services-view.js';
 import { endpointAddress, isUsable, type ProxyListenSpec } from './services.js';
 
@@ -46,6 +52,12 @@ export interface ProxyOptions {
   mode?: ProxyMode;
   /** The packet filter for the kernel path (default: the real `nft`). */
   netfilter?: Netfilter;
+  /**
+   * The kernel path's nft table. Default `flotilla_proxy_<hash of the listen addresses>` (a
+   * `flotilla proxy` process); the agent uses one fixed name, so a changed `proxy_services` replaces
+   * its table instead of leaving the old one behind.
+   */
+  kernelTable?: string;
 }
 
 export type ProxyMode = 'auto' | 'kernel' | 'userspace';
@@ -91,7 +103,7 @@ class ServiceListener {
 
   constructor(
     readonly spec: ProxyListenSpec,
-    private readonly opts: Required<Omit<ProxyOptions, 'listen' | 'mode' | 'netfilter'>>,
+    private readonly opts: Required<Omit<ProxyOptions, 'listen' | 'mode' | 'netfilter' | 'kernelTable'>>,
   ) {}
 
   /** Set by ServiceProxy when the kernel path is in use and this listen address can use it. */
@@ -406,7 +418,7 @@ export class ServiceProxy {
         .slice(0, 10);
       this.kernel = new KernelForwarder({
         netfilter,
-        table: `flotilla_proxy_${id}`,
+        table: this.opts.kernelTable ?? `${TABLE_PREFIX}${id}`,
         log: this.opts.log,
         drainTimeoutMs: this.opts.drainTimeoutMs ?? 30_000,
       });

@@ -168,6 +168,7 @@ describeSystemd('service discovery: the seeds scenario on real machines', () => 
     expect(agentLog[lastStart]).toContain('(kernel data path)');
     expect(agentLog.slice(lastStart).filter((l) => l.includes('cannot apply the kernel rules'))).toEqual([]);
     const rules = await inMachineOk(client, 'nft', 'list', 'ruleset');
+    expect(rules).toContain('table ip flotilla_proxy_agent {');
     expect(rules).toMatch(new RegExp(`ip daddr 127\\.0\\.0\\.1 tcp dport ${PROXY_PORT} goto svc_0`));
     expect(rules).toContain(`map { 0 : ${machineIp(host)} . 5432 }`);
 
