@@ -28,7 +28,7 @@ import { ServicesApi, ServicesHttpServer } from '../api/services.js';
 import { ServiceRegistrar } from '../docker/discovery.js';
 import { DockerContainerSource } from '../docker/discovery-docker.js';
 import { ServiceProxy, type ProxyMode } from '../docker/proxy.js';
-import { TABLE_PREFIX } from '../docker/proxy-kernel.js';
+import { NftNetfilter, removeKernelRules, TABLE_PREFIX } from '../docker/proxy-kernel.js';
 import { parseProxySpecs } from '../docker/services.js';
 import { ServicesView } from '../docker/services-view.js';
 import { Engine } from '../engine/engine.js';
@@ -50,6 +50,9 @@ import { detectPublicIp, localAddresses, readMachineId } from './identity.js';
 import { FenceMonitor } from './fence.js';
 import { LivenessMonitor, serveLiveness } from './liveness.js';
 import { SdNotify } from './sdnotify.js';
+
+/** The agent's proxy's nft table: one fixed name, so a changed proxy_services replaces it. */
+const AGENT_TABLE = `${TABLE_PREFIX}agent`;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -373,6 +376,16 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     JSON.stringify([c.proxyServices ?? '', c.proxyMode, c.proxyDrainTimeout]);
   let proxySettings = proxyKey(config);
   let proxyChange: Promise<void> = Promise.resolve();
+  // A previous run (restarted: its rules were left in force for this one) may have left the agent's
+  // table; without the kernel path now, it must go, or it would keep sending to old endpoints.
+  const clearAgentKernelRules = async () => {
+    const nf = new NftNetfilter();
+    if ((await nf.probe()) !== undefined) return;
+    if ((await nf.tables(AGENT_TABLE)).includes(AGENT_TABLE)) {
+      log.info({ table: AGENT_TABLE }, 'proxy: removing the kernel rules a previous run left');
+      await removeKernelRules(nf, AGENT_TABLE, log);
+    }
+  };
   const startProxy = async (c: AgentConfig): Promise<ServiceProxy | undefined> => {
     if (!c.proxyServices) return undefined;
     const p = new ServiceProxy({
@@ -381,7 +394,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
       log,
       drainTimeoutMs: c.proxyDrainTimeout * 1000,
       mode: c.proxyMode as ProxyMode,
-      kernelTable: `${TABLE_PREFIX}agent`,
+      kernelTable: AGENT_TABLE,
     });
     try {
       await p.start();
@@ -392,6 +405,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     }
   };
   proxy = await startProxy(config);
+  if (proxy?.mode !== 'kernel') await clearAgentKernelRules();
 
   await agent.firstReconcile;
   const notify = new SdNotify();

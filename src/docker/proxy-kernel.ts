@@ -470,26 +470,32 @@ export class KernelForwarder {
    * route_localnet goes back to 0 if we set it.
    */
   async close(): Promise<void> {
-    this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
-    await this.running?.catch(() => undefined);
-    await this.opts.netfilter
-      .apply(dropTableScript(this.opts.table))
-      .catch((err: Error) =>
-        this.opts.log.warn(
-          { table: this.opts.table, err: err.message },
-          'proxy: cannot remove the kernel rules',
-        ),
-      );
-    // Put route_localnet back unless another flotilla proxy on this host still has its table (it
-    // may need the setting; the last one to stop puts it back).
-    const others = (await this.opts.netfilter.tables(TABLE_PREFIX)).filter((t) => t !== this.opts.table);
-    if (this.setLocalnet && others.length === 0) {
-      try {
-        this.opts.netfilter.setRouteLocalnet(false);
-      } catch {
-        /* best effort */
-      }
+    await this.detach();
+    await removeKernelRules(this.opts.netfilter, this.opts.table, this.opts.log, this.setLocalnet);
+  }
+}
+
+/**
+ * Remove a proxy's table, and put route_localnet back when a flotilla proxy set it (`owned`, or the
+ * ownership record says so) unless another flotilla proxy on this host still has its table (it may
+ * need the setting; the last one to stop puts it back). Also used by an agent that starts without
+ * the kernel path, to clear what its previous run left for it.
+ */
+export async function removeKernelRules(
+  nf: Netfilter,
+  table: string,
+  log: Logger,
+  owned = nf.routeLocalnetOwned() && nf.routeLocalnet(),
+): Promise<void> {
+  await nf
+    .apply(dropTableScript(table))
+    .catch((err: Error) => log.warn({ table, err: err.message }, 'proxy: cannot remove the kernel rules'));
+  const others = (await nf.tables(TABLE_PREFIX)).filter((t) => t !== table);
+  if (owned && others.length === 0) {
+    try {
+      nf.setRouteLocalnet(false);
+    } catch {
+      /* best effort */
     }
   }
 }

@@ -208,5 +208,28 @@ describeSystemd('service discovery: the seeds scenario on real machines', () => 
       `[seeds] power cut of ${host} → first successful connection through the proxy in ${client}: ` +
         `${ms.toFixed(0)} ms (served by ${newHost}; agent_ttl ${AGENT_TTL_MS} ms)`,
     );
+
+    // 4. Restarting the client machine's agent does not interrupt the proxy: the kernel path's rules
+    //    stay in force while the next agent starts (it replaces the same table). A loop of requests
+    //    runs across the restart and counts failures.
+    const during = inMachine(
+      client,
+      'sh',
+      '-c',
+      'ok=0; bad=0; end=$(( $(date +%s) + 6 )); while [ "$(date +%s)" -lt "$end" ]; do ' +
+        'if r=$(curl -s --max-time 1 "http://127.0.0.1:$1/") && [ "$r" = "$2" ]; then ok=$((ok+1)); else bad=$((bad+1)); fi; ' +
+        'sleep 0.02; done; echo "$ok $bad"',
+      'sh',
+      String(PROXY_PORT),
+      newHost,
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    await inMachineOk(client, 'systemctl', 'restart', 'flotilla');
+    const [okN, badN] = (await during).stdout.trim().split(' ').map(Number) as [number, number];
+    console.log(
+      `[seeds] agent restart in ${client}: ${okN} requests through the proxy served, ${badN} failed`,
+    );
+    expect(okN).toBeGreaterThan(20);
+    expect(badN).toBe(0);
   }, 180_000);
 });

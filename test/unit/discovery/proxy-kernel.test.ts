@@ -9,6 +9,7 @@ import { ServiceProxy } from '../../../src/docker/proxy.js';
 import {
   dropTableScript,
   KernelForwarder,
+  removeKernelRules,
   needsRouteLocalnet,
   planNftScript,
   type Netfilter,
@@ -368,5 +369,27 @@ describe('KernelForwarder without a writable route_localnet', () => {
       /^cannot set net\.ipv4\.conf\.all\.route_localnet=1 \(EROFS.*\): a loopback listener with endpoints on other machines needs it; set it at boot \(sysctl\.d\) or use proxy_mode=userspace$/,
     );
     expect(nf.scripts).toEqual([dropTableScript('flotilla_proxy_t')]);
+  });
+});
+
+describe('removeKernelRules (an agent starting without the kernel path)', () => {
+  it('drops the table and puts back a route_localnet a flotilla proxy set, unless another proxy table remains', async () => {
+    const nf = new RecordingNetfilter();
+    nf.setRouteLocalnet(true); // the previous run
+    nf.localnetWrites = [];
+    nf.otherTables = ['flotilla_proxy_agent', 'flotilla_proxy_0123456789'];
+    await removeKernelRules(nf, 'flotilla_proxy_agent', nullLogger);
+    expect(nf.scripts).toEqual([dropTableScript('flotilla_proxy_agent')]);
+    expect(nf.localnetWrites).toEqual([]);
+    nf.otherTables = ['flotilla_proxy_agent'];
+    await removeKernelRules(nf, 'flotilla_proxy_agent', nullLogger);
+    expect(nf.localnetWrites).toEqual([false]);
+  });
+
+  it('leaves a route_localnet that no flotilla proxy set', async () => {
+    const nf = new RecordingNetfilter();
+    nf.localnet = true;
+    await removeKernelRules(nf, 'flotilla_proxy_agent', nullLogger);
+    expect(nf.localnetWrites).toEqual([]);
   });
 });
