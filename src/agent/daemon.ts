@@ -494,16 +494,23 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
         log.level = next.verbosity > 0 ? 'debug' : 'info';
         void register().catch((e: Error) => log.error({ err: e.message }, 'could not update machine record'));
         if (proxyKey(next) !== proxySettings) {
-          proxySettings = proxyKey(next);
-          proxyChange = proxyChange.then(async () => {
-            if (stopping) return;
-            await proxy?.close();
-            proxy = await startProxy(next);
-            log.info(
-              { proxy_services: next.proxyServices ?? '', proxy_mode: next.proxyMode },
-              'proxy settings reloaded',
-            );
-          });
+          const wanted = proxyKey(next);
+          proxyChange = proxyChange
+            .then(async () => {
+              if (stopping) return;
+              // The new proxy replaces the agent's table in one transaction: kernel-path connections
+              // and drains run on. Only the user-space connections are cut.
+              await proxy?.close({ keepKernelRules: true });
+              proxy = await startProxy(next);
+              if (proxy?.mode !== 'kernel') await clearAgentKernelRules();
+              if (next.proxyServices && !proxy) return; // startProxy logged why; a new SIGHUP retries
+              proxySettings = wanted;
+              log.info(
+                { proxy_services: next.proxyServices ?? '', proxy_mode: next.proxyMode },
+                'proxy settings reloaded',
+              );
+            })
+            .catch((err: Error) => log.error({ err: err.message }, 'proxy reload failed'));
         }
         const later = restartOnlyChanges(config, next);
         if (later.length > 0) {

@@ -41,33 +41,35 @@ export interface Addr {
 }
 
 export interface KernelListener {
-  /** Listen address: an IPv4 literal, or 0.0.0.0 (every local address). */
+  /** Listen address: an IPv4 address, or 0.0.0.0 (every local address). */
   host: string;
   port: number;
-  /** Usable endpoints, in registry order. Empty: no rule (the user-space listener refuses). */
+  /** Usable endpoints, in registry order. Empty: no DNAT rule (the user-space listener refuses). */
   endpoints: Addr[];
+  /** Removed endpoints whose connections still drain: only their unanswered connects are reset. */
+  gone?: Addr[];
+  /** Removed endpoints whose drain time is up: every packet of their connections is reset. */
+  cut?: Addr[];
 }
 
 export interface KernelPlan {
   table: string;
   listeners: KernelListener[];
-  /** Removed endpoints whose connections still drain: only their unanswered connects are reset. */
-  gone: Addr[];
-  /** Removed endpoints whose drain time is up: every packet of theirs is reset. */
-  cut: Addr[];
-  /** Add the martian guard (we set route_localnet). */
-  guard: boolean;
 }
 
-/** Packet mark bit on the first packet of a DNATed flow; postrouting masquerades what carries it. */
-export const MASQ_MARK = 0x00f10000;
 const TABLE_RE = /^[a-z][a-z0-9_]{0,30}$/;
-const hex = (n: number) => `0x${n.toString(16).padStart(8, '0')}`;
+
+/** Why `a` cannot go into a rule (not an IPv4 address, or not a port), or undefined. */
+export function badAddr(a: Addr): string | undefined {
+  if (!isIPv4(a.ip)) return `${JSON.stringify(a.ip)} is not an IPv4 address`;
+  if (!Number.isInteger(a.port) || a.port < 1 || a.port > 65535)
+    return `${String(a.port)} is not a port number`;
+  return undefined;
+}
 
 function checkAddr(a: Addr, what: string): void {
-  if (!isIPv4(a.ip)) throw new Error(`${what}: ${JSON.stringify(a.ip)} is not an IPv4 address`);
-  if (!Number.isInteger(a.port) || a.port < 1 || a.port > 65535)
-    throw new Error(`${what}: ${String(a.port)} is not a port number`);
+  const why = badAddr(a);
+  if (why !== undefined) throw new Error(`${what}: ${why}`);
 }
 
 const isLoopback = (ip: string) => ip.startsWith('127.');
@@ -83,13 +85,32 @@ export function kernelCapableHost(host: string): boolean {
  */
 export function planNftScript(plan: KernelPlan): string {
   if (!TABLE_RE.test(plan.table)) throw new Error(`invalid nft table name ${JSON.stringify(plan.table)}`);
-  const out: string[] = [];
   const t = plan.table;
-  out.push(`table ip ${t} {`, '}', `delete table ip ${t}`, `table ip ${t} {`);
   const nat: string[] = [];
+  const masq: string[] = [];
   const chains: string[] = [];
+  const filter: string[] = [];
   plan.listeners.forEach((l, i) => {
     checkAddr({ ip: l.host, port: l.port }, 'listen address');
+    // Flows whose original destination is this listener: only ours, whatever else DNATs here.
+    const ours =
+      'meta l4proto tcp ct status dnat ' +
+      (l.host === '0.0.0.0' ? '' : `ct original ip daddr ${l.host} `) +
+      `ct original proto-dst ${l.port}`;
+    for (const g of l.gone ?? []) {
+      checkAddr(g, 'removed endpoint');
+      // `ct direction original`: the reset this sends belongs to the same flow (reply direction)
+      // and must not be dropped by the rule itself.
+      filter.push(
+        `    ${ours} ct direction original ct state new ct reply ip saddr ${g.ip} ct reply proto-src ${g.port} reject with tcp reset`,
+      );
+    }
+    for (const c of l.cut ?? []) {
+      checkAddr(c, 'removed endpoint');
+      filter.push(
+        `    ${ours} ct direction original ct reply ip saddr ${c.ip} ct reply proto-src ${c.port} reject with tcp reset`,
+      );
+    }
     if (l.endpoints.length === 0) return;
     l.endpoints.forEach((e) => checkAddr(e, 'endpoint'));
     const match =
@@ -97,56 +118,40 @@ export function planNftScript(plan: KernelPlan): string {
         ? `fib daddr type local tcp dport ${l.port}`
         : `ip daddr ${l.host} tcp dport ${l.port}`;
     nat.push(`    ${match} goto svc_${i}`);
+    masq.push(`    ${ours} oifname != "lo" masquerade`);
     const map = l.endpoints.map((e, k) => `${k} : ${e.ip} . ${e.port}`).join(', ');
     chains.push(
       `  chain svc_${i} {`,
-      `    meta mark set meta mark | ${hex(MASQ_MARK)}`,
-      `    meta l4proto tcp dnat ip addr . port to numgen inc mod ${l.endpoints.length} map { ${map} }`,
+      `    meta l4proto tcp counter dnat ip addr . port to numgen inc mod ${l.endpoints.length} map { ${map} }`,
       '  }',
     );
   });
-  out.push(
+  return `${[
+    `table ip ${t} {`,
+    '}',
+    `delete table ip ${t}`,
+    `table ip ${t} {`,
     '  chain nat_output {',
     '    type nat hook output priority -100; policy accept;',
     ...nat,
     '  }',
+    // A flow to another machine may carry a 127.0.0.1 source: it leaves with this machine's address.
     '  chain nat_postrouting {',
     '    type nat hook postrouting priority 100; policy accept;',
-    `    meta mark & ${hex(MASQ_MARK)} == ${hex(MASQ_MARK)} oifname != "lo" masquerade`,
+    ...masq,
     '  }',
     ...chains,
-  );
-  const filter: string[] = [];
-  for (const g of plan.gone) {
-    checkAddr(g, 'removed endpoint');
-    filter.push(
-      `    meta l4proto tcp ct direction original ct status dnat ct state new ct reply ip saddr ${g.ip} ct reply proto-src ${g.port} reject with tcp reset`,
-    );
-  }
-  for (const c of plan.cut) {
-    checkAddr(c, 'removed endpoint');
-    filter.push(
-      // `ct direction original`: the reset this rule sends belongs to the same flow (reply direction)
-      // and must not be dropped by the rule itself.
-      `    meta l4proto tcp ct direction original ct status dnat ct reply ip saddr ${c.ip} ct reply proto-src ${c.port} reject with tcp reset`,
-    );
-  }
-  out.push(
     '  chain filter_output {',
     '    type filter hook output priority 0; policy accept;',
     ...filter,
     '  }',
-  );
-  if (plan.guard) {
-    out.push(
-      '  chain guard {',
-      '    type filter hook prerouting priority -300; policy accept;',
-      '    iifname != "lo" ip daddr 127.0.0.0/8 drop',
-      '  }',
-    );
-  }
-  out.push('}');
-  return `${out.join('\n')}\n`;
+    // Always there, so route_localnet is never on without it (CVE-2020-8558); a no-op while it is off.
+    '  chain guard {',
+    '    type filter hook prerouting priority -300; policy accept;',
+    '    iifname != "lo" ip daddr 127.0.0.0/8 drop',
+    '  }',
+    '}',
+  ].join('\n')}\n`;
 }
 
 /** The script that removes the table (a no-op when it does not exist). */
@@ -198,6 +203,16 @@ export const TABLE_PREFIX = 'flotilla_proxy_';
 /** The real thing: the `nft` binary (argv only, script on stdin) and /proc/sys. */
 export class NftNetfilter implements Netfilter {
   private nft: string | undefined;
+  private readonly marker: string;
+
+  /**
+   * `ownershipMarker`: where the "a flotilla proxy set route_localnet" record lives (default
+   * /run/flotilla/proxy-route-localnet). It must belong to the same network namespace as the sysctl:
+   * a proxy run in a private network namespace on a shared /run passes its own.
+   */
+  constructor(opts: { ownershipMarker?: string } = {}) {
+    this.marker = opts.ownershipMarker ?? OWNED_MARKER;
+  }
 
   private binary(): string | undefined {
     if (this.nft) return this.nft;
@@ -265,16 +280,16 @@ export class NftNetfilter implements Netfilter {
     writeFileSync(ROUTE_LOCALNET, on ? '1\n' : '0\n');
     try {
       if (on) {
-        mkdirSync(dirname(OWNED_MARKER), { recursive: true, mode: 0o755 });
-        writeFileSync(OWNED_MARKER, `${process.pid}\n`, { mode: 0o644 });
-      } else rmSync(OWNED_MARKER, { force: true });
+        mkdirSync(dirname(this.marker), { recursive: true, mode: 0o755 });
+        writeFileSync(this.marker, `${process.pid}\n`, { mode: 0o644 });
+      } else rmSync(this.marker, { force: true });
     } catch {
       /* the record is a convenience: without it a restarted proxy leaves the setting on */
     }
   }
 
   routeLocalnetOwned(): boolean {
-    return existsSync(OWNED_MARKER);
+    return existsSync(this.marker);
   }
 
   async tables(prefix: string): Promise<string[]> {
@@ -302,27 +317,37 @@ export interface KernelForwarderOptions {
   table: string;
   log: Logger;
   drainTimeoutMs: number;
-  /** How long a cut endpoint's reset rule stays after the drain (default 60 s). */
+  /**
+   * How long a removed endpoint's reset rule stays after its drain time (default 10 min). A
+   * connection that sends nothing for all that time is not reset; its next packet goes to the old
+   * endpoint (which answers with a reset itself if it is up and has forgotten the connection).
+   */
   cutKeepMs?: number;
   now?: () => number;
 }
 
 interface Removed {
+  listener: string;
   addr: Addr;
   at: number;
 }
 
 const key = (a: Addr) => `${a.ip}:${a.port}`;
+/** setTimeout's limit; a longer delay would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * Holds what every kernel-capable listener should do and keeps the table in step. `set()` records a
  * listener's endpoints; the table is rewritten soon after (changes in the same tick are applied
- * together; at most one `nft` runs at a time). A failed apply removes the table, so the user-space
- * path takes every connection rather than the kernel following stale rules; `failed` is then set.
+ * together; at most one `nft` runs at a time). A failed apply removes the table (and puts back a
+ * route_localnet it set), so the user-space path takes every connection rather than the kernel
+ * following stale rules; `failed` is then set and nothing more is applied.
  */
 export class KernelForwarder {
   private readonly listeners = new Map<string, KernelListener>();
+  /** Removed endpoints per listener, keyed `listener|ip:port`. */
   private readonly removed = new Map<string, Removed>();
+  private readonly rejected = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private dirty = false;
@@ -341,57 +366,77 @@ export class KernelForwarder {
     return (this.opts.now ?? Date.now)();
   }
 
-  /** Set a listener's usable endpoints (IPv6 ones are left to user space). Resolves once applied. */
+  private keepMs(): number {
+    return this.opts.cutKeepMs ?? 600_000;
+  }
+
+  /**
+   * Set a listener's usable endpoints. IPv6 ones are left to user space; a record that cannot go
+   * into a rule (bad port) is left out with a warning, once. Resolves once applied.
+   */
   set(listen: Addr & { host?: string }, endpoints: Addr[]): Promise<void> {
     const host = listen.host ?? listen.ip;
     const k = `${host}:${listen.port}`;
-    const v4 = endpoints.filter((e) => isIPv4(e.ip));
+    const v4 = endpoints
+      .filter((e) => isIPv4(e.ip))
+      .filter((e) => {
+        const why = badAddr(e);
+        if (why === undefined) return true;
+        if (!this.rejected.has(`${k}|${e.ip}|${String(e.port)}`)) {
+          this.rejected.add(`${k}|${e.ip}|${String(e.port)}`);
+          this.opts.log.warn(
+            { listen: k, endpoint: e, err: why },
+            'proxy: endpoint record left out of the kernel rules',
+          );
+        }
+        return false;
+      });
     const before = this.listeners.get(k)?.endpoints ?? [];
     const now = this.now();
     const live = new Set(v4.map(key));
     for (const e of before)
-      if (!live.has(key(e)) && !this.stillUsed(key(e), k)) this.removed.set(key(e), { addr: e, at: now });
-    for (const e of v4) this.removed.delete(key(e));
+      if (!live.has(key(e))) this.removed.set(`${k}|${key(e)}`, { listener: k, addr: e, at: now });
+    for (const e of v4) this.removed.delete(`${k}|${key(e)}`);
     this.listeners.set(k, { host, port: listen.port, endpoints: v4 });
     return this.sync();
-  }
-
-  /** Is `addr` an endpoint of another listener (then it is not removed)? */
-  private stillUsed(addr: string, except: string): boolean {
-    for (const [k, l] of this.listeners)
-      if (k !== except && l.endpoints.some((e) => key(e) === addr)) return true;
-    return false;
   }
 
   /** The plan for this moment (also used by tests). */
   plan(): KernelPlan {
     const now = this.now();
-    const keep = this.opts.cutKeepMs ?? 60_000;
-    const gone: Addr[] = [];
-    const cut: Addr[] = [];
+    const gone = new Map<string, Addr[]>();
+    const cut = new Map<string, Addr[]>();
     for (const [k, r] of this.removed) {
       const age = now - r.at;
-      if (age < this.opts.drainTimeoutMs) gone.push(r.addr);
-      else if (age < this.opts.drainTimeoutMs + keep) cut.push(r.addr);
-      else this.removed.delete(k);
+      const into =
+        age < this.opts.drainTimeoutMs
+          ? gone
+          : age < this.opts.drainTimeoutMs + this.keepMs()
+            ? cut
+            : undefined;
+      if (!into) {
+        this.removed.delete(k);
+        continue;
+      }
+      const list = into.get(r.listener) ?? [];
+      list.push(r.addr);
+      into.set(r.listener, list);
     }
-    const listeners = [...this.listeners.values()];
-    const local = this.opts.netfilter.localAddresses();
     return {
       table: this.opts.table,
-      listeners,
-      gone,
-      cut,
-      guard: this.setLocalnet || needsRouteLocalnet(listeners, local),
+      listeners: [...this.listeners].map(([k, l]) => ({
+        ...l,
+        gone: gone.get(k) ?? [],
+        cut: cut.get(k) ?? [],
+      })),
     };
   }
 
   /** The next drain-clock transition (a removed endpoint moving from gone to cut to forgotten). */
   private nextTransition(): number | undefined {
-    const keep = this.opts.cutKeepMs ?? 60_000;
     let next: number | undefined;
     for (const r of this.removed.values()) {
-      for (const t of [r.at + this.opts.drainTimeoutMs, r.at + this.opts.drainTimeoutMs + keep]) {
+      for (const t of [r.at + this.opts.drainTimeoutMs, r.at + this.opts.drainTimeoutMs + this.keepMs()]) {
         if (t > this.now() && (next === undefined || t < next)) next = t;
       }
     }
@@ -422,6 +467,9 @@ export class KernelForwarder {
     const plan = this.plan();
     const nf = this.opts.netfilter;
     try {
+      // The table (with its guard) first; only then may route_localnet go on.
+      await nf.apply(planNftScript(plan));
+      this.applies++;
       if (needsRouteLocalnet(plan.listeners, nf.localAddresses()) && !nf.routeLocalnet()) {
         try {
           nf.setRouteLocalnet(true);
@@ -432,28 +480,29 @@ export class KernelForwarder {
           );
         }
         this.setLocalnet = true;
-        plan.guard = true;
         this.opts.log.info(
           { sysctl: 'net.ipv4.conf.all.route_localnet' },
           'proxy: kernel path routes loopback connections to other machines; set route_localnet=1 (127.0.0.0/8 from outside is dropped)',
         );
       }
-      await nf.apply(planNftScript(plan));
-      this.applies++;
     } catch (err) {
       this.failed = err as Error;
       this.opts.log.warn(
         { table: this.opts.table, err: (err as Error).message },
         'proxy: cannot apply the kernel rules; every connection now goes through user space',
       );
-      await nf.apply(dropTableScript(this.opts.table)).catch(() => undefined);
+      await removeKernelRules(nf, this.opts.table, this.opts.log, this.setLocalnet);
+      this.setLocalnet = false;
       return;
     }
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     const next = this.nextTransition();
     if (next !== undefined && !this.closed) {
-      this.timer = setTimeout(() => void this.sync(), Math.max(0, next - this.now()) + 5);
+      this.timer = setTimeout(
+        () => void this.sync(),
+        Math.min(MAX_TIMER_MS, Math.max(0, next - this.now()) + 5),
+      );
       this.timer.unref();
     }
   }
@@ -466,8 +515,9 @@ export class KernelForwarder {
   }
 
   /**
-   * Remove the table. Connections already mapped keep running (conntrack holds their mapping);
-   * route_localnet goes back to 0 if we set it.
+   * Remove the table; route_localnet goes back to 0 if a flotilla proxy set it and no other one's
+   * table remains. Connections already mapped keep their mapping (conntrack), but those from a
+   * loopback address to another machine stop working once route_localnet is 0.
    */
   async close(): Promise<void> {
     await this.detach();

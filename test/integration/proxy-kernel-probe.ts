@@ -1,6 +1,5 @@
 /**
- * Run by proxy-kernel.test.ts inside a private network namespace (`unshare --net`, loopback up, and a
- * dummy interface 10.99.0.1/24 whose other addresses never answer). Drives the service proxy's kernel
+ * Run by proxy-kernel.test.ts inside a private network namespace (see there). Drives the service proxy's kernel
  * path with the real `nft`, real conntrack and real TCP, and prints one JSON report on stdout; the
  * test asserts on it. Each step records what it saw, never a verdict.
  */
@@ -8,7 +7,11 @@ import { execFileSync } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ServiceProxy } from '../../src/docker/proxy.js';
+import { NftNetfilter } from '../../src/docker/proxy-kernel.js';
 import type { EndpointSource, EndpointSourceEvents } from '../../src/docker/services-view.js';
 import type { ServiceEndpointRecord } from '../../src/registry/types.js';
 import type { Logger } from '../../src/systemd/manager.js';
@@ -117,6 +120,10 @@ async function main(): Promise<void> {
     log,
     mode: 'kernel',
     drainTimeoutMs,
+    // This namespace's route_localnet is not the host's: keep the ownership record out of the host's /run.
+    netfilter: new NftNetfilter({
+      ownershipMarker: join(mkdtempSync(join(tmpdir(), 'flotilla-probe-')), 'owned'),
+    }),
   });
   await proxy.start();
   const port = Number(proxy.addresses()[0]!.address.split(':')[1]);
@@ -152,14 +159,21 @@ async function main(): Promise<void> {
   report.afterDrainMs = Date.now() - tCut;
   longA?.destroy();
 
-  // 3. A connect that never gets its SYN-ACK (10.99.0.2 is a dead address on the dummy link) is reset
-  //    as soon as that endpoint is removed, instead of hanging on SYN retries. The endpoint is not on
-  //    this machine, so the loopback listener needs route_localnet (set, then put back on close).
+  // 3. An endpoint on another machine (10.99.0.2, a server in a peer namespace across a veth): the
+  //    loopback listener's connections leave with a 127.0.0.1 source, so the proxy sets
+  //    route_localnet (put back on close) and masquerades them.
   report.routeLocalnetBefore = routeLocalnet();
-  source.set([{ ip: '10.99.0.2', port: 80 }]);
+  source.set([{ ip: '10.99.0.2', port: 7000 }]);
   await proxy.settled();
   report.routeLocalnetWithRemote = routeLocalnet();
+  report.remoteAnswers = [await oneShot(port), await oneShot(port)];
   report.rulesWithRemote = execFileSync('nft', ['list', 'ruleset'], { encoding: 'utf8' });
+
+  // 4. A connect that never gets its SYN-ACK (10.99.0.3 is a dead address: a static neighbour on the
+  //    veth that nobody answers for) is reset as soon as that endpoint is removed, instead of hanging
+  //    on SYN retries.
+  source.set([{ ip: '10.99.0.3', port: 80 }]);
+  await proxy.settled();
   const hanging = connect(port, '127.0.0.1');
   let outcome = 'pending';
   let outcomeAt = 0;
@@ -179,13 +193,13 @@ async function main(): Promise<void> {
   hanging.destroy();
   report.afterRemoteRemoved = await oneShot(port);
 
-  // 4. No endpoint: the user-space listener refuses, with its log line.
+  // 5. No endpoint: the user-space listener refuses, with its log line.
   source.set([]);
   await proxy.settled();
   report.noEndpoint = await oneShot(port);
   report.refused = proxy.stats()[0]!.refused;
 
-  // 5. Back again, then close: the table goes, route_localnet is put back.
+  // 6. Back again, then close: the table goes, route_localnet is put back.
   source.set([{ ip: '127.0.0.1', port: a.port }]);
   await proxy.settled();
   report.backAgain = await oneShot(port);

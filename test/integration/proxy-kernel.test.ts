@@ -4,9 +4,9 @@
  * its network. proxy-kernel-probe.ts runs the scenario inside `unshare --net` and reports what it
  * saw; this file asserts on that report.
  *
- * The namespace has loopback and a veth pair with 10.99.0.1/24 and a static neighbour 10.99.0.2 that
- * never answers (the frames go to the peer, which has no address): an endpoint "on another machine"
- * that is dead.
+ * The namespace has loopback and a veth pair 10.99.0.1/24 to a peer namespace, 10.99.0.2, where a
+ * small server runs: an endpoint "on another machine". 10.99.0.3 is a static neighbour nobody answers
+ * for: a dead one.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -31,22 +31,37 @@ if (why && process.env.TESTENV_REQUIRED === '1') {
   throw new Error(`proxy kernel path: ${why} (run test/env/up.sh; TESTENV_REQUIRED=1 forbids skipping)`);
 }
 
+const PEER_SERVER =
+  "require('net').createServer((s) => { s.on('error', () => {}); s.on('data', () => s.write('R\\n')); }).listen(7000, '10.99.0.2'); setTimeout(() => process.exit(0), 120000);";
+
 const SETUP = [
+  'set -e',
   'ip link set lo up',
   'ip link add v0 type veth peer name v1',
+  // the peer namespace: a process that holds it (killed at the end; gone after 120 s at most)
+  'unshare --net sleep 120 >/dev/null 2>&1 & PEER=$!',
+  'while [ "$(readlink /proc/$PEER/ns/net)" = "$(readlink /proc/self/ns/net)" ]; do sleep 0.02; done',
+  'ip link set v1 netns $PEER',
   'ip addr add 10.99.0.1/24 dev v0',
   'ip link set v0 up',
-  'ip link set v1 up',
-  'ip neigh add 10.99.0.2 lladdr 02:00:00:00:00:02 dev v0 nud permanent',
-  'exec "$0" --import tsx "$1"',
-].join(' && ');
+  'nsenter --net --target $PEER sh -c "ip link set lo up && ip addr add 10.99.0.2/24 dev v1 && ip link set v1 up"',
+  // 10.99.0.3: a neighbour nobody answers for
+  'ip neigh add 10.99.0.3 lladdr 02:00:00:00:00:03 dev v0 nud permanent',
+  // the "other machine's" server: answers every line with R
+  `nsenter --net --target $PEER "$0" -e "${PEER_SERVER}" >/dev/null 2>&1 & SRV=$!`,
+  'for i in $(seq 100); do nsenter --net --target $PEER bash -c "exec 3<>/dev/tcp/10.99.0.2/7000" 2>/dev/null && break; sleep 0.05; done || true',
+  'set +e',
+  '"$0" --import tsx "$1"; rc=$?',
+  'kill $SRV $PEER 2>/dev/null',
+  'exit $rc',
+].join('\n');
 
 describe.skipIf(why !== undefined)(
   `proxy kernel path in a private network namespace${why ? ` (skipped: ${why})` : ''}`,
   () => {
     let r: Record<string, unknown>;
     beforeAll(() => {
-      const out = execFileSync('unshare', ['--net', '--', 'sh', '-c', SETUP, process.execPath, PROBE], {
+      const out = execFileSync('unshare', ['--net', '--', 'bash', '-c', SETUP, process.execPath, PROBE], {
         encoding: 'utf8',
         timeout: 60_000,
       });
@@ -80,13 +95,18 @@ describe.skipIf(why !== undefined)(
       expect(r.afterDrainMs as number).toBeLessThan(1000);
     });
 
-    it('routes a loopback listener to another machine (route_localnet with the martian guard)', () => {
+    it('routes a loopback listener to another machine (route_localnet with the martian guard, masquerade)', () => {
       expect(r.routeLocalnetBefore).toBe('0');
       expect(r.routeLocalnetWithRemote).toBe('1');
+      expect(r.remoteAnswers).toEqual(['R', 'R']);
       const rules = String(r.rulesWithRemote);
-      expect(rules).toContain('dnat ip to numgen inc mod 1 map { 0 : 10.99.0.2 . 80 }');
+      expect(rules).toMatch(
+        /counter packets [1-9]\d* bytes \d+ dnat ip to numgen inc mod 1 map \{ 0 : 10\.99\.0\.2 \. 7000 \}/,
+      );
       expect(rules).toMatch(/iifname != "lo" ip daddr 127\.0\.0\.0\/8 drop/);
-      expect(rules).toMatch(/masquerade/);
+      expect(rules).toMatch(
+        /ct original ip daddr 127\.0\.0\.1 ct original proto-dst \d+ oifname != "lo" masquerade/,
+      );
     });
 
     it('fails a connect still waiting on a removed endpoint at its next SYN, instead of hanging', () => {

@@ -57,7 +57,7 @@ class RecordingNetfilter implements Netfilter {
 }
 
 describe('planNftScript', () => {
-  const base = { table: 'flotilla_proxy_t', gone: [], cut: [], guard: false };
+  const base = { table: 'flotilla_proxy_t' };
 
   it('replaces the whole table in one transaction and DNATs each listener round-robin', () => {
     const s = planNftScript({
@@ -85,8 +85,17 @@ describe('planNftScript', () => {
       'dnat ip addr . port to numgen inc mod 2 map { 0 : 10.0.0.7 . 5432, 1 : 10.0.0.8 . 5432 }',
     );
     expect(s).toContain('dnat ip addr . port to numgen inc mod 1 map { 0 : 127.0.0.1 . 9000 }');
-    expect(s).toContain('oifname != "lo" masquerade');
-    expect(s).not.toContain('chain guard');
+    // Masquerade and counters only for flows whose original destination is one of our listeners.
+    expect(s).toContain(
+      'meta l4proto tcp ct status dnat ct original ip daddr 127.0.0.1 ct original proto-dst 15432 oifname != "lo" masquerade',
+    );
+    expect(s).toContain(
+      'meta l4proto tcp ct status dnat ct original proto-dst 8080 oifname != "lo" masquerade',
+    );
+    expect(s).toContain('meta l4proto tcp counter dnat');
+    expect(s).not.toContain('mark');
+    // The guard is always there, so route_localnet is never on without it.
+    expect(s).toContain('iifname != "lo" ip daddr 127.0.0.0/8 drop');
   });
 
   it('leaves a listener without endpoints out (the user-space listener refuses)', () => {
@@ -95,21 +104,28 @@ describe('planNftScript', () => {
     expect(s).not.toContain('chain svc_0');
   });
 
-  it('resets unanswered connects to gone endpoints, and everything to cut ones, in the original direction only', () => {
+  it('resets unanswered connects to gone endpoints, and everything to cut ones, of this listener only', () => {
     const s = planNftScript({
       ...base,
-      listeners: [],
-      gone: [{ ip: '10.0.0.7', port: 5432 }],
-      cut: [{ ip: '10.0.0.8', port: 5432 }],
-      guard: true,
+      listeners: [
+        {
+          host: '127.0.0.1',
+          port: 15432,
+          endpoints: [],
+          gone: [{ ip: '10.0.0.7', port: 5432 }],
+          cut: [{ ip: '10.0.0.8', port: 5432 }],
+        },
+      ],
     });
     expect(s).toContain(
-      'meta l4proto tcp ct direction original ct status dnat ct state new ct reply ip saddr 10.0.0.7 ct reply proto-src 5432 reject with tcp reset',
+      'meta l4proto tcp ct status dnat ct original ip daddr 127.0.0.1 ct original proto-dst 15432 ct direction original ct state new ct reply ip saddr 10.0.0.7 ct reply proto-src 5432 reject with tcp reset',
     );
     expect(s).toContain(
-      'meta l4proto tcp ct direction original ct status dnat ct reply ip saddr 10.0.0.8 ct reply proto-src 5432 reject with tcp reset',
+      'meta l4proto tcp ct status dnat ct original ip daddr 127.0.0.1 ct original proto-dst 15432 ct direction original ct reply ip saddr 10.0.0.8 ct reply proto-src 5432 reject with tcp reset',
     );
-    expect(s).toContain('iifname != "lo" ip daddr 127.0.0.0/8 drop');
+    // no endpoint: no DNAT, no masquerade for it
+    expect(s).not.toContain('goto svc_0');
+    expect(s).not.toContain('masquerade');
   });
 
   it('refuses anything that is not an IPv4 address, a port or a plain table name', () => {
@@ -169,6 +185,9 @@ describe('KernelForwarder', () => {
     expect(nf.scripts[0]).toContain('goto svc_1');
   });
 
+  const gone = (fwd: KernelForwarder, i = 0) => fwd.plan().listeners[i]!.gone;
+  const cut = (fwd: KernelForwarder, i = 0) => fwd.plan().listeners[i]!.cut;
+
   it('moves a removed endpoint from gone to cut to forgotten on the drain clock', async () => {
     const { fwd, advance } = make();
     await fwd.set(L, [
@@ -176,13 +195,13 @@ describe('KernelForwarder', () => {
       { ip: '127.0.0.1', port: 2 },
     ]);
     await fwd.set(L, [{ ip: '127.0.0.1', port: 2 }]);
-    expect(fwd.plan().gone).toEqual([{ ip: '127.0.0.1', port: 1 }]);
-    expect(fwd.plan().cut).toEqual([]);
+    expect(gone(fwd)).toEqual([{ ip: '127.0.0.1', port: 1 }]);
+    expect(cut(fwd)).toEqual([]);
     advance(1000);
-    expect(fwd.plan().gone).toEqual([]);
-    expect(fwd.plan().cut).toEqual([{ ip: '127.0.0.1', port: 1 }]);
+    expect(gone(fwd)).toEqual([]);
+    expect(cut(fwd)).toEqual([{ ip: '127.0.0.1', port: 1 }]);
     advance(5000);
-    expect(fwd.plan().cut).toEqual([]);
+    expect(cut(fwd)).toEqual([]);
     // Coming back clears it at once.
     await fwd.set(L, [
       { ip: '127.0.0.1', port: 2 },
@@ -193,25 +212,70 @@ describe('KernelForwarder', () => {
       { ip: '127.0.0.1', port: 2 },
       { ip: '127.0.0.1', port: 3 },
     ]);
-    expect(fwd.plan().gone).toEqual([]);
+    expect(gone(fwd)).toEqual([]);
     await fwd.close();
   });
 
-  it('does not drain an endpoint another listener still uses', async () => {
+  it('drains per listener: an endpoint another listener still uses drains only for the one that lost it', async () => {
     const { fwd } = make();
     const shared = { ip: '127.0.0.1', port: 7 };
     await fwd.set(L, [shared]);
     await fwd.set({ ip: '127.0.0.1', port: 2 }, [shared]);
     await fwd.set(L, []);
-    expect(fwd.plan().gone).toEqual([]);
+    expect(gone(fwd, 0)).toEqual([shared]);
+    expect(gone(fwd, 1)).toEqual([]);
+    expect(fwd.plan().listeners[1]!.endpoints).toEqual([shared]);
     await fwd.close();
   });
 
-  it('sets route_localnet (with the guard) for an off-machine endpoint and puts it back on close', async () => {
+  it('leaves a record with a bad port out of the rules, with one warning, and keeps going', async () => {
+    const warnings: string[] = [];
+    const nf = new RecordingNetfilter();
+    const fwd = new KernelForwarder({
+      netfilter: nf,
+      table: 'flotilla_proxy_t',
+      log: { ...nullLogger, warn: (_f, m) => void warnings.push(m) },
+      drainTimeoutMs: 1000,
+    });
+    const bad = [
+      { ip: '127.0.0.1', port: 0 },
+      { ip: '127.0.0.1', port: 5 },
+    ];
+    await fwd.set(L, bad);
+    await fwd.set(L, bad);
+    expect(fwd.failed).toBeUndefined();
+    expect(fwd.plan().listeners[0]!.endpoints).toEqual([{ ip: '127.0.0.1', port: 5 }]);
+    expect(warnings).toEqual(['proxy: endpoint record left out of the kernel rules']);
+    expect(nf.scripts.at(-1)).toContain('map { 0 : 127.0.0.1 . 5 }');
+  });
+
+  it("never arms a timer beyond setTimeout's limit (a huge drain timeout)", async () => {
+    const nf = new RecordingNetfilter();
+    const fwd = new KernelForwarder({
+      netfilter: nf,
+      table: 'flotilla_proxy_t',
+      log: nullLogger,
+      drainTimeoutMs: 1e12,
+    });
+    await fwd.set(L, [{ ip: '127.0.0.1', port: 1 }]);
+    await fwd.set(L, []);
+    const n = nf.scripts.length;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(nf.scripts.length).toBe(n);
+    await fwd.close();
+  });
+
+  it('sets route_localnet for an off-machine endpoint after the guarded table is in force, and puts it back on close', async () => {
     const { fwd, nf } = make();
+    let guardedFirst = false;
+    const set = nf.setRouteLocalnet.bind(nf);
+    nf.setRouteLocalnet = (on: boolean) => {
+      if (on) guardedFirst = nf.scripts.at(-1)?.includes('ip daddr 127.0.0.0/8 drop') ?? false;
+      set(on);
+    };
     await fwd.set(L, [{ ip: '10.0.0.9', port: 5432 }]);
     expect(nf.localnetWrites).toEqual([true]);
-    expect(nf.scripts.at(-1)).toContain('chain guard');
+    expect(guardedFirst).toBe(true);
     await fwd.close();
     expect(nf.localnetWrites).toEqual([true, false]);
     expect(nf.scripts.at(-1)).toBe(dropTableScript('flotilla_proxy_t'));
@@ -352,6 +416,26 @@ describe('ServiceProxy data path choice', () => {
   });
 });
 
+describe('KernelForwarder when an apply fails after it set route_localnet', () => {
+  it('drops the table and puts route_localnet back', async () => {
+    const nf = new RecordingNetfilter();
+    const fwd = new KernelForwarder({
+      netfilter: nf,
+      table: 'flotilla_proxy_t',
+      log: nullLogger,
+      drainTimeoutMs: 1000,
+    });
+    await fwd.set({ ip: '127.0.0.1', port: 15432 }, [{ ip: '10.0.0.9', port: 5432 }]);
+    expect(nf.localnet).toBe(true);
+    nf.failWith = 'Error: Could not process rule: No buffer space available';
+    await fwd.set({ ip: '127.0.0.1', port: 15432 }, [{ ip: '10.0.0.8', port: 5432 }]);
+    expect(fwd.failed).toBeDefined();
+    expect(nf.scripts.at(-1)).toBe(dropTableScript('flotilla_proxy_t'));
+    expect(nf.localnet).toBe(false);
+    expect(nf.localnetWrites).toEqual([true, false]);
+  });
+});
+
 describe('KernelForwarder without a writable route_localnet', () => {
   it('falls back to user space with a message that says what to do', async () => {
     const nf = new RecordingNetfilter();
@@ -368,7 +452,9 @@ describe('KernelForwarder without a writable route_localnet', () => {
     expect(fwd.failed?.message).toMatch(
       /^cannot set net\.ipv4\.conf\.all\.route_localnet=1 \(EROFS.*\): a loopback listener with endpoints on other machines needs it; set it at boot \(sysctl\.d\) or use proxy_mode=userspace$/,
     );
-    expect(nf.scripts).toEqual([dropTableScript('flotilla_proxy_t')]);
+    // the table went in (guard first), then came out again when the sysctl could not be set
+    expect(nf.scripts).toHaveLength(2);
+    expect(nf.scripts.at(-1)).toBe(dropTableScript('flotilla_proxy_t'));
   });
 });
 
