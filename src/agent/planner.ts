@@ -41,8 +41,9 @@
  * group, units are in name order. An executor runs them in order and stops at the first error.
  *
  * What an executor does per action (the contract):
- *   stop          StopUnit(name, "replace"), wait for the job, then ResetFailedUnit(name) so a
- *                 failed unit becomes inactive.
+ *   stop          StopUnit(name, "replace"), and wait for the job. A unit that had failed stays
+ *                 `failed` (as after `systemctl stop`, and as fleet showed it) until it is started
+ *                 again or unloaded.
  *   unload        DisableUnitFiles(runtime) if enabled, ResetFailedUnit, remove the unit file.
  *                 (Any needed stop comes as a separate `stop` before it.)
  *   install       write `body` to the units directory, LinkUnitFiles(runtime, force), and
