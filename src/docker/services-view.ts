@@ -9,6 +9,7 @@
  *   (the endpoints are kept meanwhile); a compacted revision means a fresh read.
  */
 import { EventEmitter } from 'node:events';
+import { isIP } from 'node:net';
 import { isCode } from '../lib/errors.js';
 import type { EndpointEntry, Registry } from '../registry/registry.js';
 import { KEYS, type ServiceEndpointRecord } from '../registry/types.js';
@@ -25,6 +26,13 @@ export interface EndpointSource extends EventEmitter<EndpointSourceEvents> {
   endpoints(service: string): ServiceEndpointRecord[];
   /** Every service with at least one endpoint. */
   services(): string[];
+}
+
+/** Anything that can write the registry can write anything: an endpoint must at least be an address. */
+function plausible(r: ServiceEndpointRecord): boolean {
+  return (
+    typeof r.ip === 'string' && isIP(r.ip) !== 0 && Number.isInteger(r.port) && r.port >= 1 && r.port <= 65535
+  );
 }
 
 export class ServicesView extends EventEmitter<EndpointSourceEvents> implements EndpointSource {
@@ -49,7 +57,7 @@ export class ServicesView extends EventEmitter<EndpointSourceEvents> implements 
     const { revision, entries } = await this.registry.listEndpoints();
     const before = new Set(this.byService.keys());
     this.byService.clear();
-    for (const e of entries) this.set(e);
+    for (const e of entries) if (plausible(e.record)) this.set(e);
     this.revision = revision;
     this.emit('changed', new Set([...before, ...this.byService.keys()]));
   }
@@ -111,7 +119,7 @@ export class ServicesView extends EventEmitter<EndpointSourceEvents> implements 
         } catch {
           continue; // not ours: ignore what we cannot read
         }
-        if (record.service !== service) continue;
+        if (record.service !== service || !plausible(record)) continue;
         this.set({
           key: e.kv.key,
           record,

@@ -196,3 +196,35 @@ describe('GET /flotilla/v1/services?watch=true', () => {
     expect((await call('GET', '/flotilla/v1/services/cache')).status).toBe(404);
   });
 });
+
+describe('ServicesView ignores records that are not endpoints', () => {
+  it('skips a bad address or port, from the start and from the watch', async () => {
+    const key = (m: string, port: number) => `services/database/${m}:${port}`;
+    const bogus = [
+      {
+        k: key('x1', 1),
+        v: { ...rec({ service: 'database', port: 1, machineID: 'x1' }), ip: 'evil; flush ruleset' },
+      },
+      { k: key('x2', 0), v: rec({ service: 'database', port: 0, machineID: 'x2' }) },
+      { k: key('x3', 70000), v: rec({ service: 'database', port: 70000, machineID: 'x3' }) },
+    ];
+    for (const b of bogus) await store.put(b.k, JSON.stringify(b.v));
+    await new Promise((r) => setTimeout(r, 100));
+    // they are there, under the service's prefix (so the view did see them)
+    expect((await registry.listEndpoints('database')).entries).toHaveLength(6);
+    const fresh = new ServicesView(registry);
+    await fresh.start();
+    try {
+      for (const v of [view, fresh]) {
+        expect(v.endpoints('database').map((e) => `${e.machineID}:${e.port}`)).toEqual([
+          'm1:5432',
+          'm2:5432',
+          'm2:5433',
+        ]);
+      }
+    } finally {
+      fresh.stop();
+      for (const b of bogus) await store.delete(b.k);
+    }
+  });
+});
