@@ -48,6 +48,11 @@ rm -f .test-results/vitest.json
 TESTENV_REQUIRED=1 npx vitest run --reporter=default --reporter=json --outputFile.json=.test-results/vitest.json ${FLOTILLA_TEST_ARGS:-}
 vitest_rc=$?
 
+# The same code on the other supported Node majors (FLOTILLA_OTHER_NODES="" to skip, e.g. offline).
+for major in ${FLOTILLA_OTHER_NODES-22 24}; do
+  step "node $major: unit and in-process integration suites" bash test/other-node.sh "$major"
+done
+
 node test/support/summary.mjs .test-results/vitest.json "${#failed_steps[@]}" "${failed_steps[*]:-}"
 summary_rc=$?
 log "total $(( $(date +%s) - t0 )) s"
