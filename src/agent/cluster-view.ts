@@ -11,7 +11,7 @@
  * Bodies are content-addressed and immutable, so parsed [X-Fleet] requirements are cached by hash.
  */
 import { EventEmitter } from 'node:events';
-import { isCode } from '../lib/errors.js';
+import { RegistryFollower } from '../registry/follow.js';
 import type { Registry, Snapshot } from '../registry/registry.js';
 import {
   KEYS,
@@ -49,9 +49,7 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
   revision = 0;
   available = false;
   private readonly parsed = new Map<string, SchedulerJob['requirements'] | null>();
-  private stopped = false;
-  private watch: { close(): void } | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly follower: RegistryFollower;
   private jobsCache: SchedulerJob[] | undefined;
   private jobsByName = new Map<string, SchedulerJob>();
   private globalJobs: SchedulerJob[] = [];
@@ -62,11 +60,20 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
 
   constructor(private readonly registry: Registry) {
     super();
+    this.follower = new RegistryFollower({
+      registry,
+      revision: () => this.revision,
+      apply: (rev, events) => this.apply(rev, events),
+      resync: () => this.resync(),
+      error: (err) => this.emit('error', err),
+      available: (up) => this.setAvailable(up),
+      backoffMs: 250,
+    });
   }
 
   async start(): Promise<void> {
     await this.resync();
-    void this.follow();
+    void this.follower.run();
   }
 
   private async resync(): Promise<void> {
@@ -87,43 +94,6 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
     if (this.available === up) return;
     this.available = up;
     this.emit('available', up);
-  }
-
-  private async follow(): Promise<void> {
-    let backoff = 250;
-    while (!this.stopped) {
-      const w = this.registry.watch({ fromRevision: this.revision + 1 });
-      this.watch = w;
-      try {
-        for await (const batch of w) {
-          backoff = 250;
-          this.setAvailable(true);
-          this.apply(batch.revision, batch.events);
-        }
-        if (this.stopped) return;
-      } catch (err) {
-        if (this.stopped) return;
-        this.emit('error', err as Error);
-        this.setAvailable(false);
-        if (isCode(err, 'E_REGISTRY_COMPACTED')) {
-          try {
-            await this.resync();
-            continue;
-          } catch (e) {
-            this.emit('error', e as Error);
-          }
-        }
-      }
-      await new Promise<void>((r) => (this.retryTimer = setTimeout(r, backoff)));
-      backoff = Math.min(backoff * 2, 5000);
-      // Probe the registry so `available` recovers even when nothing changes.
-      try {
-        await this.registry.store.revision();
-        this.setAvailable(true);
-      } catch {
-        /* still down */
-      }
-    }
   }
 
   private apply(revision: number, events: WatchedEvent[]): void {
@@ -291,8 +261,6 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
   }
 
   stop(): void {
-    this.stopped = true;
-    clearTimeout(this.retryTimer);
-    this.watch?.close();
+    this.follower.stop();
   }
 }

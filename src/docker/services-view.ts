@@ -10,7 +10,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
-import { isCode } from '../lib/errors.js';
+import { RegistryFollower } from '../registry/follow.js';
+import type { WatchEvent } from '../registry/kv.js';
 import type { EndpointEntry, Registry } from '../registry/registry.js';
 import { KEYS, type ServiceEndpointRecord } from '../registry/types.js';
 
@@ -39,18 +40,24 @@ export class ServicesView extends EventEmitter<EndpointSourceEvents> implements 
   /** service → key → entry */
   private readonly byService = new Map<string, Map<string, EndpointEntry>>();
   revision = 0;
-  private stopped = false;
-  private watch: { close(): void } | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
-  private wake: (() => void) | undefined;
+  private readonly follower: RegistryFollower;
 
   constructor(private readonly registry: Registry) {
     super();
+    this.follower = new RegistryFollower({
+      registry,
+      prefix: KEYS.prefixes.service,
+      revision: () => this.revision,
+      apply: (rev, events) => this.apply(rev, events),
+      resync: () => this.resync(),
+      error: (err) => this.emit('error', err),
+      backoffMs: 100,
+    });
   }
 
   async start(): Promise<void> {
     await this.resync();
-    void this.follow();
+    void this.follower.run();
   }
 
   private async resync(): Promise<void> {
@@ -68,44 +75,7 @@ export class ServicesView extends EventEmitter<EndpointSourceEvents> implements 
     m.set(e.key, e);
   }
 
-  private async follow(): Promise<void> {
-    let backoff = 100;
-    while (!this.stopped) {
-      const w = this.registry.watch({ prefix: KEYS.prefixes.service, fromRevision: this.revision + 1 });
-      this.watch = w;
-      try {
-        for await (const batch of w) {
-          backoff = 100;
-          this.apply(batch.revision, batch.events);
-        }
-        if (this.stopped) return;
-      } catch (err) {
-        if (this.stopped) return;
-        this.emit('error', err as Error);
-        if (isCode(err, 'E_REGISTRY_COMPACTED')) {
-          try {
-            await this.resync();
-            continue;
-          } catch (e) {
-            this.emit('error', e as Error);
-          }
-        }
-      }
-      await new Promise<void>((r) => {
-        this.wake = r;
-        this.retryTimer = setTimeout(r, backoff);
-      });
-      backoff = Math.min(backoff * 2, 5000);
-    }
-  }
-
-  private apply(
-    revision: number,
-    events: {
-      type: 'put' | 'delete';
-      kv: { key: string; value: string; createRevision: number; modRevision: number; lease: string };
-    }[],
-  ): void {
+  private apply(revision: number, events: WatchEvent[]): void {
     const changed = new Set<string>();
     for (const e of events) {
       const rest = e.kv.key.slice(KEYS.prefixes.service.length);
@@ -154,9 +124,6 @@ export class ServicesView extends EventEmitter<EndpointSourceEvents> implements 
   }
 
   stop(): void {
-    this.stopped = true;
-    clearTimeout(this.retryTimer);
-    this.wake?.();
-    this.watch?.close();
+    this.follower.stop();
   }
 }
