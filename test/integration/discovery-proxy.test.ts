@@ -546,27 +546,34 @@ async function until<T>(
       expect(stderr).toContain('proxy stopping');
     });
 
-    it('exits 64 naming the problem for a bad listener spec', async () => {
+    it('exits 64 naming the problem for a bad listener spec or --mode', async () => {
       const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-      const p = spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          '--input-type=module',
-          '-e',
-          `const m = await import(${JSON.stringify(main)}); process.exitCode = await m.main(process.argv.slice(1));`,
-          '--',
-          'proxy',
-          'Bad=127.0.0.1:1',
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      let err = '';
-      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      const code = await new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
-      expect(code).toBe(64);
-      expect(err).toContain('invalid service name "Bad"');
+      const run = async (...args: string[]) => {
+        const p = spawn(
+          process.execPath,
+          [
+            '--import',
+            'tsx',
+            '--input-type=module',
+            '-e',
+            `const m = await import(${JSON.stringify(main)}); process.exitCode = await m.main(process.argv.slice(1));`,
+            '--',
+            'proxy',
+            ...args,
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        let err = '';
+        p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        const code = await new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
+        return { code, err };
+      };
+      const bad = await run('Bad=127.0.0.1:1');
+      expect(bad.code).toBe(64);
+      expect(bad.err).toContain('invalid service name "Bad"');
+      const mode = await run('--mode=fast', 'db=127.0.0.1:1');
+      expect(mode.code).toBe(64);
+      expect(mode.err).toContain('--mode: "fast" is not one of auto, kernel, userspace');
     });
   });
 });
