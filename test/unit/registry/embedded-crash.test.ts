@@ -128,6 +128,13 @@ async function verify(s: EmbeddedKvStore, acked: Acked): Promise<void> {
     expect(kv.version).toBe(n);
     expect(kv.modRevision).toBeGreaterThanOrEqual(rev);
   }
+  // What this check read is what the next child starts from: an increment that landed unacknowledged
+  // in this round is the next round's base (else a worker's next acknowledged-or-in-flight increment
+  // on top of it would look like two too many).
+  for (const kv of all.values()) {
+    const m = /^ctr\/(\d+)$/.exec(kv.key);
+    if (m) acked.counters.set(Number(m[1]), { count: Number(kv.value), revision: kv.modRevision });
+  }
   for (const [key, { lease, revision: rev }] of acked.leases) {
     expect(all.get(key), `leased ${key} at ${rev}`).toMatchObject({ value: lease, lease, modRevision: rev });
     // A fresh full TTL on open (minus the time this check took to get here).
