@@ -481,6 +481,14 @@ async function until<T>(
   });
 
   describe('flotilla proxy (the command) following an agent API', () => {
+    /** The CLI's main() from source, as `flotilla ARGS…` (stdout and stderr piped). */
+    const spawnCli = (...args: string[]) => {
+      const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
+      const code = `const m = await import(${JSON.stringify(main)}); process.exitCode = await m.main(process.argv.slice(1));`;
+      return spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code, '--', ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    };
     let dir: string;
     let api: ApiServer;
     let child: ChildProcess | undefined;
@@ -506,22 +514,11 @@ async function until<T>(
       const listen = await backend('probe'); // reserve a free port, then free it for the proxy
       const port = listen.port;
       await listen.close();
-      const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
-      child = spawn(
-        process.execPath,
-        [
-          '--import',
-          'tsx',
-          '--input-type=module',
-          '-e',
-          `const m = await import(${JSON.stringify(main)}); process.exitCode = await m.main(process.argv.slice(1));`,
-          '--',
-          `--endpoint=unix://${join(dir, 'fleet.sock')}`,
-          'proxy',
-          '--mode=userspace',
-          `${service}=127.0.0.1:${port}`,
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
+      child = spawnCli(
+        `--endpoint=unix://${join(dir, 'fleet.sock')}`,
+        'proxy',
+        '--mode=userspace',
+        `${service}=127.0.0.1:${port}`,
       );
       let stderr = '';
       child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -547,22 +544,8 @@ async function until<T>(
     });
 
     it('exits 64 naming the problem for a bad listener spec or --mode', async () => {
-      const main = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
       const run = async (...args: string[]) => {
-        const p = spawn(
-          process.execPath,
-          [
-            '--import',
-            'tsx',
-            '--input-type=module',
-            '-e',
-            `const m = await import(${JSON.stringify(main)}); process.exitCode = await m.main(process.argv.slice(1));`,
-            '--',
-            'proxy',
-            ...args,
-          ],
-          { stdio: ['ignore', 'pipe', 'pipe'] },
-        );
+        const p = spawnCli('proxy', ...args);
         let err = '';
         p.stderr.on('data', (d: Buffer) => (err += d.toString()));
         const code = await new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
