@@ -41,12 +41,10 @@ import { JobTracker, inferResult } from './jobs.js';
 import { tailUnit } from './journal.js';
 import {
   SystemdJobError,
-  nullLogger,
   type InstallResult,
   type JobKind,
   type JobOptions,
   type JobOutcome,
-  type Logger,
   type ResourceLimits,
   type SystemdManager,
   type TransientUnitSpec,
@@ -56,6 +54,7 @@ import {
   type UnitWatch,
   type WatchOptions,
 } from './manager.js';
+import { nullLogger, type Logger } from '../lib/log.js';
 import { applyProperties, emptyState, str, unitNameFromPath } from './properties.js';
 import { UnitReader } from './reader.js';
 import { resourceProperties, transientProperties } from './transient.js';

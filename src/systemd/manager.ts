@@ -302,12 +302,3 @@ export interface SystemdManager {
   /** Ends watches, fails pending jobs with E_CLOSED, closes the bus. */
   close(): Promise<void>;
 }
-
-/** Tiny logger seam (pino-compatible shape). */
-export interface Logger {
-  debug(fields: Record<string, unknown>, msg: string): void;
-  info(fields: Record<string, unknown>, msg: string): void;
-  warn(fields: Record<string, unknown>, msg: string): void;
-}
-
-export const nullLogger: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined };

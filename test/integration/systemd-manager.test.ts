@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { DbusSystemdManager } from '../../src/systemd/dbus-manager.js';
 import { describeSystemd, machines } from '../support/testbed.js';
-import { systemdContract, uniq } from '../unit/systemd/contract.js';
+import { systemdContract, uniq } from '../support/systemd-contract.js';
 import { UNITS_DIR, machineFileExists, openManager, systemctl } from './systemd-support.js';
 
 const m = machines[0] ?? 'm1';

@@ -1,5 +1,5 @@
 /** `flotilla agent`: run the daemon. Every config key is also a flag (`--agent-ttl=3s`). */
-import { IGNORED_KEYS, KEYS } from '../../agent/config.js';
+import { IGNORED_KEYS, KEYS } from '../../daemon/config.js';
 import type { Command, FlagSpec } from '../command.js';
 
 const flags: Record<string, FlagSpec> = {

@@ -12,8 +12,8 @@
  */
 import { writeFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig } from '../../agent/config.js';
-import { readMachineId } from '../../agent/identity.js';
+import { loadConfig } from '../../daemon/config.js';
+import { readMachineId } from '../../daemon/identity.js';
 import { FlotillaError } from '../../lib/errors.js';
 import { UnitFile } from '../../unit/index.js';
 import { clientFromGlobals } from '../client.js';
@@ -57,9 +57,9 @@ export const gc: Command = {
     const machineID = readMachineId(config.machineIdFile);
     const { DockerodeEngine } = await import('../../docker/dockerode.js');
     const { LABEL_MACHINE, LABEL_UNIT } = await import('../../docker/port.js');
-    const { readPulledImages } = await import('../../docker/containers.js');
+    const { readPulledImages } = await import('../../container/units.js');
     const { normalizeImageReference } = await import('../../docker/reference.js');
-    const { isContainerUnit, parseContainerSection } = await import('../../docker/spec.js');
+    const { isContainerUnit, parseContainerSection } = await import('../../container/spec.js');
     const docker = new DockerodeEngine({ socketPath: config.dockerSocket });
     let rc = 0;
     try {

@@ -28,8 +28,8 @@
 import { FlotillaError } from '../lib/errors.js';
 import { type UnitFile, parseUnitName } from '../unit/index.js';
 import { excerpt } from '../unit/text.js';
-import { parseImageReference } from './reference.js';
-import type { PortBinding } from './port.js';
+import { parseImageReference } from '../docker/reference.js';
+import type { PortBinding } from '../docker/port.js';
 
 export const CONTAINER_SECTION = 'Container';
 

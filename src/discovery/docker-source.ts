@@ -5,9 +5,9 @@
  * `start` event, so the registrar reconciles whatever it may have missed.
  */
 import { AsyncQueue } from '../lib/queue.js';
-import type { ContainerEvent, ContainerSource } from './discovery.js';
-import type { ServiceContainer } from './discovery-plan.js';
-import type { DockerPort } from './port.js';
+import type { ContainerEvent, ContainerSource } from './registrar.js';
+import type { ServiceContainer } from './plan.js';
+import type { DockerPort } from '../docker/port.js';
 import { SERVICE_LABEL } from './services.js';
 
 export class DockerContainerSource implements ContainerSource {

@@ -4,8 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { isCode } from '../../../src/lib/errors.js';
-import type { SystemdManager, UnitEvent, UnitWatch } from '../../../src/systemd/manager.js';
+import { isCode } from '../../src/lib/errors.js';
+import type { SystemdManager, UnitEvent, UnitWatch } from '../../src/systemd/manager.js';
 
 export interface ContractEnv {
   mgr: SystemdManager;

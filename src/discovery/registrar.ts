@@ -3,7 +3,7 @@
  * registration true, driven by Docker events.
  *
  *   - A reconcile reads the containers that carry `flotilla.service` (ContainerSource) and this
- *     machine's registered endpoints, plans (discovery-plan.ts) and applies the difference in one txn
+ *     machine's registered endpoints, plans (plan.ts) and applies the difference in one txn
  *     per 100 keys. Every endpoint is put with the machine's presence lease, so a machine that
  *     disappears takes its endpoints with it.
  *   - Docker events (start, die, stop, kill, destroy, pause, unpause, health_status, …) trigger a
@@ -20,8 +20,8 @@
 import { isCode } from '../lib/errors.js';
 import { SerialRunner } from '../lib/runner.js';
 import type { Registry } from '../registry/registry.js';
-import type { Logger } from '../systemd/manager.js';
-import { planEndpoints, type ServiceContainer } from './discovery-plan.js';
+import type { Logger } from '../lib/log.js';
+import { planEndpoints, type ServiceContainer } from './plan.js';
 import { endpointAddress } from './services.js';
 
 /** A Docker event, reduced to what discovery needs. */

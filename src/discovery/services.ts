@@ -9,6 +9,7 @@
  * published port (`-p 15432:5432` → `database:15432`) otherwise. The endpoint is `machine-ip:PORT`.
  */
 import { FlotillaError } from '../lib/errors.js';
+import { parseHostPort } from '../lib/net.js';
 import { SERVICE_NAME_RE, type EndpointHealth, type ServiceEndpointRecord } from '../registry/types.js';
 
 /** The container label that asks for registration: `flotilla.service=NAME:PORT[,NAME:PORT…]`. */
@@ -105,17 +106,6 @@ export function groupByService(records: ServiceEndpointRecord[]): Map<string, Se
   return out;
 }
 
-/**
- * `host:port` (or `[v6]:port`) → parts. Used for listen addresses. Returns undefined when malformed.
- */
-export function parseHostPort(text: string): { host: string; port: number } | undefined {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(text.trim());
-  if (!m) return undefined;
-  const port = Number(m[3]);
-  if (port > 65535) return undefined;
-  return { host: (m[1] ?? m[2])!, port };
-}
-
 export interface ProxyListenSpec {
   service: string;
   host: string;
@@ -150,11 +140,4 @@ export function parseProxySpecs(items: string[], origin: string): ProxyListenSpe
     out.push({ service, host: hp.host, port: hp.port });
   }
   return out;
-}
-
-/** Is `host` a loopback address (127.0.0.0/8, ::1) or `localhost`? */
-export function isLoopbackHost(host: string): boolean {
-  if (host === 'localhost' || host === '::1') return true;
-  const m = /^127\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
-  return !!m && m.slice(1).every((o) => Number(o) <= 255);
 }

@@ -3,10 +3,10 @@
  * otherwise the embedded store under `<data_dir>/registry` (the single-machine default).
  */
 import { join } from 'node:path';
-import type { AgentConfig } from '../agent/config.js';
-import { EmbeddedKvStore } from './embedded/index.js';
-import { EtcdKvStore, type EtcdConfig } from './etcd.js';
-import type { KvStore } from './kv.js';
+import type { AgentConfig } from './config.js';
+import { EmbeddedKvStore } from '../registry/embedded/index.js';
+import { EtcdKvStore, type EtcdConfig } from '../registry/etcd.js';
+import type { KvStore } from '../registry/kv.js';
 
 export async function openStore(config: AgentConfig): Promise<KvStore> {
   if (config.etcdServers.length === 0) {

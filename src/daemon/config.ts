@@ -11,7 +11,8 @@
  * is an E_CONFIG error naming the key (and the file and line). Nothing here has side effects.
  */
 import { readFileSync } from 'node:fs';
-import { isLoopbackHost, parseHostPort, parseProxySpecs } from '../docker/services.js';
+import { parseProxySpecs } from '../discovery/services.js';
+import { isLoopbackHost, parseHostPort } from '../lib/net.js';
 import { FlotillaError, isErrno } from '../lib/errors.js';
 
 export interface AgentConfig {

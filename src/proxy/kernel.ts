@@ -33,7 +33,7 @@ import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, wri
 import { dirname } from 'node:path';
 import { isIPv4 } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import type { Logger } from '../systemd/manager.js';
+import type { Logger } from '../lib/log.js';
 
 export interface Addr {
   ip: string;

@@ -27,11 +27,17 @@ import { fileURLToPath } from 'node:url';
 import type { DesiredUnit, ObservedUnit } from '../agent/planner.js';
 import { FlotillaError, isCode } from '../lib/errors.js';
 import type { ContainerStateInfo, PullStateInfo, UnitStateRecord } from '../registry/types.js';
-import type { Logger } from '../systemd/manager.js';
+import type { Logger } from '../lib/log.js';
 import { UnitFile } from '../unit/index.js';
 import { generateContainerService, safeFileName, type RunSpec } from './generate.js';
-import { LABEL_MACHINE, LABEL_UNIT, type ContainerEvent, type DockerPort, type EventStream } from './port.js';
-import { normalizeImageReference } from './reference.js';
+import {
+  LABEL_MACHINE,
+  LABEL_UNIT,
+  type ContainerEvent,
+  type DockerPort,
+  type EventStream,
+} from '../docker/port.js';
+import { normalizeImageReference } from '../docker/reference.js';
 import { readStatus } from './runner.js';
 import { isContainerUnit, parseContainerSection, type ContainerSpec } from './spec.js';
 
@@ -48,7 +54,7 @@ export interface ContainerUnitsDeps {
   trigger(): void;
   /** Ask the agent to publish one unit's state again (container or pull progress changed). */
   publish(name: string): void;
-  /** The runner's command; default: this node and this build's dist/docker/runner-main.js. */
+  /** The runner's command; default: this node and this build's dist/container/runner-main.js. */
   runner?: { node: string; entry: string };
   /** Deadline of one pull, ms (default 10 min). */
   pullTimeoutMs?: number;
@@ -85,12 +91,12 @@ interface Track {
   retried?: { epoch: number; count: number; at: number };
 }
 
-/** The runner entry of this build (dist/docker/runner-main.js; from src/ under tests: the dist/ twin). */
+/** The runner entry of this build (dist/container/runner-main.js; from src/ under tests: the dist/ twin). */
 export function defaultRunner(): { node: string; entry: string } {
   const here = fileURLToPath(new URL('./runner-main.js', import.meta.url));
   return {
     node: process.execPath,
-    entry: here.replace(/\/src\/docker\/runner-main\.js$/, '/dist/docker/runner-main.js'),
+    entry: here.replace(/\/src\/container\/runner-main\.js$/, '/dist/container/runner-main.js'),
   };
 }
 

@@ -32,9 +32,9 @@ import {
   type ContainerCreateSpec,
   type DockerPort,
   type PullProgress,
-} from './port.js';
+} from '../docker/port.js';
 import type { ContainerSpec } from './spec.js';
-import { SERVICE_LABEL } from './services.js';
+import { SERVICE_LABEL } from '../discovery/services.js';
 
 export type RunnerPhase = 'starting' | 'pulling' | 'running' | 'stopping' | 'exited' | 'failed';
 

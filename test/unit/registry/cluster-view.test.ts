@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ClusterView } from '../../../src/agent/cluster-view.js';
+import { ClusterView } from '../../../src/registry/cluster-view.js';
 import { EmbeddedKvStore } from '../../../src/registry/embedded/index.js';
 import { Registry, type LeaderGuard } from '../../../src/registry/registry.js';
 

@@ -15,7 +15,7 @@ import { request as httpRequest, type ClientRequest, type RequestOptions } from 
 import { request as httpsRequest } from 'node:https';
 import { FlotillaError } from '../lib/errors.js';
 import type { ServiceEndpointRecord } from '../registry/types.js';
-import type { Logger } from '../systemd/manager.js';
+import type { Logger } from '../lib/log.js';
 import type { EndpointSource, EndpointSourceEvents } from './services-view.js';
 
 export interface RemoteOptions {

@@ -1,7 +1,7 @@
 /**
  * The service proxy: one TCP listener per configured service (`NAME=HOST:PORT`), each balancing new
  * connections across that service's live endpoints (least connections, ties round-robin; see
- * proxy-balancer.ts). Endpoints come from an EndpointSource (the registry, or the agent's API) and
+ * balancer.ts). Endpoints come from an EndpointSource (the registry, or the agent's API) and
  * are applied as soon as the source reports a change: no polling.
  *
  * Behaviour, per listener:
@@ -14,7 +14,7 @@
  *     at once (the client sees ECONNRESET), with a log line (at most one a second per listener,
  *     counting the ones it leaves out). The listener stays bound, so the port is never lost.
  *
- * The kernel data path (proxy-kernel.ts, `mode` kernel or auto) takes this machine's own
+ * The kernel data path (kernel.ts, `mode` kernel or auto) takes this machine's own
  * connections to an IPv4 listen address out of this file's hands: nftables DNATs them to an
  * endpoint before they reach the listener. The listener stays bound and serves everything else the
  * same way as above (other hosts' connections, IPv6, no endpoint: refused here with the log line).
@@ -24,17 +24,11 @@
  */
 import { createHash } from 'node:crypto';
 import { connect, createServer, isIPv4, type Server, type Socket } from 'node:net';
-import type { Logger } from '../systemd/manager.js';
-import { Balancer } from './proxy-balancer.js';
-import {
-  KernelForwarder,
-  kernelCapableHost,
-  NftNetfilter,
-  TABLE_PREFIX,
-  type Netfilter,
-} from './proxy-kernel.js';
-import type { EndpointSource } from './services-view.js';
-import { endpointAddress, isUsable, type ProxyListenSpec } from './services.js';
+import type { Logger } from '../lib/log.js';
+import { Balancer } from './balancer.js';
+import { KernelForwarder, kernelCapableHost, NftNetfilter, TABLE_PREFIX, type Netfilter } from './kernel.js';
+import type { EndpointSource } from '../discovery/services-view.js';
+import { endpointAddress, isUsable, type ProxyListenSpec } from '../discovery/services.js';
 
 export interface ProxyOptions {
   listen: ProxyListenSpec[];
@@ -45,7 +39,7 @@ export interface ProxyOptions {
   /** Time allowed to connect to an endpoint before trying the next. Default 2 s. */
   connectTimeoutMs?: number;
   /**
-   * Data path: `kernel` (nftables DNAT for connections made on this machine, see proxy-kernel.ts; the
+   * Data path: `kernel` (nftables DNAT for connections made on this machine, see kernel.ts; the
    * start fails when nft cannot be used), `userspace`, or `auto` (default: kernel when it can be
    * used, else user space, with a log line saying why).
    */

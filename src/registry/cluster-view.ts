@@ -11,8 +11,8 @@
  * Bodies are content-addressed and immutable, so parsed [X-Fleet] requirements are cached by hash.
  */
 import { EventEmitter } from 'node:events';
-import { RegistryFollower } from '../registry/follow.js';
-import type { Registry, Snapshot } from '../registry/registry.js';
+import { RegistryFollower } from './follow.js';
+import type { Registry, Snapshot } from './registry.js';
 import {
   KEYS,
   type JobRecord,
@@ -21,8 +21,8 @@ import {
   type ScheduleRecord,
   type UnitBody,
   type UnitStateRecord,
-} from '../registry/types.js';
-import type { SchedulerJob } from '../engine/types.js';
+} from './types.js';
+import type { SchedulerJob } from './types.js';
 import { UnitFile, fleetRequirements } from '../unit/index.js';
 
 export type ChangeKind = 'job' | 'schedule' | 'machine' | 'state' | 'leader' | 'body';

@@ -13,12 +13,12 @@ import {
   type DesiredUnit,
   type ObservedUnit,
 } from '../../../src/agent/planner.js';
-import { ContainerUnits } from '../../../src/docker/containers.js';
-import { writeStatus } from '../../../src/docker/runner.js';
+import { ContainerUnits } from '../../../src/container/units.js';
+import { writeStatus } from '../../../src/container/runner.js';
 import type { UnitStateRecord } from '../../../src/registry/types.js';
-import { nullLogger } from '../../../src/systemd/manager.js';
+import { nullLogger } from '../../../src/lib/log.js';
 import { UnitFile } from '../../../src/unit/index.js';
-import { FakeDocker } from './fake-docker.js';
+import { FakeDocker } from '../docker/fake-docker.js';
 
 const ME = 'cafebabe00000000000000000000cafe';
 const BODY = '[Container]\nImage=127.0.0.1:1/app:1\nExec=sleep 1000\n';

@@ -1,13 +1,13 @@
 /**
- * The process a generated container service runs: `node dist/docker/runner-main.js run|cleanup SPEC`
+ * The process a generated container service runs: `node dist/container/runner-main.js run|cleanup SPEC`
  * (the same as `flotilla container run|cleanup SPEC`, without loading the rest of the CLI, so a
  * container unit starts as fast as it can). See runner.ts for what it does.
  */
 import module from 'node:module';
 import { pathToFileURL } from 'node:url';
-import { SdNotify } from '../agent/sdnotify.js';
+import { SdNotify } from '../lib/sdnotify.js';
 import { cleanupContainer, readRunSpec, runContainer } from './runner.js';
-import { slimDockerode } from './slim.js';
+import { slimDockerode } from '../docker/slim.js';
 
 /** Run `verb` (run | cleanup) for the spec at `specPath`; resolves with the process exit code. */
 export async function runnerMain(verb: string, specPath: string | undefined): Promise<number> {
@@ -26,7 +26,7 @@ export async function runnerMain(verb: string, specPath: string | undefined): Pr
   // on Node >= 22.1 also V8's compile cache for what is loaded next (a no-op on Node 20).
   slimDockerode();
   (module as { enableCompileCache?: () => unknown }).enableCompileCache?.();
-  const { DockerodeEngine } = await import('./dockerode.js');
+  const { DockerodeEngine } = await import('../docker/dockerode.js');
   const docker = new DockerodeEngine({ socketPath: spec.dockerSocket });
   try {
     if (verb === 'cleanup') {

@@ -1,6 +1,6 @@
 /** The agent's discovery keys: services_listen, proxy_services, proxy_drain_timeout. */
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../../../src/agent/config.js';
+import { loadConfig } from '../../../src/daemon/config.js';
 import { isCode } from '../../../src/lib/errors.js';
 
 const conf = (body: string) =>

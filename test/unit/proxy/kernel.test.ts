@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { ServiceProxy } from '../../../src/docker/proxy.js';
+import { ServiceProxy } from '../../../src/proxy/proxy.js';
 import {
   dropTableScript,
   KernelForwarder,
@@ -13,10 +13,10 @@ import {
   needsRouteLocalnet,
   planNftScript,
   type Netfilter,
-} from '../../../src/docker/proxy-kernel.js';
-import type { EndpointSource, EndpointSourceEvents } from '../../../src/docker/services-view.js';
+} from '../../../src/proxy/kernel.js';
+import type { EndpointSource, EndpointSourceEvents } from '../../../src/discovery/services-view.js';
 import type { ServiceEndpointRecord } from '../../../src/registry/types.js';
-import { nullLogger, type Logger } from '../../../src/systemd/manager.js';
+import { nullLogger, type Logger } from '../../../src/lib/log.js';
 
 class RecordingNetfilter implements Netfilter {
   scripts: string[] = [];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULTS, loadConfig, parseDuration, parseMetadata } from '../../../src/agent/config.js';
+import { DEFAULTS, loadConfig, parseDuration, parseMetadata } from '../../../src/daemon/config.js';
 import { isCode } from '../../../src/lib/errors.js';
 
 const files = (map: Record<string, string>) => (p: string) => {

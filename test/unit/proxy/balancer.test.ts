@@ -1,6 +1,6 @@
 /** The proxy's endpoint selection: least connections, round-robin ties, back-off, draining (pure). */
 import { describe, expect, it } from 'vitest';
-import { Balancer } from '../../../src/docker/proxy-balancer.js';
+import { Balancer } from '../../../src/proxy/balancer.js';
 
 describe('Balancer', () => {
   it('rotates across endpoints with equal load', () => {

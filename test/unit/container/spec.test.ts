@@ -7,7 +7,7 @@ import {
   isGeneratedService,
   safeFileName,
   systemdWord,
-} from '../../../src/docker/generate.js';
+} from '../../../src/container/generate.js';
 import {
   isValidImageReference,
   normalizeImageReference,
@@ -20,7 +20,7 @@ import {
   parseTimeSpan,
   splitWords,
   type ContainerSpec,
-} from '../../../src/docker/spec.js';
+} from '../../../src/container/spec.js';
 import { UnitFile } from '../../../src/unit/index.js';
 
 function spec(container: string, name = 'web.service', extra = ''): ContainerSpec {

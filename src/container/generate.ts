@@ -6,8 +6,8 @@
  *   [Service]
  *   Type=notify                      READY=1 once the container runs (start ordering, blocking start)
  *   NotifyAccess=all
- *   ExecStart=<node> <flotilla>/dist/docker/runner-main.js run <spec.json>
- *   ExecStopPost=-<node> <flotilla>/dist/docker/runner-main.js cleanup <spec.json>
+ *   ExecStart=<node> <flotilla>/dist/container/runner-main.js run <spec.json>
+ *   ExecStopPost=-<node> <flotilla>/dist/container/runner-main.js cleanup <spec.json>
  *   KillMode=mixed                   SIGTERM to the runner only; it stops the container gracefully
  *   TimeoutStopSec=<StopTimeout + 30>
  *   SyslogIdentifier=<unit name without .service>
@@ -40,7 +40,7 @@ export interface RunSpec {
 export interface GenerateOptions {
   /** Absolute path of the node binary. */
   node: string;
-  /** Absolute path of the runner entry (dist/docker/runner-main.js). */
+  /** Absolute path of the runner entry (dist/container/runner-main.js). */
   entry: string;
   /** Absolute path of the run spec file. */
   specPath: string;
