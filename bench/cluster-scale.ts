@@ -13,7 +13,7 @@
  *     the SystemdManager interface) and its own unmodified `MachineAgent`.
  *   - All machines share one etcd client (`EtcdKvStore`: one gRPC connection, one keepalive stream
  *     for all leases) and ONE `ClusterView`: one snapshot and one etcd watch for the process.
- *   - Machine 0 is wired exactly like the daemon (src/agent/daemon.ts): its agent and the one
+ *   - Machine 0 is wired exactly like the daemon (src/daemon/daemon.ts): its agent and the one
  *     `Engine` (the leader, on machine 0's presence lease) listen to the shared ClusterView
  *     directly. This "witness" agent shows what one real agent costs.
  *   - Machines 1..N-1 get per-machine views routed from the shared one (bench/sim/agent-views.ts):
@@ -121,6 +121,7 @@ function countingLogger(
     warnings,
     debug: () => undefined,
     info: () => undefined,
+    error: () => undefined,
     warn: (fields, msg) => {
       // Group by what failed and why, not by unit.
       const key = (

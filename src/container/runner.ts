@@ -22,8 +22,9 @@
  * it still runs (ours only). Never removes it: it stays for inspection until the next start or
  * `flotilla gc`.
  */
-import { readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { FlotillaError, isCode, isErrno } from '../lib/errors.js';
+import { writeAtomic } from '../lib/fs.js';
 import type { RunSpec } from './generate.js';
 import {
   LABEL_MACHINE,
@@ -89,10 +90,8 @@ export function readRunSpec(path: string): RunSpec {
 }
 
 export function writeStatus(path: string, status: RunnerStatus): void {
-  const tmp = `${path}.tmp-${process.pid}`;
   try {
-    writeFileSync(tmp, `${JSON.stringify(status)}\n`, { mode: 0o644 });
-    renameSync(tmp, path);
+    writeAtomic(path, `${JSON.stringify(status)}\n`, { mode: 0o644 });
   } catch {
     // The status is a convenience for the agent; the journal has the same line.
   }

@@ -21,11 +21,12 @@
  * stream reconnects); each pull has a deadline. Docker being away never stops the agent: every
  * call is caught and becomes a reason (`docker unavailable: …`).
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DesiredUnit, ObservedUnit } from '../agent/planner.js';
 import { FlotillaError, isCode } from '../lib/errors.js';
+import { writeAtomic } from '../lib/fs.js';
 import type { ContainerStateInfo, PullStateInfo, UnitStateRecord } from '../registry/types.js';
 import type { Logger } from '../lib/log.js';
 import { UnitFile } from '../unit/index.js';
@@ -98,13 +99,6 @@ export function defaultRunner(): { node: string; entry: string } {
     node: process.execPath,
     entry: here.replace(/\/src\/container\/runner-main\.js$/, '/dist/container/runner-main.js'),
   };
-}
-
-function writeAtomic(path: string, data: string, mode: number): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data, { mode });
-  renameSync(tmp, path);
 }
 
 export class ContainerUnits {
@@ -235,7 +229,7 @@ export class ContainerUnits {
       container: spec,
     };
     const specPath = this.specPath(name);
-    writeAtomic(specPath, `${JSON.stringify(run, null, 2)}\n`, 0o600);
+    writeAtomic(specPath, `${JSON.stringify(run, null, 2)}\n`, { mode: 0o600, mkdirMode: 0o755 });
     // A status from an earlier version of the unit would explain nothing about this one.
     rmSync(this.statusPath(name), { force: true });
     return generateContainerService(name, UnitFile.parse(body), spec, {
@@ -464,7 +458,7 @@ export class ContainerUnits {
     const ledger = readPulledImages(this.d.dataDir);
     ledger[image] = { pulledAt: new Date().toISOString() };
     try {
-      writeAtomic(path, `${JSON.stringify(ledger, null, 2)}\n`, 0o644);
+      writeAtomic(path, `${JSON.stringify(ledger, null, 2)}\n`, { mode: 0o644, mkdirMode: 0o755 });
     } catch (err) {
       this.d.log.warn({ err: (err as Error).message, path }, 'cannot record the pulled image');
     }

@@ -4,7 +4,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
+import { advertisedAddress } from '../api/server.js';
 import { FlotillaError } from '../lib/errors.js';
+import type { MachineRecord } from '../registry/types.js';
+import { VERSION } from '../version.js';
+import type { AgentConfig } from './config.js';
 
 export function readMachineId(path = '/etc/machine-id'): string {
   let text: string;
@@ -40,4 +44,18 @@ export function detectPublicIp(ifaces = networkInterfaces()): string {
 /** Every address of this machine (to tell local etcd members from remote ones). */
 export function localAddresses(ifaces = networkInterfaces()): string[] {
   return Object.values(ifaces).flatMap((list) => (list ?? []).map((a) => a.address));
+}
+
+/** This machine's record as the agent announces it (metadata: the configured keys, until merged). */
+export function machineRecord(config: AgentConfig): MachineRecord {
+  const publicIP = config.publicIp ?? detectPublicIp();
+  const machine: MachineRecord = {
+    id: readMachineId(config.machineIdFile),
+    publicIP,
+    metadata: config.metadata,
+    version: VERSION,
+  };
+  // Peers reach this agent's API here (mutual TLS) for status and journals of units it hosts.
+  if (config.apiListen) machine.api = advertisedAddress(config.apiListen, publicIP);
+  return machine;
 }

@@ -507,6 +507,20 @@ export class DbusSystemdManager implements SystemdManager {
     return this.hub.watch(opts);
   }
 
+  async unitOfPid(pid: number): Promise<string | undefined> {
+    this.assertOpen();
+    let path: string;
+    try {
+      [path] = (await this.conn.call(managerCall('GetUnitByPID', 'u', [pid]))) as [string];
+    } catch (err) {
+      if (dbusErrorName(err) === 'org.freedesktop.systemd1.NoUnitForPID') return undefined;
+      throw err;
+    }
+    const [v] = await this.conn.call(propsCall('Get', path, 'ss', [UNIT, 'Id']));
+    const id = (v as { value?: unknown } | undefined)?.value;
+    return typeof id === 'string' && id !== '' ? id : undefined;
+  }
+
   async reload(): Promise<void> {
     this.assertOpen();
     await this.conn.call(managerCall('Reload', '', []));

@@ -133,6 +133,9 @@ class CapturingLogger implements Logger {
   warn(_f: Record<string, unknown>, msg: string): void {
     this.lines.push(`warn ${msg}`);
   }
+  error(_f: Record<string, unknown>, msg: string): void {
+    this.lines.push(`error ${msg}`);
+  }
 }
 
 async function until<T>(

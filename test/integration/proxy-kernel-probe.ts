@@ -22,6 +22,7 @@ const log: Logger = {
   debug: () => undefined,
   info: (_f, m) => void lines.push(`info ${m}`),
   warn: (_f, m) => void lines.push(`warn ${m}`),
+  error: (_f, m) => void lines.push(`error ${m}`),
 };
 
 class Source extends EventEmitter<EndpointSourceEvents> implements EndpointSource {

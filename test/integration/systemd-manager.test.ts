@@ -78,3 +78,26 @@ describeSystemd(`transient units on real systemd (${m}, from the host)`, () => {
     expect((await mgr.state(name)).loadState).toBe('not-found');
   });
 });
+
+describeSystemd(`unitOfPid on real systemd (${m}, from the host)`, () => {
+  let mgr: DbusSystemdManager;
+  beforeAll(async () => {
+    mgr = await openManager(m);
+  });
+  afterAll(async () => {
+    await mgr.close();
+  });
+
+  it('names the unit a process runs in (GetUnitByPID), PID 1 in init.scope', async () => {
+    const name = `flotilla-${uniq('pid').slice('flotilla-'.length)}.service`;
+    await mgr.startTransient({ name, command: ['/bin/sleep', 'infinity'], description: 'pid owner' });
+    try {
+      const pid = (await mgr.state(name)).mainPID;
+      expect(pid).toBeGreaterThan(1);
+      expect(await mgr.unitOfPid(pid!)).toBe(name);
+      expect(await mgr.unitOfPid(1)).toBe('init.scope');
+    } finally {
+      await mgr.stop(name);
+    }
+  });
+});

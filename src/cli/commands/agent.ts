@@ -26,7 +26,7 @@ export const agent: Command = {
       return 64;
     }
     // Loaded on demand: the CLI's other commands must not pay for D-Bus, etcd and the engine.
-    const { runAgent } = await import('../../agent/daemon.js');
+    const { runAgent } = await import('../../daemon/daemon.js');
     let code = 1;
     try {
       code = await runAgent({

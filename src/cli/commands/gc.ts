@@ -10,7 +10,7 @@
  * Reads the agent's configuration (docker_socket, data_dir, machine_id_file; flags override) and
  * the cluster's units through the API. Without the API the image part is skipped (exit 1).
  */
-import { writeFileSync, renameSync } from 'node:fs';
+import { writeAtomic } from '../../lib/fs.js';
 import { join } from 'node:path';
 import { loadConfig } from '../../daemon/config.js';
 import { readMachineId } from '../../daemon/identity.js';
@@ -144,9 +144,7 @@ export const gc: Command = {
       }
       if (changed && !dry) {
         const path = join(config.dataDir, 'docker-images.json');
-        const tmp = `${path}.tmp-${process.pid}`;
-        writeFileSync(tmp, `${JSON.stringify(ledger, null, 2)}\n`, { mode: 0o644 });
-        renameSync(tmp, path);
+        writeAtomic(path, `${JSON.stringify(ledger, null, 2)}\n`, { mode: 0o644 });
       }
       return rc;
     } finally {

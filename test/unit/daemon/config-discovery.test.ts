@@ -72,7 +72,7 @@ describe('proxy_mode and what a reload applies', () => {
   });
 
   it('restartOnlyChanges names changed keys other than metadata, verbosity and the proxy ones', async () => {
-    const { restartOnlyChanges } = await import('../../../src/agent/daemon.js');
+    const { restartOnlyChanges } = await import('../../../src/daemon/lifecycle.js');
     const a = conf('agent_ttl=30s\nmetadata=role=a\nproxy_mode=auto\n');
     const b = conf('agent_ttl=45s\nmetadata=role=b\nproxy_mode=userspace\nverbosity=1\npublic_ip=10.0.0.9\n');
     expect(restartOnlyChanges(a, b)).toEqual(['public_ip', 'agent_ttl']);
