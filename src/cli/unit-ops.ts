@@ -367,14 +367,21 @@ export async function reachedLine(u: ApiUnit, machines: MachineCache): Promise<s
  * (--no-block), `Unit X target on …`, `Error waiting for units: …`. Returns the names it acted on
  * and the failures. An API failure setting a state exits 1 with `errPrefix` (`%s` = the unit).
  */
+export interface TransitionOptions {
+  units: ApiUnit[];
+  target: DesiredState;
+  /** The command's verb, for messages (`start`, `stop`, `load`, `unload`). */
+  verb: string;
+  /** --block-attempts; undefined waits the default bound. */
+  attempts: number | undefined;
+  /** Prefix of the error line when setting a desired state fails (`%s` is the unit). */
+  errPrefix: string;
+}
+
 export async function transition(
   ctx: Context,
   client: ApiClient,
-  units: ApiUnit[],
-  target: DesiredState,
-  verb: string,
-  attempts: number | undefined,
-  errPrefix: string,
+  { units, target, verb, attempts, errPrefix }: TransitionOptions,
 ): Promise<{ acted: string[]; failed: WaitFailure[] }> {
   const wait: string[] = [];
   const acted: string[] = [];
