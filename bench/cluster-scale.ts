@@ -13,7 +13,7 @@
  *     the SystemdManager interface) and its own unmodified `MachineAgent`.
  *   - All machines share one etcd client (`EtcdKvStore`: one gRPC connection, one keepalive stream
  *     for all leases) and ONE `ClusterView`: one snapshot and one etcd watch for the process.
- *   - Machine 0 is wired exactly like the daemon (src/agent/daemon.ts): its agent and the one
+ *   - Machine 0 is wired exactly like the daemon (src/daemon/daemon.ts): its agent and the one
  *     `Engine` (the leader, on machine 0's presence lease) listen to the shared ClusterView
  *     directly. This "witness" agent shows what one real agent costs.
  *   - Machines 1..N-1 get per-machine views routed from the shared one (bench/sim/agent-views.ts):
@@ -34,7 +34,7 @@ import { cpus, loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { ClusterView } from '../src/agent/cluster-view.js';
+import { ClusterView } from '../src/registry/cluster-view.js';
 import { MachineAgent } from '../src/agent/agent.js';
 import { Engine } from '../src/engine/engine.js';
 import { EtcdKvStore } from '../src/registry/etcd.js';
@@ -42,7 +42,7 @@ import { LeaseKeeper } from '../src/registry/lease.js';
 import { Registry } from '../src/registry/registry.js';
 import type { MachineRecord } from '../src/registry/types.js';
 import { FakeSystemdManager } from '../src/systemd/fake.js';
-import type { Logger } from '../src/systemd/manager.js';
+import type { Logger } from '../src/lib/log.js';
 import { UnitFile } from '../src/unit/index.js';
 import { startSingleEtcd, type SingleEtcd } from '../test/support/etcd-single.js';
 import { AgentViewRouter } from './sim/agent-views.js';
@@ -121,6 +121,7 @@ function countingLogger(
     warnings,
     debug: () => undefined,
     info: () => undefined,
+    error: () => undefined,
     warn: (fields, msg) => {
       // Group by what failed and why, not by unit.
       const key = (

@@ -2,8 +2,8 @@
  * `npm run bench -- docker-proxy [--rounds R] [--seconds S] [--conns C] [--pings N] [--reroutes N]`
  * (also part of `npm run bench -- docker`).
  *
- * The service proxy (src/docker/proxy.ts) over loopback, against a direct connection in the same run,
- * on both data paths (user space, and the kernel path of proxy-kernel.ts):
+ * The service proxy (src/proxy/proxy.ts) over loopback, against a direct connection in the same run,
+ * on both data paths (user space, and the kernel path of src/proxy/kernel.ts):
  *   1. throughput: C connections stream 64 KiB writes for S seconds into a sink server (the sink
  *      reports the bytes it got: upload), and C connections read for S seconds from a source server
  *      that streams 64 KiB writes (download); MiB/s direct vs through each path, and the proxy
@@ -31,14 +31,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { ServiceProxy } from '../src/docker/proxy.js';
-import { ServicesView, type EndpointSource, type EndpointSourceEvents } from '../src/docker/services-view.js';
+import { ServiceProxy } from '../src/proxy/proxy.js';
+import {
+  ServicesView,
+  type EndpointSource,
+  type EndpointSourceEvents,
+} from '../src/discovery/services-view.js';
 import { EmbeddedKvStore } from '../src/registry/embedded/index.js';
 import { EtcdKvStore } from '../src/registry/etcd.js';
 import type { KvStore } from '../src/registry/kv.js';
 import { Registry } from '../src/registry/registry.js';
 import type { ServiceEndpointRecord } from '../src/registry/types.js';
-import { nullLogger } from '../src/systemd/manager.js';
+import { nullLogger } from '../src/lib/log.js';
 import { etcdBinary, startSingleEtcd } from '../test/support/etcd-single.js';
 import { nowMs, summarize } from './stats.js';
 import { printTable } from './table.js';
@@ -379,7 +383,7 @@ async function dataPathHere(args: string[], kernelWhy: string | undefined): Prom
 /** Why the kernel path cannot be measured here, or undefined. */
 async function kernelUnavailable(): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return 'needs root (its own network namespace)';
-  const { NftNetfilter } = await import('../src/docker/proxy-kernel.js');
+  const { NftNetfilter } = await import('../src/proxy/kernel.js');
   return new NftNetfilter().probe();
 }
 

@@ -26,7 +26,7 @@
  * job pointing at them, so the job's change routes them).
  */
 import { EventEmitter } from 'node:events';
-import type { ChangeKind, ClusterView, ClusterViewEvents } from '../../src/agent/cluster-view.js';
+import type { ChangeKind, ClusterView, ClusterViewEvents } from '../../src/registry/cluster-view.js';
 import type { PlacementRequirements, SchedulerJob } from '../../src/engine/types.js';
 import type { WatchEvent } from '../../src/registry/kv.js';
 import type { Snapshot } from '../../src/registry/registry.js';

@@ -4,7 +4,8 @@
  * later actions in the same plan are skipped; other units go on (one bad unit must not block the
  * machine). Returns what it did, for logs and metrics.
  */
-import type { SystemdManager, Logger } from '../systemd/manager.js';
+import type { SystemdManager } from '../systemd/manager.js';
+import type { Logger } from '../lib/log.js';
 import type { AgentAction } from './planner.js';
 
 export interface ExecResult {

@@ -33,7 +33,7 @@
  */
 import { connect, createServer, type Server } from 'node:net';
 import type { MachineRecord } from '../registry/types.js';
-import type { Logger } from '../systemd/manager.js';
+import type { Logger } from '../lib/log.js';
 
 export type ProbeResult = 'ok' | 'refused' | 'silent';
 

@@ -66,7 +66,7 @@ export interface DesiredUnit {
   /** The unit file as stored in the registry (written by `install`). */
   body: string;
   /**
-   * Container units (set by the agent's Docker hook, src/docker/containers.ts): what must happen
+   * Container units (set by the agent's Docker hook, src/container/units.ts): what must happen
    * before a start. `pull`: plan a `pull` of this image instead of the start (the start follows
    * once the image is there); `wait`: do not start (a pull runs, or it failed: the reason).
    */

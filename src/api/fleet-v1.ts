@@ -27,7 +27,7 @@ import {
   validateUnitName,
   type UnitOption,
 } from '../unit/index.js';
-import { isContainerUnit, parseContainerSection } from '../docker/spec.js';
+import { isContainerUnit, parseContainerSection } from '../container/spec.js';
 import { DISCOVERY } from './discovery.js';
 import {
   HttpError,

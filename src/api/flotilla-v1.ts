@@ -21,7 +21,7 @@
  * whose client reads too slowly (10,000 lines behind). Delete events carry only the identifying fields.
  */
 import type { EventEmitter } from 'node:events';
-import type { ClusterViewEvents, WatchedEvent } from '../agent/cluster-view.js';
+import type { ClusterViewEvents, WatchedEvent } from '../registry/cluster-view.js';
 import { AsyncQueue } from '../lib/queue.js';
 import { metricsText } from '../lib/metrics.js';
 import {

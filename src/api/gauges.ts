@@ -3,7 +3,7 @@
  * reads): units by current and desired state (current state as the fleet API derives it), this
  * machine's units by systemd ActiveState, machine count, and lease/leadership status.
  */
-import type { ClusterView } from '../agent/cluster-view.js';
+import type { ClusterView } from '../registry/cluster-view.js';
 import type { GaugeValues } from '../lib/metrics.js';
 import { DESIRED_STATES } from '../registry/types.js';
 import { currentState } from './fleet-v1.js';

@@ -24,8 +24,9 @@ import { FlotillaError } from '../lib/errors.js';
 import { AsyncQueue } from '../lib/queue.js';
 import type { EndpointEntry, Registry } from '../registry/registry.js';
 import { isServiceName, type ServiceEndpointRecord } from '../registry/types.js';
-import type { ServicesView } from '../docker/services-view.js';
-import { endpointAddress, isLoopbackHost, isUsable, parseHostPort } from '../docker/services.js';
+import type { ServicesView } from '../discovery/services-view.js';
+import { endpointAddress, isUsable } from '../discovery/services.js';
+import { isLoopbackHost, parseHostPort } from '../lib/net.js';
 import { HttpError, send, toErrorResponse, type ApiRequest, type ApiResponse } from './http.js';
 import { dispatch } from './server.js';
 

@@ -9,7 +9,8 @@
 import { readFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { CliExit, UsageError } from './command.js';
+import { CliExit } from './command.js';
+import { secondsFlag } from './globals.js';
 
 export interface ClientOptions {
   endpoint: string;
@@ -199,18 +200,6 @@ export function readAll(res: IncomingMessage, timeoutMs: number, endpoint: strin
       reject(err instanceof UnreachableError ? err : new UnreachableError(`${endpoint}: ${err.message}`));
     });
   });
-}
-
-/** A number of seconds from a flag (fleetctl's float64 flags), or a usage error naming it. */
-export function secondsFlag(name: string, raw: string | boolean | undefined, dflt: number): number {
-  if (raw === undefined) return dflt;
-  const n = Number(raw);
-  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n) || n <= 0) {
-    throw new UsageError(
-      `invalid argument ${JSON.stringify(raw)} for "--${name}" flag: a positive number of seconds`,
-    );
-  }
-  return n;
 }
 
 export async function clientFromGlobals(

@@ -117,3 +117,15 @@ export function globalsFromEnv(env: NodeJS.ProcessEnv): Record<string, string | 
   }
   return out;
 }
+
+/** A number of seconds from a flag (fleetctl's float64 flags), or a usage error naming it. */
+export function secondsFlag(name: string, raw: string | boolean | undefined, dflt: number): number {
+  if (raw === undefined) return dflt;
+  const n = Number(raw);
+  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(n) || n <= 0) {
+    throw new UsageError(
+      `invalid argument ${JSON.stringify(raw)} for "--${name}" flag: a positive number of seconds`,
+    );
+  }
+  return n;
+}

@@ -9,7 +9,7 @@ import { basename } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { FlotillaError } from '../lib/errors.js';
 import { CliExit, UsageError, type CommandEntry, type FlagSpec, type Io } from './command.js';
-import { COMMANDS } from './commands/index.js';
+import { findCommand } from './commands/index.js';
 import { GLOBAL_FLAGS, globalsFromEnv, parseGoBool } from './globals.js';
 
 const defaultIo: Io = {
@@ -30,17 +30,6 @@ function quietOnClosedStdout(): void {
 
 export function progName(argv1 = process.argv[1] ?? 'flotilla'): string {
   return basename(argv1) === 'fleetctl' ? 'fleetctl' : 'flotilla';
-}
-
-/** Resolve a command by exact name or unique prefix (hidden commands only by their full name). */
-export function findCommand(word: string): CommandEntry | { ambiguous: string[] } | undefined {
-  const exact = COMMANDS.find((c) => c.name === word);
-  if (exact) return exact;
-  if (word === '') return undefined;
-  const matches = COMMANDS.filter((c) => !c.hidden && c.name.startsWith(word));
-  if (matches.length === 1) return matches[0];
-  if (matches.length > 1) return { ambiguous: matches.map((c) => c.name) };
-  return undefined;
 }
 
 function toParseOptions(flags: Record<string, FlagSpec>): NonNullable<ParseArgsConfig['options']> {

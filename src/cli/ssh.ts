@@ -8,7 +8,7 @@
  */
 import { homedir } from 'node:os';
 import { UsageError } from './command.js';
-import { secondsFlag } from './client.js';
+import { secondsFlag } from './globals.js';
 
 type Globals = Record<string, string | boolean | undefined>;
 

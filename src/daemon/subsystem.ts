@@ -17,7 +17,8 @@
  */
 import type { KvStore } from '../registry/kv.js';
 import type { Registry } from '../registry/registry.js';
-import type { Logger, SystemdManager } from '../systemd/manager.js';
+import type { SystemdManager } from '../systemd/manager.js';
+import type { Logger } from '../lib/log.js';
 
 export interface SubsystemContext<C = unknown> {
   readonly config: C;

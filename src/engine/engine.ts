@@ -11,11 +11,11 @@
  * bodies) and on a safety-net interval, with the pure planner in scheduler.ts, and writes each plan
  * as guarded txns. One plan runs at a time; changes during a run coalesce into one more run.
  */
-import type { ClusterView } from '../agent/cluster-view.js';
+import type { ClusterView } from '../registry/cluster-view.js';
 import type { LeaseKeeper } from '../registry/lease.js';
 import type { LeaderGuard, Registry } from '../registry/registry.js';
 import type { ScheduleRecord } from '../registry/types.js';
-import type { Logger } from '../systemd/manager.js';
+import type { Logger } from '../lib/log.js';
 import { countDecision } from '../lib/metrics.js';
 import { SerialRunner } from '../lib/runner.js';
 import { planSchedule } from './scheduler.js';

@@ -2,16 +2,11 @@
  * What the engine's scheduler reads and what it decides. Plain data: the planner (`scheduler.ts`)
  * is pure, and an executor (written separately) turns each decision into one registry write.
  */
-import type { FleetRequirements } from '../unit/fleet.js';
-import type { JobRecord, MachineRecord, ScheduleRecord } from '../registry/types.js';
+import type { MachineRecord, ScheduleRecord, SchedulerJob } from '../registry/types.js';
 
-/** The parts of a unit's `[X-Fleet]` section that placement reads (warnings are not needed). */
-export type PlacementRequirements = Omit<FleetRequirements, 'warnings'>;
-
-/** A submitted unit as the engine sees it: the job record plus its parsed [X-Fleet] rules. */
-export interface SchedulerJob extends JobRecord {
-  requirements: PlacementRequirements;
-}
+// A submitted unit with its parsed [X-Fleet] rules is a registry read-model (the cluster view
+// builds it); the engine reads it.
+export type { PlacementRequirements, SchedulerJob } from '../registry/types.js';
 
 /** The engine's schedule records, as a map keyed by unit name or as a list. */
 export type ScheduleSource = ReadonlyMap<string, ScheduleRecord> | readonly ScheduleRecord[];

@@ -7,6 +7,24 @@
 import { fstatSync } from 'node:fs';
 import { pino, type Logger as PinoLogger } from 'pino';
 
+/**
+ * The logger seam every part takes (pino-compatible shape): a pino logger satisfies it, tests pass
+ * `nullLogger` or a recorder.
+ */
+export interface Logger {
+  debug(fields: Record<string, unknown>, msg: string): void;
+  info(fields: Record<string, unknown>, msg: string): void;
+  warn(fields: Record<string, unknown>, msg: string): void;
+  error(fields: Record<string, unknown>, msg: string): void;
+}
+
+export const nullLogger: Logger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
+
 const PRIORITY: Record<number, number> = { 10: 7, 20: 7, 30: 6, 40: 4, 50: 3, 60: 2 };
 
 /** True when stderr is connected to the journal (sd_journal_stream_fd semantics). */

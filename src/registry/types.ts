@@ -13,6 +13,8 @@
  *   services/<name>/<machineID>:<port>  ServiceEndpointRecord  a container's service endpoint,
  *                             bound to the lease of the machine that runs the container
  */
+import type { FleetRequirements } from '../unit/fleet.js';
+
 export const DESIRED_STATES = ['inactive', 'loaded', 'launched'] as const;
 export type DesiredState = (typeof DESIRED_STATES)[number];
 
@@ -30,6 +32,14 @@ export interface JobRecord {
   name: string;
   hash: string;
   desiredState: DesiredState;
+}
+
+/** The parts of a unit's `[X-Fleet]` section that placement reads (warnings are not needed). */
+export type PlacementRequirements = Omit<FleetRequirements, 'warnings'>;
+
+/** A submitted unit as the engine sees it: the job record plus its parsed [X-Fleet] rules. */
+export interface SchedulerJob extends JobRecord {
+  requirements: PlacementRequirements;
 }
 
 export interface ScheduleRecord {

@@ -41,12 +41,10 @@ import { JobTracker, inferResult } from './jobs.js';
 import { tailUnit } from './journal.js';
 import {
   SystemdJobError,
-  nullLogger,
   type InstallResult,
   type JobKind,
   type JobOptions,
   type JobOutcome,
-  type Logger,
   type ResourceLimits,
   type SystemdManager,
   type TransientUnitSpec,
@@ -56,6 +54,7 @@ import {
   type UnitWatch,
   type WatchOptions,
 } from './manager.js';
+import { nullLogger, type Logger } from '../lib/log.js';
 import { applyProperties, emptyState, str, unitNameFromPath } from './properties.js';
 import { UnitReader } from './reader.js';
 import { resourceProperties, transientProperties } from './transient.js';
@@ -506,6 +505,20 @@ export class DbusSystemdManager implements SystemdManager {
     this.assertOpen();
     if (opts.units) for (const n of opts.units) validateUnitName(n);
     return this.hub.watch(opts);
+  }
+
+  async unitOfPid(pid: number): Promise<string | undefined> {
+    this.assertOpen();
+    let path: string;
+    try {
+      [path] = (await this.conn.call(managerCall('GetUnitByPID', 'u', [pid]))) as [string];
+    } catch (err) {
+      if (dbusErrorName(err) === 'org.freedesktop.systemd1.NoUnitForPID') return undefined;
+      throw err;
+    }
+    const [v] = await this.conn.call(propsCall('Get', path, 'ss', [UNIT, 'Id']));
+    const id = (v as { value?: unknown } | undefined)?.value;
+    return typeof id === 'string' && id !== '' ? id : undefined;
   }
 
   async reload(): Promise<void> {

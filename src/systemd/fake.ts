@@ -266,6 +266,13 @@ export class FakeSystemdManager implements SystemdManager {
     });
   }
 
+  /** Which unit a pid belongs to, for `unitOfPid` (tests set it). */
+  readonly pids = new Map<number, string>();
+
+  unitOfPid(pid: number): Promise<string | undefined> {
+    return this.op('unitOfPid', () => this.pids.get(pid));
+  }
+
   reload(): Promise<void> {
     return this.op('reload', () => undefined);
   }

@@ -297,17 +297,10 @@ export interface SystemdManager {
   watch(opts?: WatchOptions): UnitWatch;
   /** Whether flotilla installed this unit (see OWNERSHIP). */
   isOwned(name: string): Promise<boolean>;
+  /** The unit a process belongs to (Manager.GetUnitByPID), undefined when it belongs to none. */
+  unitOfPid(pid: number): Promise<string | undefined>;
   /** Manager.Reload (daemon-reload). */
   reload(): Promise<void>;
   /** Ends watches, fails pending jobs with E_CLOSED, closes the bus. */
   close(): Promise<void>;
 }
-
-/** Tiny logger seam (pino-compatible shape). */
-export interface Logger {
-  debug(fields: Record<string, unknown>, msg: string): void;
-  info(fields: Record<string, unknown>, msg: string): void;
-  warn(fields: Record<string, unknown>, msg: string): void;
-}
-
-export const nullLogger: Logger = { debug: () => undefined, info: () => undefined, warn: () => undefined };

@@ -10,13 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiServer } from '../../src/api/server.js';
 import { ServicesApi, ServicesHttpServer } from '../../src/api/services.js';
 import { main } from '../../src/cli/main.js';
-import { ServicesView } from '../../src/docker/services-view.js';
-import { RemoteServices } from '../../src/docker/services-remote.js';
+import { ServicesView } from '../../src/discovery/services-view.js';
+import { RemoteServices } from '../../src/discovery/services-remote.js';
 import { isCode } from '../../src/lib/errors.js';
 import { EmbeddedKvStore } from '../../src/registry/embedded/index.js';
 import { Registry } from '../../src/registry/registry.js';
 import type { ServiceEndpointRecord } from '../../src/registry/types.js';
-import { nullLogger } from '../../src/systemd/manager.js';
+import { nullLogger } from '../../src/lib/log.js';
 
 let dir: string;
 let store: EmbeddedKvStore;

@@ -7,16 +7,16 @@
 import { randomUUID } from 'node:crypto';
 import { connect, createServer } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ServiceRegistrar } from '../../src/docker/discovery.js';
-import { DockerContainerSource } from '../../src/docker/discovery-docker.js';
+import { ServiceRegistrar } from '../../src/discovery/registrar.js';
+import { DockerContainerSource } from '../../src/discovery/docker-source.js';
 import { DockerodeEngine } from '../../src/docker/dockerode.js';
 import type { ContainerCreateSpec } from '../../src/docker/port.js';
-import { ServiceProxy } from '../../src/docker/proxy.js';
-import { ServicesView } from '../../src/docker/services-view.js';
+import { ServiceProxy } from '../../src/proxy/proxy.js';
+import { ServicesView } from '../../src/discovery/services-view.js';
 import { EtcdKvStore } from '../../src/registry/etcd.js';
 import { LeaseKeeper } from '../../src/registry/lease.js';
 import { Registry, type EndpointEntry } from '../../src/registry/registry.js';
-import { nullLogger } from '../../src/systemd/manager.js';
+import { nullLogger } from '../../src/lib/log.js';
 import { startSingleEtcd, type SingleEtcd } from '../support/etcd-single.js';
 import { describeDocker, dockerSocket } from '../support/testbed.js';
 

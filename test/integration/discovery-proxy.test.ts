@@ -13,12 +13,12 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ApiServer } from '../../src/api/server.js';
 import { ServicesApi } from '../../src/api/services.js';
-import { ServiceProxy } from '../../src/docker/proxy.js';
-import { ServicesView } from '../../src/docker/services-view.js';
+import { ServiceProxy } from '../../src/proxy/proxy.js';
+import { ServicesView } from '../../src/discovery/services-view.js';
 import { EtcdKvStore } from '../../src/registry/etcd.js';
 import { Registry } from '../../src/registry/registry.js';
 import type { ServiceEndpointRecord } from '../../src/registry/types.js';
-import type { Logger } from '../../src/systemd/manager.js';
+import type { Logger } from '../../src/lib/log.js';
 import { etcdBinary, startSingleEtcd, type SingleEtcd } from '../support/etcd-single.js';
 
 const haveEtcd = etcdBinary() !== undefined;
@@ -132,6 +132,9 @@ class CapturingLogger implements Logger {
   }
   warn(_f: Record<string, unknown>, msg: string): void {
     this.lines.push(`warn ${msg}`);
+  }
+  error(_f: Record<string, unknown>, msg: string): void {
+    this.lines.push(`error ${msg}`);
   }
 }
 

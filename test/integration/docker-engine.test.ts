@@ -11,10 +11,10 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DockerodeEngine } from '../../src/docker/dockerode.js';
-import type { RunSpec } from '../../src/docker/generate.js';
+import type { RunSpec } from '../../src/container/generate.js';
 import type { ContainerEvent } from '../../src/docker/port.js';
-import { readStatus, runContainer, cleanupContainer, type RunnerIo } from '../../src/docker/runner.js';
-import { parseContainerSection } from '../../src/docker/spec.js';
+import { readStatus, runContainer, cleanupContainer, type RunnerIo } from '../../src/container/runner.js';
+import { parseContainerSection } from '../../src/container/spec.js';
 import { isCode } from '../../src/lib/errors.js';
 import { UnitFile } from '../../src/unit/index.js';
 import { describeDocker, dockerSocket } from '../support/testbed.js';
@@ -302,9 +302,13 @@ describeDocker('Docker port and container runner (real dockerd)', () => {
     );
     const specPath = join(dir, 'proc.json');
     writeFileSync(specPath, JSON.stringify(run));
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/docker/runner-main.ts', 'run', specPath], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/container/runner-main.ts', 'run', specPath],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));

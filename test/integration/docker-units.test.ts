@@ -210,7 +210,7 @@ describeSystemd('container units on real machines (own Docker engine per machine
     expect(gen).toContain('Type=notify');
     expect(gen).toContain('KillMode=mixed');
     expect(gen).toMatch(
-      /ExecStart=\S+node \S+\/dist\/docker\/runner-main\.js run \/run\/flotilla\/containers\//,
+      /ExecStart=\S+node \S+\/dist\/container\/runner-main\.js run \/run\/flotilla\/containers\//,
     );
     expect(await ctlOk(cli, 'cat', name)).not.toContain('ExecStart'); // the unit as submitted
 

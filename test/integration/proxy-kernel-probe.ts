@@ -10,11 +10,11 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ServiceProxy } from '../../src/docker/proxy.js';
-import { NftNetfilter } from '../../src/docker/proxy-kernel.js';
-import type { EndpointSource, EndpointSourceEvents } from '../../src/docker/services-view.js';
+import { ServiceProxy } from '../../src/proxy/proxy.js';
+import { NftNetfilter } from '../../src/proxy/kernel.js';
+import type { EndpointSource, EndpointSourceEvents } from '../../src/discovery/services-view.js';
 import type { ServiceEndpointRecord } from '../../src/registry/types.js';
-import type { Logger } from '../../src/systemd/manager.js';
+import type { Logger } from '../../src/lib/log.js';
 
 const report: Record<string, unknown> = {};
 const lines: string[] = [];
@@ -22,6 +22,7 @@ const log: Logger = {
   debug: () => undefined,
   info: (_f, m) => void lines.push(`info ${m}`),
   warn: (_f, m) => void lines.push(`warn ${m}`),
+  error: (_f, m) => void lines.push(`error ${m}`),
 };
 
 class Source extends EventEmitter<EndpointSourceEvents> implements EndpointSource {

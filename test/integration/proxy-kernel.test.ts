@@ -1,5 +1,5 @@
 /**
- * The proxy's kernel data path (src/docker/proxy-kernel.ts) against the real kernel: real `nft`,
+ * The proxy's kernel data path (src/proxy/kernel.ts) against the real kernel: real `nft`,
  * conntrack and TCP, in a private network namespace so that nothing touches the host's ruleset or
  * its network. proxy-kernel-probe.ts runs the scenario inside `unshare --net` and reports what it
  * saw; this file asserts on that report.

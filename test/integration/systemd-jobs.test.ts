@@ -6,7 +6,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { DbusSystemdManager } from '../../src/systemd/dbus-manager.js';
 import { SystemdJobError, isJobError } from '../../src/systemd/manager.js';
 import { describeSystemd, machines } from '../support/testbed.js';
-import { nextEvent, uniq } from '../unit/systemd/contract.js';
+import { nextEvent, uniq } from '../support/systemd-contract.js';
 import { openManager, systemctl } from './systemd-support.js';
 
 const m = machines[0] ?? 'm1';

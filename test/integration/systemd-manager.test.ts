@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { DbusSystemdManager } from '../../src/systemd/dbus-manager.js';
 import { describeSystemd, machines } from '../support/testbed.js';
-import { systemdContract, uniq } from '../unit/systemd/contract.js';
+import { systemdContract, uniq } from '../support/systemd-contract.js';
 import { UNITS_DIR, machineFileExists, openManager, systemctl } from './systemd-support.js';
 
 const m = machines[0] ?? 'm1';
@@ -76,5 +76,28 @@ describeSystemd(`transient units on real systemd (${m}, from the host)`, () => {
     }
     // collected after stop (CollectMode=inactive-or-failed): nothing left behind
     expect((await mgr.state(name)).loadState).toBe('not-found');
+  });
+});
+
+describeSystemd(`unitOfPid on real systemd (${m}, from the host)`, () => {
+  let mgr: DbusSystemdManager;
+  beforeAll(async () => {
+    mgr = await openManager(m);
+  });
+  afterAll(async () => {
+    await mgr.close();
+  });
+
+  it('names the unit a process runs in (GetUnitByPID), PID 1 in init.scope', async () => {
+    const name = `flotilla-${uniq('pid').slice('flotilla-'.length)}.service`;
+    await mgr.startTransient({ name, command: ['/bin/sleep', 'infinity'], description: 'pid owner' });
+    try {
+      const pid = (await mgr.state(name)).mainPID;
+      expect(pid).toBeGreaterThan(1);
+      expect(await mgr.unitOfPid(pid!)).toBe(name);
+      expect(await mgr.unitOfPid(1)).toBe('init.scope');
+    } finally {
+      await mgr.stop(name);
+    }
   });
 });

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { isCode } from '../../src/lib/errors.js';
 import type { DbusSystemdManager } from '../../src/systemd/dbus-manager.js';
 import { describeSystemd, machineExec, machines } from '../support/testbed.js';
-import { nextEvent, serviceBody, uniq } from '../unit/systemd/contract.js';
+import { nextEvent, serviceBody, uniq } from '../support/systemd-contract.js';
 import { UNITS_DIR, machineRoot, openManager } from './systemd-support.js';
 
 const m = machines[0] ?? 'm1';

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { DbusSystemdManager } from '../../src/systemd/dbus-manager.js';
 import type { UnitWatch } from '../../src/systemd/manager.js';
 import { describeSystemd, machines } from '../support/testbed.js';
-import { nextEvent, serviceBody, uniq } from '../unit/systemd/contract.js';
+import { nextEvent, serviceBody, uniq } from '../support/systemd-contract.js';
 import { openManager, systemctl } from './systemd-support.js';
 
 const m = machines[machines.length - 1] ?? 'm3';

@@ -1,5 +1,5 @@
 /** `flotilla agent`: run the daemon. Every config key is also a flag (`--agent-ttl=3s`). */
-import { IGNORED_KEYS, KEYS } from '../../agent/config.js';
+import { IGNORED_KEYS, KEYS } from '../../daemon/config.js';
 import type { Command, FlagSpec } from '../command.js';
 
 const flags: Record<string, FlagSpec> = {
@@ -26,7 +26,7 @@ export const agent: Command = {
       return 64;
     }
     // Loaded on demand: the CLI's other commands must not pay for D-Bus, etcd and the engine.
-    const { runAgent } = await import('../../agent/daemon.js');
+    const { runAgent } = await import('../../daemon/daemon.js');
     let code = 1;
     try {
       code = await runAgent({

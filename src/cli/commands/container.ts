@@ -1,13 +1,13 @@
 /**
  * `flotilla container run|cleanup SPEC`: the main process (and ExecStopPost) of a generated
- * container service (see src/docker/runner.ts; the generated unit calls the same code through
- * dist/docker/runner-main.js, which skips loading the CLI). `flotilla container cat UNIT` prints the
+ * container service (see src/container/runner.ts; the generated unit calls the same code through
+ * dist/container/runner-main.js, which skips loading the CLI). `flotilla container cat UNIT` prints the
  * service the agent generates for a container unit (also `flotilla cat --generated UNIT`).
  *
  * Also here, for the unit commands: `generatedUnitText` (cat --generated) and `pullWatcher` (the
  * progress line of a blocking `flotilla start` while images are pulled, and its fast failure).
  */
-import { DEFAULTS, loadConfig } from '../../agent/config.js';
+import { DEFAULTS, loadConfig } from '../../daemon/config.js';
 import type { ApiUnitState } from '../../api/fleet-v1.js';
 import { FlotillaError } from '../../lib/errors.js';
 import type { PullStateInfo } from '../../registry/types.js';
@@ -18,10 +18,10 @@ import { getUnit, listStates } from '../fleet.js';
 
 /** The generated service for a container unit, as the agent on this installation would write it. */
 export async function generatedUnitText(unit: UnitFile, name: string): Promise<string> {
-  const { isContainerUnit, parseContainerSection } = await import('../../docker/spec.js');
+  const { isContainerUnit, parseContainerSection } = await import('../../container/spec.js');
   if (!isContainerUnit(unit)) return unit.serialize();
-  const { generateContainerService, safeFileName } = await import('../../docker/generate.js');
-  const { defaultRunner } = await import('../../docker/containers.js');
+  const { generateContainerService, safeFileName } = await import('../../container/generate.js');
+  const { defaultRunner } = await import('../../container/units.js');
   let dir = DEFAULTS.containersDirectory;
   try {
     dir = loadConfig().config.containersDirectory;
@@ -59,7 +59,7 @@ export const container: Command = {
         'E_USAGE',
         `container: unknown subcommand ${JSON.stringify(verb)} (run, cleanup, cat)`,
       );
-    const { runnerMain } = await import('../../docker/runner-main.js');
+    const { runnerMain } = await import('../../container/runner-main.js');
     const code = await runnerMain(verb, arg);
     // dockerode keeps sockets open; the runner's exit code is the service's result.
     await new Promise<void>((r) => process.stdout.write('', () => r()));

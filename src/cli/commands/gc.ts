@@ -10,10 +10,10 @@
  * Reads the agent's configuration (docker_socket, data_dir, machine_id_file; flags override) and
  * the cluster's units through the API. Without the API the image part is skipped (exit 1).
  */
-import { writeFileSync, renameSync } from 'node:fs';
+import { writeAtomic } from '../../lib/fs.js';
 import { join } from 'node:path';
-import { loadConfig } from '../../agent/config.js';
-import { readMachineId } from '../../agent/identity.js';
+import { loadConfig } from '../../daemon/config.js';
+import { readMachineId } from '../../daemon/identity.js';
 import { FlotillaError } from '../../lib/errors.js';
 import { UnitFile } from '../../unit/index.js';
 import { clientFromGlobals } from '../client.js';
@@ -57,9 +57,9 @@ export const gc: Command = {
     const machineID = readMachineId(config.machineIdFile);
     const { DockerodeEngine } = await import('../../docker/dockerode.js');
     const { LABEL_MACHINE, LABEL_UNIT } = await import('../../docker/port.js');
-    const { readPulledImages } = await import('../../docker/containers.js');
+    const { readPulledImages } = await import('../../container/units.js');
     const { normalizeImageReference } = await import('../../docker/reference.js');
-    const { isContainerUnit, parseContainerSection } = await import('../../docker/spec.js');
+    const { isContainerUnit, parseContainerSection } = await import('../../container/spec.js');
     const docker = new DockerodeEngine({ socketPath: config.dockerSocket });
     let rc = 0;
     try {
@@ -144,9 +144,7 @@ export const gc: Command = {
       }
       if (changed && !dry) {
         const path = join(config.dataDir, 'docker-images.json');
-        const tmp = `${path}.tmp-${process.pid}`;
-        writeFileSync(tmp, `${JSON.stringify(ledger, null, 2)}\n`, { mode: 0o644 });
-        renameSync(tmp, path);
+        writeAtomic(path, `${JSON.stringify(ledger, null, 2)}\n`, { mode: 0o644 });
       }
       return rc;
     } finally {

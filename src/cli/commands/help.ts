@@ -6,7 +6,7 @@ export const help: Command = {
   usage: 'help [COMMAND]',
   async run({ prog, args, io }) {
     // Imported lazily: help.ts lists COMMANDS, which includes this command.
-    const { findCommand } = await import('../main.js');
+    const { findCommand } = await import('./index.js');
     const { commandHelp, globalHelp } = await import('../help.js');
     const word = args[0];
     if (word === undefined) {

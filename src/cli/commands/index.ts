@@ -131,3 +131,14 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./version.js')).version,
   },
 ];
+
+/** Resolve a command by exact name or unique prefix (hidden commands only by their full name). */
+export function findCommand(word: string): CommandEntry | { ambiguous: string[] } | undefined {
+  const exact = COMMANDS.find((c) => c.name === word);
+  if (exact) return exact;
+  if (word === '') return undefined;
+  const matches = COMMANDS.filter((c) => !c.hidden && c.name.startsWith(word));
+  if (matches.length === 1) return matches[0];
+  if (matches.length > 1) return { ambiguous: matches.map((c) => c.name) };
+  return undefined;
+}

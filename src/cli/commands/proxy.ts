@@ -6,7 +6,7 @@
  */
 import { createLogger } from '../../lib/log.js';
 import { FlotillaError } from '../../lib/errors.js';
-import { parseDuration } from '../../agent/config.js';
+import { parseDuration } from '../../daemon/config.js';
 import type { Command } from '../command.js';
 
 function seconds(flag: string, v: unknown): number {
@@ -51,7 +51,7 @@ export const proxyCmd: Command = {
     verbose: { type: 'boolean', default: false, help: 'Log debug lines' },
   },
   async run(ctx) {
-    const { parseProxySpecs } = await import('../../docker/services.js');
+    const { parseProxySpecs } = await import('../../discovery/services.js');
     const items = [...ctx.args, ...(typeof ctx.flags.service === 'string' ? [ctx.flags.service] : [])];
     let specs;
     try {
@@ -68,8 +68,8 @@ export const proxyCmd: Command = {
       );
     const drainTimeoutMs = seconds('drain-timeout', ctx.flags['drain-timeout']) * 1000;
     const connectTimeoutMs = seconds('connect-timeout', ctx.flags['connect-timeout']) * 1000;
-    const { RemoteServices } = await import('../../docker/services-remote.js');
-    const { ServiceProxy } = await import('../../docker/proxy.js');
+    const { RemoteServices } = await import('../../discovery/services-remote.js');
+    const { ServiceProxy } = await import('../../proxy/proxy.js');
     const log = createLogger({ verbosity: ctx.flags.verbose === true ? 1 : 0 });
     const g = ctx.globals;
     const source = new RemoteServices({

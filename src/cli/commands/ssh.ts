@@ -9,7 +9,7 @@ import { clientFromGlobals, type ApiClient } from '../client.js';
 import { CliExit, type Command, type Context } from '../command.js';
 import { fleetCall, getUnit, isGlobal, listMachines, type ApiMachine } from '../fleet.js';
 import { portFlag, sshOptions } from '../ssh.js';
-import { mangleName } from '../units.js';
+import { mangleName } from '../unit-ops.js';
 
 type Lookup = { ok: true; addr: string } | { ok: false; error: string };
 

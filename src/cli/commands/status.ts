@@ -8,7 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import { ApiError, UnreachableError, apiError, clientFromGlobals, readAll } from '../client.js';
 import { CliExit, UsageError, type Command, type Context, type FlagSpec } from '../command.js';
 import { JOURNAL_OUTPUTS } from '../../systemd/journal.js';
-import { mangleName, unitArgs } from '../units.js';
+import { mangleName, unitArgs } from '../unit-ops.js';
 
 /**
  * The hosting machine's agent runs systemctl/journalctl and the answer may be relayed by another

@@ -19,7 +19,7 @@ import {
   unitArgs,
   waitForGone,
   type WaitFailure,
-} from '../units.js';
+} from '../unit-ops.js';
 
 /** After a failed wait, fleetctl's summary line for load/start/restart. */
 function waitSummary(ctx: Context, failed: WaitFailure[]): number {
@@ -66,15 +66,13 @@ function creating(
       const attempts = blockAttempts(ctx);
       const client = await clientFromGlobals(ctx.globals, ctx.env);
       const { units, names } = await lazyCreateUnits(ctx, client, name);
-      const { failed } = await transition(
-        ctx,
-        client,
-        names.map((n) => units.get(n)!),
+      const { failed } = await transition(ctx, client, {
+        units: names.map((n) => units.get(n)!),
         target,
-        name,
+        verb: name,
         attempts,
-        name === 'load' ? 'Error loading units' : 'Error starting units',
-      );
+        errPrefix: name === 'load' ? 'Error loading units' : 'Error starting units',
+      });
       return waitSummary(ctx, failed);
     },
   };
@@ -150,15 +148,13 @@ function lowering(opts: {
           }
         }
       }
-      const { acted, failed } = await transition(
-        ctx,
-        client,
+      const { acted, failed } = await transition(ctx, client, {
         units,
-        opts.target,
-        opts.name,
+        target: opts.target,
+        verb: opts.name,
         attempts,
-        opts.name === 'stop' ? 'Error stopping units' : 'Error unloading units',
-      );
+        errPrefix: opts.name === 'stop' ? 'Error stopping units' : 'Error unloading units',
+      });
       const handled = acted.filter((n) => !units.find((u) => u.name === n && isGlobal(u)));
       if (failed.length > 0) {
         ctx.io.err(`${opts.failed(`[${handled.join(' ')}]`, failed[0]!.why)}\n`);
@@ -222,26 +218,22 @@ export const restart: Command = {
         continue;
       }
       if (current === 'launched') {
-        const r = await transition(
-          ctx,
-          client,
-          [{ ...u, desiredState: 'launched' }],
-          'loaded',
-          'stop',
+        const r = await transition(ctx, client, {
+          units: [{ ...u, desiredState: 'launched' }],
+          target: 'loaded',
+          verb: 'stop',
           attempts,
-          'Error setting target state for unit %s',
-        );
+          errPrefix: 'Error setting target state for unit %s',
+        });
         if (r.failed.length > 0) return waitSummary(ctx, r.failed);
       }
-      const r = await transition(
-        ctx,
-        client,
-        [{ ...u, desiredState: 'loaded' }],
-        'launched',
-        'start',
+      const r = await transition(ctx, client, {
+        units: [{ ...u, desiredState: 'loaded' }],
+        target: 'launched',
+        verb: 'start',
         attempts,
-        'Error setting target state for unit %s',
-      );
+        errPrefix: 'Error setting target state for unit %s',
+      });
       if (r.failed.length > 0) return waitSummary(ctx, r.failed);
     }
     return 0;

@@ -125,7 +125,7 @@ describe('LivenessMonitor', () => {
         revoked.push(v.lease);
         return Promise.resolve(true);
       },
-      log: { info: () => undefined, warn: () => undefined, debug: () => undefined },
+      log: { info: () => undefined, warn: () => undefined, debug: () => undefined, error: () => undefined },
       timeoutMs: 2000,
       intervalMs: 500,
       ttlMs: 3000,

@@ -8,7 +8,7 @@ import { request, type IncomingHttpHeaders, type IncomingMessage } from 'node:ht
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ClusterView } from '../../../src/agent/cluster-view.js';
+import { ClusterView } from '../../../src/registry/cluster-view.js';
 import { FleetV1 } from '../../../src/api/fleet-v1.js';
 import { FlotillaV1 } from '../../../src/api/flotilla-v1.js';
 import { ApiServer } from '../../../src/api/server.js';

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../../src/cli/commands/index.js';
-import { findCommand, main, progName } from '../../../src/cli/main.js';
+import { findCommand } from '../../../src/cli/commands/index.js';
+import { main, progName } from '../../../src/cli/main.js';
 import { tabwrite } from '../../../src/cli/tabwriter.js';
 import { VERSION } from '../../../src/version.js';
 

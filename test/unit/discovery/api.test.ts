@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServicesApi } from '../../../src/api/services.js';
 import type { ApiResponse } from '../../../src/api/http.js';
 import { dispatch } from '../../../src/api/server.js';
-import { ServicesView } from '../../../src/docker/services-view.js';
+import { ServicesView } from '../../../src/discovery/services-view.js';
 import { EmbeddedKvStore } from '../../../src/registry/embedded/index.js';
 import { Registry } from '../../../src/registry/registry.js';
 import type { ServiceEndpointRecord } from '../../../src/registry/types.js';

@@ -1,6 +1,6 @@
 /** The registration planner: containers + what is registered → puts and removes (pure). */
 import { describe, expect, it } from 'vitest';
-import { planEndpoints, type ServiceContainer } from '../../../src/docker/discovery-plan.js';
+import { planEndpoints, type ServiceContainer } from '../../../src/discovery/plan.js';
 import type { EndpointEntry } from '../../../src/registry/registry.js';
 import { KEYS, type ServiceEndpointRecord } from '../../../src/registry/types.js';
 

@@ -12,13 +12,13 @@ import {
   isRelevantAction,
   type ContainerEvent,
   type ContainerSource,
-} from '../../../src/docker/discovery.js';
-import type { ServiceContainer } from '../../../src/docker/discovery-plan.js';
+} from '../../../src/discovery/registrar.js';
+import type { ServiceContainer } from '../../../src/discovery/plan.js';
 import { FlotillaError } from '../../../src/lib/errors.js';
 import { AsyncQueue } from '../../../src/lib/queue.js';
 import { EmbeddedKvStore } from '../../../src/registry/embedded/index.js';
 import { Registry } from '../../../src/registry/registry.js';
-import { nullLogger } from '../../../src/systemd/manager.js';
+import { nullLogger } from '../../../src/lib/log.js';
 
 class FakeDocker implements ContainerSource {
   containers: ServiceContainer[] = [];

@@ -1,16 +1,14 @@
-/** Service names, NAME:PORT specs, proxy listener specs and address helpers (pure). */
+/** Service names, NAME:PORT specs, proxy listener specs and endpoint helpers (pure). */
 import { describe, expect, it } from 'vitest';
 import { isCode } from '../../../src/lib/errors.js';
 import {
   endpointAddress,
   groupByService,
-  isLoopbackHost,
   isUsable,
-  parseHostPort,
   parseProxySpecs,
   parseServiceSpec,
   validateServiceName,
-} from '../../../src/docker/services.js';
+} from '../../../src/discovery/services.js';
 import type { ServiceEndpointRecord } from '../../../src/registry/types.js';
 
 function errorOf(fn: () => unknown): Error {
@@ -89,18 +87,6 @@ describe('proxy listener specs', () => {
 });
 
 describe('addresses', () => {
-  it('parses host:port and [v6]:port', () => {
-    expect(parseHostPort('127.0.0.1:4001')).toEqual({ host: '127.0.0.1', port: 4001 });
-    expect(parseHostPort('[::1]:4001')).toEqual({ host: '::1', port: 4001 });
-    expect(parseHostPort('::1:4001')).toBeUndefined();
-    expect(parseHostPort('127.0.0.1')).toBeUndefined();
-    expect(parseHostPort('127.0.0.1:70000')).toBeUndefined();
-  });
-  it('knows loopback', () => {
-    for (const h of ['127.0.0.1', '127.1.2.3', '::1', 'localhost']) expect(isLoopbackHost(h)).toBe(true);
-    for (const h of ['0.0.0.0', '10.214.0.11', '128.0.0.1', '127.0.0.256', '::', 'example'])
-      expect(isLoopbackHost(h)).toBe(false);
-  });
   it('formats endpoints, bracketing IPv6', () => {
     expect(endpointAddress({ ip: '10.214.0.12', port: 5432 })).toBe('10.214.0.12:5432');
     expect(endpointAddress({ ip: 'fd00::1', port: 80 })).toBe('[fd00::1]:80');

@@ -3,10 +3,10 @@
  * (`flotilla.service=NAME:PORT[,…]`), and the registrar's parser reads that label back.
  */
 import { describe, expect, it } from 'vitest';
-import { planEndpoints } from '../../../src/docker/discovery-plan.js';
-import { createRequest } from '../../../src/docker/runner.js';
-import { SERVICE_LABEL, parseServiceSpec } from '../../../src/docker/services.js';
-import { parseContainerSection } from '../../../src/docker/spec.js';
+import { planEndpoints } from '../../../src/discovery/plan.js';
+import { createRequest } from '../../../src/container/runner.js';
+import { SERVICE_LABEL, parseServiceSpec } from '../../../src/discovery/services.js';
+import { parseContainerSection } from '../../../src/container/spec.js';
 import { UnitFile } from '../../../src/unit/index.js';
 
 function request(unitText: string) {

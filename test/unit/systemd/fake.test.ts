@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isJobError } from '../../../src/systemd/manager.js';
 import { FakeSystemdManager } from '../../../src/systemd/fake.js';
-import { serviceBody, systemdContract } from './contract.js';
+import { serviceBody, systemdContract } from '../../support/systemd-contract.js';
 
 describe('FakeSystemdManager: the SystemdManager contract', () => {
   systemdContract(() => {

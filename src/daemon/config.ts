@@ -1,0 +1,374 @@
+/**
+ * The agent's configuration, from four layers (later wins):
+ *   built-in defaults < config file (default /etc/flotilla/flotilla.conf) < environment < flags.
+ *
+ * fleet's key names work unchanged, so an existing fleet.conf can be reused: the file is INI with
+ * global keys only (`key=value`, values optionally double-quoted, `#`/`;` comments). The environment
+ * uses `FLOTILLA_<KEY>` (and fleet's `FLEET_<KEY>`, which FLOTILLA_ overrides). Flags are the keys in
+ * dashed form: `--etcd-servers=http://10.0.0.1:2379,...`, `--agent-ttl=3s`.
+ *
+ * A missing default file is fine; a missing file named with --config, an unknown key, or a bad value
+ * is an E_CONFIG error naming the key (and the file and line). Nothing here has side effects.
+ */
+import { readFileSync } from 'node:fs';
+import { parseProxySpecs } from '../discovery/services.js';
+import { isLoopbackHost, parseHostPort } from '../lib/net.js';
+import { FlotillaError, isErrno } from '../lib/errors.js';
+
+export interface AgentConfig {
+  /** Empty: use the embedded registry (single machine). */
+  etcdServers: string[];
+  etcdKeyPrefix: string;
+  etcdCafile?: string;
+  etcdCertfile?: string;
+  etcdKeyfile?: string;
+  /** Seconds. */
+  etcdRequestTimeout: number;
+  publicIp?: string;
+  metadata: Record<string, string>;
+  /** Seconds: TTL of the machine's presence lease and of its published unit states. */
+  agentTtl: number;
+  /** Seconds: the engine's and the agent's safety-net resync interval (they are event-driven). */
+  engineReconcileInterval: number;
+  disableEngine: boolean;
+  verbosity: number;
+  /** Embedded registry and agent state. */
+  dataDir: string;
+  /** Where unit files are written before they are linked into systemd. */
+  unitsDirectory: string;
+  /** The API's unix socket (mode 0600). */
+  socketPath: string;
+  /** Optional TCP listener `host:port` for the API; requires the TLS files below. */
+  apiListen?: string;
+  apiCafile?: string;
+  apiCertfile?: string;
+  apiKeyfile?: string;
+  /** D-Bus system bus address; default from DBUS_SYSTEM_BUS_ADDRESS or the standard socket. */
+  dbusAddress?: string;
+  /** Docker socket. */
+  dockerSocket: string;
+  /** Run specs and status files of container units (runtime, like the units directory). */
+  containersDirectory: string;
+  machineIdFile: string;
+  /** TCP port of the liveness responder on public_ip (0: no responder, this machine is never probed). */
+  livenessPort: number;
+  /** Seconds of silence after which a probed machine's presence is revoked; default 2/3 of agent_ttl. */
+  livenessTimeout?: number;
+  /** Optional read-only plain-HTTP listener for service discovery (loopback `host:port`). */
+  servicesListen?: string;
+  /** Service proxy listeners run by the agent: `NAME=HOST:PORT[,…]`. */
+  proxyServices?: string;
+  /** Seconds: how long connections to a removed endpoint may keep running. */
+  proxyDrainTimeout: number;
+  /** The proxy's data path for this machine's own connections: auto, kernel (nftables) or userspace. */
+  proxyMode: string;
+}
+
+export const DEFAULT_CONFIG_FILE = '/etc/flotilla/flotilla.conf';
+
+export const DEFAULTS: AgentConfig = {
+  etcdServers: [],
+  etcdKeyPrefix: '/flotilla/',
+  etcdRequestTimeout: 3,
+  metadata: {},
+  agentTtl: 30,
+  engineReconcileInterval: 2,
+  disableEngine: false,
+  verbosity: 0,
+  dataDir: '/var/lib/flotilla',
+  unitsDirectory: '/run/flotilla/units',
+  socketPath: '/var/run/fleet.sock',
+  dockerSocket: '/var/run/docker.sock',
+  containersDirectory: '/run/flotilla/containers',
+  machineIdFile: '/etc/machine-id',
+  livenessPort: 54730,
+  proxyDrainTimeout: 30,
+  proxyMode: 'auto',
+};
+
+type Kind = 'list' | 'string' | 'seconds' | 'duration' | 'bool' | 'int' | 'metadata' | 'path';
+interface KeySpec {
+  field: keyof AgentConfig;
+  kind: Kind;
+}
+
+/** Every accepted key, fleet's names first. */
+export const KEYS: Record<string, KeySpec> = {
+  etcd_servers: { field: 'etcdServers', kind: 'list' },
+  etcd_key_prefix: { field: 'etcdKeyPrefix', kind: 'string' },
+  etcd_cafile: { field: 'etcdCafile', kind: 'path' },
+  etcd_certfile: { field: 'etcdCertfile', kind: 'path' },
+  etcd_keyfile: { field: 'etcdKeyfile', kind: 'path' },
+  etcd_request_timeout: { field: 'etcdRequestTimeout', kind: 'seconds' },
+  public_ip: { field: 'publicIp', kind: 'string' },
+  metadata: { field: 'metadata', kind: 'metadata' },
+  agent_ttl: { field: 'agentTtl', kind: 'duration' },
+  engine_reconcile_interval: { field: 'engineReconcileInterval', kind: 'seconds' },
+  disable_engine: { field: 'disableEngine', kind: 'bool' },
+  verbosity: { field: 'verbosity', kind: 'int' },
+  units_directory: { field: 'unitsDirectory', kind: 'path' },
+  data_dir: { field: 'dataDir', kind: 'path' },
+  socket: { field: 'socketPath', kind: 'path' },
+  api_listen: { field: 'apiListen', kind: 'string' },
+  api_cafile: { field: 'apiCafile', kind: 'path' },
+  api_certfile: { field: 'apiCertfile', kind: 'path' },
+  api_keyfile: { field: 'apiKeyfile', kind: 'path' },
+  dbus_address: { field: 'dbusAddress', kind: 'string' },
+  docker_socket: { field: 'dockerSocket', kind: 'path' },
+  containers_directory: { field: 'containersDirectory', kind: 'path' },
+  machine_id_file: { field: 'machineIdFile', kind: 'path' },
+  liveness_port: { field: 'livenessPort', kind: 'int' },
+  liveness_timeout: { field: 'livenessTimeout', kind: 'duration' },
+  services_listen: { field: 'servicesListen', kind: 'string' },
+  proxy_services: { field: 'proxyServices', kind: 'string' },
+  proxy_drain_timeout: { field: 'proxyDrainTimeout', kind: 'duration' },
+  proxy_mode: { field: 'proxyMode', kind: 'string' },
+};
+
+/** fleet keys we accept and ignore, with the reason logged once. */
+export const IGNORED_KEYS: Record<string, string> = {
+  etcd_username: 'etcd basic auth is not supported; use TLS client certificates',
+  etcd_password: 'etcd basic auth is not supported; use TLS client certificates',
+  systemd_user: 'flotilla drives the system instance only',
+  token_limit: 'the API page size is fixed at 100',
+  disable_watches: 'flotilla is event-driven; watches cannot be disabled',
+  enable_grpc: 'not needed: agents read the registry directly',
+  verify_units: 'deprecated in fleet and ignored',
+  authorized_keys_file: 'deprecated in fleet and ignored',
+};
+
+export interface Source {
+  /** Where the value came from, for error messages: `/etc/flotilla/flotilla.conf:3`, `FLOTILLA_AGENT_TTL`, `--agent-ttl`. */
+  origin: string;
+  key: string;
+  value: string;
+}
+
+function bad(src: Source, why: string): FlotillaError {
+  return new FlotillaError('E_CONFIG', `${src.origin}: ${src.key}: ${why}`, {
+    field: src.key,
+    origin: src.origin,
+  });
+}
+
+/** Go duration ("30s", "1m30s", "500ms", "2h") or plain seconds ("30", "2.5") → seconds. */
+export function parseDuration(text: string): number | undefined {
+  const t = text.trim();
+  if (/^\d+(\.\d+)?$/.test(t)) return Number(t);
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  const unit: Record<string, number> = { ns: 1e-9, us: 1e-6, µs: 1e-6, ms: 1e-3, s: 1, m: 60, h: 3600 };
+  let total = 0;
+  let matched = 0;
+  for (let m = re.exec(t); m; m = re.exec(t)) {
+    total += Number(m[1]) * unit[m[2]!]!;
+    matched = re.lastIndex;
+  }
+  return matched === t.length && t.length > 0 ? total : undefined;
+}
+
+function convert(src: Source): unknown {
+  const spec = KEYS[src.key]!;
+  const v = src.value.trim();
+  switch (spec.kind) {
+    case 'list': {
+      // fleet.conf accepted `["http://a:2379","http://b:2379"]`; env and flags use commas.
+      const inner = v.startsWith('[') && v.endsWith(']') ? v.slice(1, -1) : v;
+      const items = inner
+        .split(',')
+        .map((s) => s.trim().replace(/^"(.*)"$/, '$1'))
+        .filter(Boolean);
+      for (const it of items) {
+        let u: URL;
+        try {
+          u = new URL(it);
+        } catch {
+          throw bad(src, `${JSON.stringify(it)} is not a URL (expected http://host:port)`);
+        }
+        if (u.protocol !== 'http:' && u.protocol !== 'https:')
+          throw bad(src, `${JSON.stringify(it)}: scheme must be http or https`);
+      }
+      return items;
+    }
+    case 'string':
+    case 'path':
+      if (spec.kind === 'path' && v !== '' && !v.startsWith('/'))
+        throw bad(src, `${JSON.stringify(v)} must be an absolute path`);
+      if (v.includes('\0')) throw bad(src, 'contains a NUL byte');
+      return v;
+    case 'seconds':
+    case 'duration': {
+      const s = parseDuration(v);
+      if (s === undefined || s <= 0)
+        throw bad(src, `${JSON.stringify(v)} is not a positive duration (e.g. 30s, 2.5, 1m)`);
+      return s;
+    }
+    case 'bool': {
+      const l = v.toLowerCase();
+      if (['true', '1', 'yes', 'on', 't'].includes(l)) return true;
+      if (['false', '0', 'no', 'off', 'f', ''].includes(l)) return false;
+      throw bad(src, `${JSON.stringify(v)} is not a boolean`);
+    }
+    case 'int': {
+      if (!/^-?\d+$/.test(v)) throw bad(src, `${JSON.stringify(v)} is not an integer`);
+      return Number(v);
+    }
+    case 'metadata':
+      return parseMetadata(v, src);
+  }
+}
+
+/** fleet's metadata form: `k=v,k2=v2`, optionally quoted, spaces trimmed, the last duplicate wins. */
+export function parseMetadata(text: string, src?: Source): Record<string, string> {
+  const out: Record<string, string> = {};
+  const t = text.trim().replace(/^"(.*)"$/, '$1');
+  if (t === '') return out;
+  for (const pair of t.split(',')) {
+    const i = pair.indexOf('=');
+    const k = i < 0 ? '' : pair.slice(0, i).trim();
+    const val = i < 0 ? '' : pair.slice(i + 1).trim();
+    if (!k || !/^[A-Za-z0-9_.-]+$/.test(k) || val === '') {
+      const why = `${JSON.stringify(pair.trim())} is not key=value (keys: letters, digits, _ . -)`;
+      if (src) throw bad(src, why);
+      throw new FlotillaError('E_CONFIG', `metadata: ${why}`, { field: 'metadata' });
+    }
+    out[k] = val;
+  }
+  return out;
+}
+
+/** Parse an INI file of global keys into sources. */
+export function parseConfigFile(text: string, path: string): Source[] {
+  const out: Source[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    const origin = `${path}:${i + 1}`;
+    if (line === '' || line.startsWith('#') || line.startsWith(';')) return;
+    if (line.startsWith('[')) {
+      throw new FlotillaError(
+        'E_CONFIG',
+        `${origin}: sections are not supported; write global keys (key=value)`,
+        {
+          origin,
+        },
+      );
+    }
+    const eq = line.indexOf('=');
+    if (eq <= 0)
+      throw new FlotillaError('E_CONFIG', `${origin}: expected key=value, got ${JSON.stringify(line)}`, {
+        origin,
+      });
+    const key = line.slice(0, eq).trim().replace(/-/g, '_');
+    let value = line.slice(eq + 1).trim();
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    out.push({ origin, key, value });
+  });
+  return out;
+}
+
+export interface LoadOptions {
+  /** `--config PATH`: must exist. Default: DEFAULT_CONFIG_FILE if it exists. */
+  configFile?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Dashed flag name (without `--`) → value. */
+  flags?: Record<string, string>;
+  readFile?: (path: string) => string;
+}
+
+export interface LoadedConfig {
+  config: AgentConfig;
+  /** Which file was read, if any. */
+  file?: string;
+  /** Keys accepted and ignored, with the reason (log them). */
+  ignored: string[];
+}
+
+export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
+  const env = opts.env ?? process.env;
+  const read = opts.readFile ?? ((p: string) => readFileSync(p, 'utf8'));
+  const sources: Source[] = [];
+  let file: string | undefined;
+  const path = opts.configFile ?? DEFAULT_CONFIG_FILE;
+  try {
+    sources.push(...parseConfigFile(read(path), path));
+    file = path;
+  } catch (err) {
+    if (err instanceof FlotillaError) throw err;
+    if (!(isErrno(err, 'ENOENT') && opts.configFile === undefined)) {
+      throw new FlotillaError('E_CONFIG', `config file ${path}: ${(err as Error).message}`, {
+        field: 'config',
+      });
+    }
+  }
+  for (const key of [...Object.keys(KEYS), ...Object.keys(IGNORED_KEYS)]) {
+    const up = key.toUpperCase();
+    for (const prefix of ['FLEET_', 'FLOTILLA_']) {
+      const v = env[`${prefix}${up}`];
+      if (v !== undefined) sources.push({ origin: `${prefix}${up}`, key, value: v });
+    }
+  }
+  for (const [flag, value] of Object.entries(opts.flags ?? {})) {
+    sources.push({ origin: `--${flag}`, key: flag.replace(/-/g, '_'), value });
+  }
+  const config = { ...DEFAULTS, metadata: { ...DEFAULTS.metadata } } as Record<string, unknown>;
+  const ignored: string[] = [];
+  for (const src of sources) {
+    if (IGNORED_KEYS[src.key] !== undefined) {
+      ignored.push(`${src.origin}: ${src.key} ignored: ${IGNORED_KEYS[src.key]}`);
+      continue;
+    }
+    const spec = KEYS[src.key];
+    if (!spec)
+      throw new FlotillaError('E_CONFIG', `${src.origin}: unknown key ${JSON.stringify(src.key)}`, {
+        field: src.key,
+      });
+    config[spec.field] = convert(src);
+  }
+  const c = config as unknown as AgentConfig;
+  validate(c);
+  return file === undefined ? { config: c, ignored } : { config: c, file, ignored };
+}
+
+function validate(c: AgentConfig): void {
+  const err = (field: string, msg: string) => new FlotillaError('E_CONFIG', `${field}: ${msg}`, { field });
+  if ((c.etcdCertfile === undefined) !== (c.etcdKeyfile === undefined)) {
+    throw err('etcd_certfile', 'etcd_certfile and etcd_keyfile must be set together');
+  }
+  if (c.apiListen !== undefined) {
+    if (!/^[^\s]+:\d{1,5}$/.test(c.apiListen))
+      throw err('api_listen', `${JSON.stringify(c.apiListen)} is not host:port`);
+    if (!c.apiCertfile || !c.apiKeyfile || !c.apiCafile) {
+      throw err(
+        'api_listen',
+        'a TCP listener requires api_cafile, api_certfile and api_keyfile (mutual TLS)',
+      );
+    }
+  }
+  if (c.agentTtl < 1) throw err('agent_ttl', 'must be at least 1s');
+  if (!Number.isInteger(c.livenessPort) || c.livenessPort < 0 || c.livenessPort > 65535)
+    throw err('liveness_port', `${c.livenessPort} is not a TCP port (0 disables the responder)`);
+  if (c.livenessTimeout !== undefined && c.livenessTimeout >= c.agentTtl)
+    throw err(
+      'liveness_timeout',
+      `must be shorter than agent_ttl (${c.agentTtl}s); the lease covers the rest`,
+    );
+  if (c.servicesListen !== undefined && c.servicesListen !== '') {
+    const hp = parseHostPort(c.servicesListen);
+    if (!hp) throw err('services_listen', `${JSON.stringify(c.servicesListen)} is not host:port`);
+    if (!isLoopbackHost(hp.host)) {
+      throw err(
+        'services_listen',
+        `${hp.host} is not a loopback address: the services listener serves plain HTTP without authentication (use the API's mutual-TLS listener, api_listen, for remote readers)`,
+      );
+    }
+  }
+  if (c.proxyServices !== undefined && c.proxyServices !== '') {
+    try {
+      parseProxySpecs([c.proxyServices], 'proxy_services');
+    } catch (e) {
+      throw err('proxy_services', (e as Error).message.replace(/^proxy_services: /, ''));
+    }
+  }
+  if (!['auto', 'kernel', 'userspace'].includes(c.proxyMode)) {
+    throw err('proxy_mode', `${JSON.stringify(c.proxyMode)} is not one of auto, kernel, userspace`);
+  }
+}
