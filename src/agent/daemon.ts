@@ -256,7 +256,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     machine,
     unitsDir: config.unitsDirectory,
     log,
-    resyncMs: Math.max(5000, config.engineReconcileInterval * 5000),
+    resyncMs: Math.min(60_000, Math.max(5000, config.engineReconcileInterval * 5000)),
     containers,
   });
   const engine = config.disableEngine
@@ -285,6 +285,10 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     lastRenewed: () => lease.lastRenewed,
     endpoints: config.etcdServers,
     ownAddresses: local,
+    peers: () =>
+      [...(view.snap?.machines.values() ?? [])]
+        .filter((m) => m.id !== machineID && m.livenessPort)
+        .map((m) => ({ host: m.publicIP, port: m.livenessPort! })),
     setFenced: (on) => agent.fence(on),
   });
   fence.start();
