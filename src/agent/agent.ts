@@ -1,11 +1,18 @@
 /**
  * MachineAgent: turns the cluster's schedule into systemd actions on this machine and publishes what
- * systemd reports. Event-driven: registry changes (ClusterView) and systemd change events trigger a
- * reconcile; a periodic resync is only a safety net.
+ * systemd reports. Level-triggered: registry changes (ClusterView) and systemd change events only
+ * wake it; every pass plans from the newest registry view and a fresh read of systemd (one
+ * ListUnitsByNames of the units we installed), never from the events themselves.
  *
  * INVARIANTS
  *   - One reconcile at a time (an exclusive runner); triggers that arrive during a run coalesce into
- *     one more run.
+ *     one more run, which starts after the run ends and so sees every change that arrived meanwhile.
+ *   - After a pass that changed something, the agent plans again at once (up to MAX_FOLLOW_UPS times
+ *     in a row, so a unit that exits as soon as it starts cannot spin the loop); a change that
+ *     arrived during a pass is never dropped, even if its event was.
+ *   - Safety resync every `resyncMs` (the daemon bounds it to 5–60 s): re-reads the units directory
+ *     (files we installed but forgot) and runs a pass, which compares what systemd runs (fresh read)
+ *     with what is scheduled here and acts on the difference.
  *   - Only units this agent installed (files in its units directory) are ever stopped or removed.
  *   - While the registry cannot be read, nothing is stopped (fleet #1289/#1690): the planner gets
  *     `registryAvailable: false`.
@@ -21,18 +28,32 @@ import type { Logger } from '../lib/log.js';
 import { UnitFile, validateUnitName } from '../unit/index.js';
 import type { ContainerUnits } from '../container/units.js';
 import { installedHash } from '../container/generate.js';
-import type { ClusterView } from '../registry/cluster-view.js';
+import type { ChangeKind, ClusterView } from '../registry/cluster-view.js';
 import { observeReconcile } from '../lib/metrics.js';
 import { SerialRunner } from '../lib/runner.js';
 import { execute } from './executor.js';
 import { planDesiredUnits } from './plan-desired.js';
 import { planAgent, type DesiredUnit, type ObservedUnit, type ReportedState } from './planner.js';
+import { emptyState } from '../systemd/properties.js';
+import { isTemplateName } from '../systemd/unit-deps.js';
+
+/** Passes in a row that may follow a pass's own actions (then an event or the resync wakes it). */
+export const MAX_FOLLOW_UPS = 3;
+
+/** The view of the registry the agent reads (ClusterView implements it). */
+export type AgentView = Pick<
+  ClusterView,
+  'snap' | 'available' | 'jobsFor' | 'schedulesOn' | 'body' | 'statesOn'
+> & {
+  on(event: 'changed', fn: (kinds: Set<ChangeKind>) => void): unknown;
+  on(event: 'available', fn: (up: boolean) => void): unknown;
+};
 
 export interface MachineAgentDeps {
-  registry: Registry;
-  view: ClusterView;
+  registry: Pick<Registry, 'reportUnitStates'>;
+  view: AgentView;
   systemd: SystemdManager;
-  lease: LeaseKeeper;
+  lease: Pick<LeaseKeeper, 'id'>;
   machine: MachineRecord;
   /** The units directory as this process sees it (to find what we installed after a restart). */
   unitsDir: string;
@@ -59,6 +80,8 @@ export class MachineAgent {
   readonly firstReconcile: Promise<void>;
   private resolveFirst!: () => void;
   reconciles = 0;
+  private followUps = 0;
+  private resyncDue = false;
 
   constructor(private readonly d: MachineAgentDeps) {
     this.firstReconcile = new Promise((r) => (this.resolveFirst = r));
@@ -96,13 +119,16 @@ export class MachineAgent {
         this.trigger();
     });
     this.d.view.on('available', () => this.trigger());
-    this.resync = setInterval(() => this.trigger(), this.d.resyncMs);
+    this.resync = setInterval(() => {
+      this.resyncDue = true;
+      this.trigger();
+    }, this.d.resyncMs);
     this.resync.unref();
     this.trigger();
   }
 
-  /** Read the units directory: what we installed, and the hash of each file. */
-  private scanInstalled(): void {
+  /** Read the units directory: what we installed, and the hash of each file (`onlyNew`: add only). */
+  private scanInstalled(onlyNew = false): void {
     let files: string[] = [];
     try {
       files = readdirSync(this.d.unitsDir);
@@ -115,6 +141,7 @@ export class MachineAgent {
       } catch {
         continue; // temp files, foreign names
       }
+      if (onlyNew && this.installed.has(f)) continue;
       let hash: string | undefined;
       try {
         // A generated container service records the hash of the unit as submitted.
@@ -144,6 +171,11 @@ export class MachineAgent {
     this.runner.trigger();
   }
 
+  /** Resolves when no pass runs and none is due (tests, shutdown). */
+  idle(): Promise<void> {
+    return this.runner.idle();
+  }
+
   /** Stop every unit here (the registry says this machine is gone, or we leave the cluster). */
   fence(on: boolean): void {
     if (this.fenced === on) return;
@@ -152,10 +184,36 @@ export class MachineAgent {
     this.trigger();
   }
 
+  /**
+   * Fresh LOAD/ACTIVE/SUB of every installed unit (one call): a pass never trusts events alone (a
+   * start's state change can reach us after the job ended, and a unit we stopped tracking sends
+   * nothing at all).
+   */
+  private async readSystemd(): Promise<void> {
+    const names = [...this.installed.keys()].filter((n) => !isTemplateName(n));
+    if (names.length === 0) return;
+    const list = await this.d.systemd.list(names);
+    for (const u of list) {
+      if (!this.installed.has(u.name)) continue;
+      const cur = this.observed.get(u.name) ?? emptyState(u.name);
+      this.observed.set(u.name, {
+        ...cur,
+        loadState: u.loadState,
+        activeState: u.activeState,
+        subState: u.subState,
+      });
+    }
+  }
+
   private async reconcile(): Promise<void> {
     const view = this.d.view;
     if (!view.snap) return;
     const t0 = performance.now();
+    if (this.resyncDue) {
+      this.resyncDue = false;
+      this.scanInstalled(true);
+    }
+    await this.readSystemd();
     const me = this.d.machine;
     let desired: DesiredUnit[] = [];
     if (!this.fenced) {
@@ -190,8 +248,9 @@ export class MachineAgent {
       registryAvailable: view.available || this.fenced,
       reported,
     });
+    let changed = false;
     if (actions.length > 0) {
-      await execute(
+      const results = await execute(
         this.d.systemd,
         actions,
         {
@@ -215,7 +274,13 @@ export class MachineAgent {
         },
         this.d.log,
       );
+      changed = results.some((r) => r.ok && r.action.type !== 'report-state');
     }
+    // Level-triggered: what we just did (and whatever arrived meanwhile) is checked by another pass.
+    if (changed && this.followUps < MAX_FOLLOW_UPS) {
+      this.followUps++;
+      this.runner.rerun();
+    } else this.followUps = 0;
     this.reconciles++;
     const ms = performance.now() - t0;
     observeReconcile(ms);

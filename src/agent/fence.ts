@@ -7,10 +7,16 @@
  *   fenced  ⇔  the presence lease was last confirmed more than ttlMs ago: agent_ttl, or less when
  *              peers probe this machine (liveness.ts), since they revoke a silent machine's lease
  *              before it expires (either way its units are being started elsewhere)
- *           ∧  no etcd host other than this machine answers at the network level.
+ *           ∧  no peer answers at the network level: neither another machine of the machine list
+ *              (its liveness responder, public_ip:liveness_port) nor an etcd host of etcd_servers
+ *              other than this machine.
+ * The peers come from the machine list (the last one this agent saw), so the rule works in every
+ * endpoint layout, also where etcd_servers names only the local member (http://127.0.0.1:2379, as
+ * CoreOS clusters do): there the etcd endpoints give nothing to probe, and the machines do.
  * "Answers" means a TCP connect succeeds or is refused: a refused connect proves the path works and
- * only etcd is down. That is a whole-cluster etcd outage, in which nothing is rescheduled, so the units
- * keep running (fleet #1289). Only silence from every other host (a partition) fences.
+ * only the service is down. With hosts answering and etcd not, the outage is cluster-wide; nothing
+ * is rescheduled then, so the units keep running (fleet #1289). Only silence from every peer (a
+ * partition) fences.
  * The fence lifts as soon as the lease is confirmed again; the planner then restores what is still
  * scheduled here.
  */
@@ -22,6 +28,8 @@ export interface FenceDeps {
   /** etcd endpoints (URLs); those on this machine are ignored. */
   endpoints: string[];
   ownAddresses: Set<string>;
+  /** Other machines' liveness responders (from the machine list), read at every check. */
+  peers?: () => { host: string; port: number }[];
   setFenced: (on: boolean) => void;
   now?: () => number;
   /** TCP probe: resolves true when the host answered (connected or refused). */
@@ -62,7 +70,8 @@ export class FenceMonitor {
   }
 
   start(): void {
-    if (this.remote.length === 0) return; // nothing to tell a partition from an outage with
+    // Nothing to tell a partition from an outage with: never fence.
+    if (this.remote.length === 0 && !this.d.peers) return;
     this.timer = setInterval(() => void this.check(), Math.min(500, Math.max(100, this.d.ttlMs / 5)));
     this.timer.unref();
   }
@@ -76,8 +85,12 @@ export class FenceMonitor {
       let fence = false;
       if (expired) {
         const probe = this.d.probe ?? tcpAnswers;
-        const answers = await Promise.all(this.remote.map((h) => probe(h.host, h.port, 400)));
-        fence = !answers.some(Boolean);
+        const targets = [...this.remote, ...(this.d.peers?.() ?? [])];
+        // No peer known at all (a one-machine cluster): there is no one to take the units over.
+        if (targets.length > 0) {
+          const answers = await Promise.all(targets.map((h) => probe(h.host, h.port, 400)));
+          fence = !answers.some(Boolean);
+        }
       }
       if (fence !== this.fenced) {
         this.fenced = fence;

@@ -203,6 +203,10 @@ export function startGuards(d: GuardDeps): { stop(): void } {
     lastRenewed: () => lease.lastRenewed,
     endpoints: d.endpoints,
     ownAddresses: d.ownAddresses,
+    peers: () =>
+      [...(d.liveness?.machines() ?? [])]
+        .filter((m) => m.id !== d.machine.id && m.livenessPort)
+        .map((m) => ({ host: m.publicIP, port: m.livenessPort! })),
     setFenced: d.setFenced,
   });
   fence.start();

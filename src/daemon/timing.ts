@@ -12,7 +12,7 @@
  *                       livenessTimeout, so it must fence before that: the timeout less one probe
  *                       interval and 250 ms of slack (at least 500 ms). Without it: agent_ttl.
  *   monitorTtlMs        the liveness monitor's own-lease guard: agent_ttl.
- *   resyncMs            the machine agent's full resync: 5 engine intervals, at least 5 s.
+ *   resyncMs            the machine agent's full resync: 5 engine intervals, at least 5 s, at most 60 s.
  *   engineIntervalMs    the engine's reconcile interval.
  */
 export interface TimingConfig {
@@ -44,7 +44,7 @@ export function agentTiming(c: TimingConfig, liveness: boolean): AgentTiming {
     livenessIntervalMs,
     fenceTtlMs: liveness ? Math.max(500, livenessTimeoutMs - livenessIntervalMs - 250) : c.agentTtl * 1000,
     monitorTtlMs: c.agentTtl * 1000,
-    resyncMs: Math.max(5000, c.engineReconcileInterval * 5000),
+    resyncMs: Math.min(60_000, Math.max(5000, c.engineReconcileInterval * 5000)),
     engineIntervalMs: c.engineReconcileInterval * 1000,
   };
 }

@@ -14,6 +14,10 @@
  *     and the event stream's reconnect triggers the next reconcile. Anything else (the registry
  *     unreachable): retried with backoff (500 ms doubling to 10 s). A periodic resync is a safety net.
  *
+ * Level-triggered: every pass reads Docker and the registry afresh (never the events themselves),
+ * and a pass that wrote is followed by one more, which confirms the result and picks up whatever
+ * changed while it ran.
+ *
  * INVARIANTS: one reconcile at a time; an endpoint is removed only after Docker was read
  * successfully and no longer shows it (Docker down never deregisters anything).
  */
@@ -84,6 +88,8 @@ export function isRelevantAction(action: string): boolean {
 
 export class ServiceRegistrar {
   private readonly runner: SerialRunner;
+  /** The current pass is the one that follows a pass that wrote. */
+  private followUp = false;
   private stopped = false;
   private events: { close(): void } | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -180,7 +186,8 @@ export class ServiceRegistrar {
       if (this.warned.size > 10_000) this.warned.clear();
       this.o.log.warn({ container: s.container.slice(0, 12) }, `service not registered: ${s.reason}`);
     }
-    if (plan.put.length > 0 || plan.remove.length > 0) {
+    const wrote = plan.put.length > 0 || plan.remove.length > 0;
+    if (wrote) {
       await this.o.registry.applyEndpoints(lease, plan);
       for (const p of plan.put) {
         this.o.log.info(
@@ -205,6 +212,10 @@ export class ServiceRegistrar {
     this.dockerDown = false;
     this.failures = 0;
     this.reconciles++;
+    if (wrote && !this.followUp) {
+      this.followUp = true;
+      this.runner.rerun();
+    } else this.followUp = false;
     this.resolveFirst();
   }
 

@@ -3,7 +3,10 @@
 # systemd service (flotilla.service, from the repo's systemd/flotilla.service) against the etcd
 # member inside that machine (etcd.sh up --machines), or the embedded registry.
 #
-#   cluster.sh up [--ttl 3s] [--interval 1] [--embedded] [mK...]   install + (re)start the agents
+#   cluster.sh up [--ttl 3s] [--interval 1] [--embedded] [--local-etcd] [mK...]
+#                                  install + (re)start the agents; --local-etcd (or
+#                                  TESTENV_ETCD_LAYOUT=local): each agent knows only its own member,
+#                                  etcd_servers=http://127.0.0.1:2379 (the CoreOS layout)
 #   cluster.sh down [mK...]        stop the agents (their units stop and they leave the cluster)
 #   cluster.sh wipe                stop the agents and delete flotilla's keys from the machines' etcd
 #   cluster.sh ctl mK ARGS...      run `flotilla ARGS...` (also `fleetctl`) inside mK
@@ -19,13 +22,14 @@
 source "$(dirname "$(readlink -f "$0")")/lib.sh"
 strict
 
-ttl=3s interval=1 embedded=0
+ttl=3s interval=1 embedded=0 localetcd=0
+[ "${TESTENV_ETCD_LAYOUT:-}" = local ] && localetcd=1
 # Where the machines see the repository: /project, or another checkout made visible with
 # TESTENV_BIND_RO (machines.sh) and named here.
 MPROJ=${TESTENV_MACHINE_PROJECT:-/project}
 PKI="$T_STATE/cluster-pki"
 API_PORT=${TESTENV_API_PORT:-54728}
-usage() { die "usage: cluster.sh up [--ttl D] [--interval S] [--embedded] [mK...] | down [mK...] | wipe | ctl mK ARGS..."; }
+usage() { die "usage: cluster.sh up [--ttl D] [--interval S] [--embedded] [--local-etcd] [mK...] | down [mK...] | wipe | ctl mK ARGS..."; }
 
 want_machines() {
   if [ $# -gt 0 ]; then printf '%s\n' "$@"; else machines_running; fi
@@ -62,6 +66,7 @@ install_agent() { # install_agent mK
   if [ $embedded = 0 ]; then
     servers=$(sed -n 's/^TESTENV_MACHINES_ETCD_ENDPOINTS=//p' "$T_RUN/etcd-machines.env" 2>/dev/null || true)
     [ -n "$servers" ] || die "no etcd members in the machines: run 'etcd.sh up --machines' (or use --embedded)"
+    [ $localetcd = 1 ] && servers=http://127.0.0.1:2379
   fi
   unit=$(sed -e "s|^ExecStart=.*|ExecStart=/usr/local/bin/node $MPROJ/bin/flotilla agent|" \
              -e 's|^WatchdogSec=.*|WatchdogSec=30|' "$TESTENV_DIR/../../systemd/flotilla.service")
@@ -103,6 +108,7 @@ case "$cmd" in
         --ttl) ttl=$2; shift 2 ;;
         --interval) interval=$2; shift 2 ;;
         --embedded) embedded=1; shift ;;
+        --local-etcd) localetcd=1; shift ;;
         m*) valid_machine "$1" || usage; ms+=("$1"); shift ;;
         *) usage ;;
       esac

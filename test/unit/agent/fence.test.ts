@@ -54,6 +54,73 @@ describe('FenceMonitor', () => {
   });
 });
 
+describe('FenceMonitor with only the local etcd member configured (CoreOS layout)', () => {
+  // etcd_servers=http://127.0.0.1:2379: the etcd endpoints give nothing to probe; the peers'
+  // liveness responders from the machine list do.
+  const make = (answers: Record<string, boolean>, lastRenewed: number, now: number, peers = true) => {
+    const calls: boolean[] = [];
+    const probed: string[] = [];
+    const m = new FenceMonitor({
+      ttlMs: 3000,
+      lastRenewed: () => lastRenewed,
+      endpoints: ['http://127.0.0.1:2379'],
+      ownAddresses: new Set(['10.0.0.13']),
+      peers: () =>
+        peers
+          ? [
+              { host: '10.0.0.11', port: 7946 },
+              { host: '10.0.0.12', port: 7946 },
+            ]
+          : [],
+      setFenced: (on) => calls.push(on),
+      now: () => now,
+      probe: (host, port) => {
+        probed.push(`${host}:${port}`);
+        return Promise.resolve(answers[host] ?? false);
+      },
+    });
+    return { m, calls, probed };
+  };
+
+  it('fences when no peer machine answers while its presence is unconfirmed (a partition)', async () => {
+    const { m, calls, probed } = make({}, 10_000, 13_500);
+    expect(await m.check()).toBe(true);
+    expect(calls).toEqual([true]);
+    expect(probed.sort()).toEqual(['10.0.0.11:7946', '10.0.0.12:7946']);
+  });
+
+  it('does not fence in a cluster-wide etcd outage: the peer machines still answer', async () => {
+    const { m, calls } = make({ '10.0.0.12': true }, 10_000, 60_000);
+    expect(await m.check()).toBe(false);
+    expect(calls).toEqual([]);
+  });
+
+  it('does not fence while its presence is confirmed, and lifts the fence when it is again', async () => {
+    let renewed = 10_000;
+    const calls: boolean[] = [];
+    const m = new FenceMonitor({
+      ttlMs: 3000,
+      lastRenewed: () => renewed,
+      endpoints: ['http://127.0.0.1:2379'],
+      ownAddresses: new Set(),
+      peers: () => [{ host: '10.0.0.11', port: 7946 }],
+      setFenced: (on) => calls.push(on),
+      now: () => 14_000,
+      probe: () => Promise.resolve(false),
+    });
+    expect(await m.check()).toBe(true);
+    renewed = 13_900;
+    expect(await m.check()).toBe(false);
+    expect(calls).toEqual([true, false]);
+  });
+
+  it('never fences a machine that knows no peer at all (a one-machine cluster)', async () => {
+    const { m, calls } = make({}, 0, 60_000, false);
+    expect(await m.check()).toBe(false);
+    expect(calls).toEqual([]);
+  });
+});
+
 describe('tcpAnswers', () => {
   let server: Server | undefined;
   afterEach(() => new Promise<void>((r) => (server ? server.close(() => r()) : r())));
