@@ -9,6 +9,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FlotillaError } from '../lib/errors.js';
+import type { Role } from './roles.js';
 import { VERSION } from '../version.js';
 
 export interface ApiRequest {
@@ -20,6 +21,11 @@ export interface ApiRequest {
   body: Buffer;
   /** Aborted when the client goes away (streams and child processes stop then). */
   signal?: AbortSignal;
+  /**
+   * The caller's roles (src/api/roles.ts): from its client certificate on the mTLS listener;
+   * `operator` on the root-only unix socket. Undefined = a direct call in-process (tests): operator.
+   */
+  roles?: ReadonlySet<Role>;
 }
 
 export interface ApiResponse {

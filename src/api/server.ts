@@ -13,6 +13,7 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { dirname } from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { countApiRequest } from '../lib/metrics.js';
 import {
   HttpError,
@@ -23,6 +24,7 @@ import {
   type ApiRequest,
   type ApiResponse,
 } from './http.js';
+import { certRoles, refusal, type Role } from './roles.js';
 
 export type Handler = (req: ApiRequest) => Promise<ApiResponse | undefined>;
 
@@ -47,14 +49,20 @@ export async function dispatch(handlers: Handler[], req: ApiRequest): Promise<Ap
   }
 }
 
-function listener(handlers: Handler[]) {
+const OPERATOR: ReadonlySet<Role> = new Set<Role>(['operator']);
+
+function listener(handlers: Handler[], tls: boolean) {
   return (req: IncomingMessage, res: ServerResponse) => {
+    // mTLS: the certificate is verified by the TLS layer; what it may do is decided here.
+    const roles = tls ? certRoles((req.socket as TLSSocket).getPeerCertificate()) : OPERATOR;
     // Aborted when the client goes away before the response is complete: streams stop, children die.
     const ac = new AbortController();
     res.once('close', () => ac.abort());
     void (async () => {
       let r: ApiResponse;
       try {
+        const denied = refusal(roles, req.method ?? 'GET');
+        if (denied !== undefined) throw new HttpError(403, denied);
         const url = new URL(req.url ?? '/', 'http://flotilla');
         const body = req.method === 'GET' || req.method === 'HEAD' ? Buffer.alloc(0) : await readBody(req);
         r = await dispatch(handlers, {
@@ -64,6 +72,7 @@ function listener(handlers: Handler[]) {
           headers: req.headers,
           body,
           signal: ac.signal,
+          roles,
         });
       } catch (err) {
         r = toErrorResponse(err);
@@ -88,7 +97,7 @@ export class ApiServer {
   constructor(private readonly handlers: Handler[]) {}
 
   async listen(opts: ListenOptions): Promise<void> {
-    const onRequest = listener(this.handlers);
+    const onRequest = listener(this.handlers, false);
     const fds = opts.activationFds ?? [];
     if (fds.length > 0) {
       for (const fd of fds) {
@@ -129,7 +138,7 @@ export class ApiServer {
           rejectUnauthorized: true,
           minVersion: 'TLSv1.2',
         },
-        onRequest,
+        listener(this.handlers, true),
       );
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);

@@ -108,7 +108,7 @@ export class UnitLogs {
   async status(name: string, req: ApiRequest): Promise<ApiResponse> {
     validateUnitName(name);
     const lines = linesParam(req.query);
-    if (req.headers[FORWARDED_HEADER] === undefined) {
+    if (!(await this.isForwarded(name, req))) {
       const host = await this.locate(name, 'status');
       if (host !== this.d.machineID) return this.forward(host, req);
     }
@@ -120,11 +120,22 @@ export class UnitLogs {
     const lines = linesParam(req.query);
     const follow = followParam(req.query);
     const output = outputParam(req.query);
-    if (req.headers[FORWARDED_HEADER] === undefined) {
+    if (!(await this.isForwarded(name, req))) {
       const host = await this.locate(name, 'journal');
       if (host !== this.d.machineID) return this.forward(host, req);
     }
     return this.localJournal(name, lines, follow, output, req.signal);
+  }
+
+  /**
+   * A request another agent forwarded here: run locally without the placement lookup. Only an
+   * `agent`-role caller may say so (anyone else's header is ignored and the unit is located as
+   * usual), and the unit must still be in the registry: this never reads a host unit (sshd, …).
+   */
+  private async isForwarded(name: string, req: ApiRequest): Promise<boolean> {
+    if (req.headers[FORWARDED_HEADER] === undefined || !req.roles?.has('agent')) return false;
+    if (!(await this.d.registry.getUnit(name))) throw new HttpError(404, `Unit ${name} does not exist.`);
+    return true;
   }
 
   /** The machine that hosts `name`, or the 404/409 fleetctl gives. */
