@@ -114,6 +114,9 @@ export async function send(res: ServerResponse, r: ApiResponse): Promise<void> {
   if (r.stream) {
     res.writeHead(r.status, { 'Content-Type': 'application/x-ndjson', ...headers });
     res.flushHeaders();
+    // A stream may be quiet for long (journal -f of a quiet unit): no idle timeout for it. Its
+    // memory is bounded by backpressure/backlog limits, its count by the listener's maxConnections.
+    res.socket?.setTimeout(0);
     try {
       for await (const chunk of r.stream) {
         if (res.destroyed) break;

@@ -24,6 +24,7 @@ import {
   type ApiRequest,
   type ApiResponse,
 } from './http.js';
+import { harden, LIMITS, serverOptions } from './limits.js';
 import { certRoles, refusal, type Role } from './roles.js';
 
 export type Handler = (req: ApiRequest) => Promise<ApiResponse | undefined>;
@@ -101,7 +102,7 @@ export class ApiServer {
     const fds = opts.activationFds ?? [];
     if (fds.length > 0) {
       for (const fd of fds) {
-        const s = createHttpServer(onRequest);
+        const s = harden(createHttpServer(serverOptions(), onRequest));
         await new Promise<void>((resolve, reject) => {
           s.once('error', reject);
           s.listen({ fd }, () => resolve());
@@ -112,7 +113,7 @@ export class ApiServer {
       const path = opts.socketPath;
       mkdirSync(dirname(path), { recursive: true });
       rmSync(path, { force: true });
-      const s = createHttpServer(onRequest);
+      const s = harden(createHttpServer(serverOptions(), onRequest));
       // Created 0600 (umask 0177 around bind), so there is no moment where others may connect.
       const old = process.umask(0o177);
       try {
@@ -131,6 +132,8 @@ export class ApiServer {
       const t = opts.tcp;
       const s = createHttpsServer(
         {
+          ...serverOptions(),
+          handshakeTimeout: LIMITS.handshakeTimeoutMs,
           ca: readFileSync(t.ca),
           cert: readFileSync(t.cert),
           key: readFileSync(t.key),
@@ -140,6 +143,7 @@ export class ApiServer {
         },
         listener(this.handlers, true),
       );
+      harden(s);
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);
         s.listen(t.port, t.host, () => resolve());
