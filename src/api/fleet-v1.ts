@@ -8,7 +8,7 @@
  * `PATCH /fleet/v1/machines` edits dynamic metadata (machine-metadata.ts); `GET /fleet/v1/discovery`
  * serves the discovery document.
  */
-import { isCode } from '../lib/errors.js';
+import { FlotillaError, isCode } from '../lib/errors.js';
 import { op } from '../registry/kv.js';
 import type { Registry, Snapshot } from '../registry/registry.js';
 import {
@@ -212,7 +212,18 @@ export class FleetV1 {
     if (options.length > 0) {
       const unit = UnitFile.fromOptions(options);
       fleetRequirements(name, unit); // throws E_UNIT_OPTIONS (400) on fleet's forbidden combinations
-      if (isContainerUnit(unit)) parseContainerSection(name, unit); // E_CONTAINER_SPEC (400)
+      if (isContainerUnit(unit)) {
+        parseContainerSection(name, unit); // E_CONTAINER_SPEC (400)
+        // The unit's process is the Docker client: as another user it cannot reach the socket and
+        // would fail only at start. The container's user is [Container] User=.
+        if ((unit.getAll('Service', 'User').at(-1) ?? '') !== '') {
+          throw new FlotillaError(
+            'E_CONTAINER_SPEC',
+            `${name}: [Service] User= cannot be used with [Container] (the unit's process drives Docker as root); set the container's user with [Container] User=`,
+            { unit: name, field: 'User' },
+          );
+        }
+      }
       const text = unit.serialize();
       if (!existing) {
         try {

@@ -9,6 +9,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FlotillaError } from '../lib/errors.js';
+import type { Role } from './roles.js';
 import { VERSION } from '../version.js';
 
 export interface ApiRequest {
@@ -20,6 +21,11 @@ export interface ApiRequest {
   body: Buffer;
   /** Aborted when the client goes away (streams and child processes stop then). */
   signal?: AbortSignal;
+  /**
+   * The caller's roles (src/api/roles.ts): from its client certificate on the mTLS listener;
+   * `operator` on the root-only unix socket. Undefined = a direct call in-process (tests): operator.
+   */
+  roles?: ReadonlySet<Role>;
 }
 
 export interface ApiResponse {
@@ -108,6 +114,9 @@ export async function send(res: ServerResponse, r: ApiResponse): Promise<void> {
   if (r.stream) {
     res.writeHead(r.status, { 'Content-Type': 'application/x-ndjson', ...headers });
     res.flushHeaders();
+    // A stream may be quiet for long (journal -f of a quiet unit): no idle timeout for it. Its
+    // memory is bounded by backpressure/backlog limits, its count by the listener's maxConnections.
+    res.socket?.setTimeout(0);
     try {
       for await (const chunk of r.stream) {
         if (res.destroyed) break;

@@ -13,6 +13,7 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { dirname } from 'node:path';
+import type { TLSSocket } from 'node:tls';
 import { countApiRequest } from '../lib/metrics.js';
 import {
   HttpError,
@@ -23,6 +24,8 @@ import {
   type ApiRequest,
   type ApiResponse,
 } from './http.js';
+import { harden, LIMITS, serverOptions } from './limits.js';
+import { certRoles, refusal, type Role } from './roles.js';
 
 export type Handler = (req: ApiRequest) => Promise<ApiResponse | undefined>;
 
@@ -47,14 +50,20 @@ export async function dispatch(handlers: Handler[], req: ApiRequest): Promise<Ap
   }
 }
 
-function listener(handlers: Handler[]) {
+const OPERATOR: ReadonlySet<Role> = new Set<Role>(['operator']);
+
+function listener(handlers: Handler[], tls: boolean) {
   return (req: IncomingMessage, res: ServerResponse) => {
+    // mTLS: the certificate is verified by the TLS layer; what it may do is decided here.
+    const roles = tls ? certRoles((req.socket as TLSSocket).getPeerCertificate()) : OPERATOR;
     // Aborted when the client goes away before the response is complete: streams stop, children die.
     const ac = new AbortController();
     res.once('close', () => ac.abort());
     void (async () => {
       let r: ApiResponse;
       try {
+        const denied = refusal(roles, req.method ?? 'GET');
+        if (denied !== undefined) throw new HttpError(403, denied);
         const url = new URL(req.url ?? '/', 'http://flotilla');
         const body = req.method === 'GET' || req.method === 'HEAD' ? Buffer.alloc(0) : await readBody(req);
         r = await dispatch(handlers, {
@@ -64,6 +73,7 @@ function listener(handlers: Handler[]) {
           headers: req.headers,
           body,
           signal: ac.signal,
+          roles,
         });
       } catch (err) {
         r = toErrorResponse(err);
@@ -88,11 +98,11 @@ export class ApiServer {
   constructor(private readonly handlers: Handler[]) {}
 
   async listen(opts: ListenOptions): Promise<void> {
-    const onRequest = listener(this.handlers);
+    const onRequest = listener(this.handlers, false);
     const fds = opts.activationFds ?? [];
     if (fds.length > 0) {
       for (const fd of fds) {
-        const s = createHttpServer(onRequest);
+        const s = harden(createHttpServer(serverOptions(), onRequest));
         await new Promise<void>((resolve, reject) => {
           s.once('error', reject);
           s.listen({ fd }, () => resolve());
@@ -103,7 +113,7 @@ export class ApiServer {
       const path = opts.socketPath;
       mkdirSync(dirname(path), { recursive: true });
       rmSync(path, { force: true });
-      const s = createHttpServer(onRequest);
+      const s = harden(createHttpServer(serverOptions(), onRequest));
       // Created 0600 (umask 0177 around bind), so there is no moment where others may connect.
       const old = process.umask(0o177);
       try {
@@ -122,6 +132,8 @@ export class ApiServer {
       const t = opts.tcp;
       const s = createHttpsServer(
         {
+          ...serverOptions(),
+          handshakeTimeout: LIMITS.handshakeTimeoutMs,
           ca: readFileSync(t.ca),
           cert: readFileSync(t.cert),
           key: readFileSync(t.key),
@@ -129,8 +141,9 @@ export class ApiServer {
           rejectUnauthorized: true,
           minVersion: 'TLSv1.2',
         },
-        onRequest,
+        listener(this.handlers, true),
       );
+      harden(s);
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);
         s.listen(t.port, t.host, () => resolve());

@@ -29,6 +29,7 @@ import { endpointAddress, isUsable } from '../discovery/services.js';
 import { isLoopbackHost, parseHostPort } from '../lib/net.js';
 import { HttpError, send, toErrorResponse, type ApiRequest, type ApiResponse } from './http.js';
 import { dispatch } from './server.js';
+import { harden, serverOptions, type ListenerLimits } from './limits.js';
 
 export type ApiEndpoint = ServiceEndpointRecord & { address: string };
 
@@ -69,11 +70,15 @@ function serviceName(raw: string): string {
   return name;
 }
 
+/** Default per-client watch backlog (bytes queued, not yet taken by the socket). */
+export const WATCH_MAX_BACKLOG_BYTES = 4 * 1024 * 1024;
+
 export class ServicesApi {
   constructor(
     private readonly registry: Registry,
     /** Needed for `?watch=true`; without it the stream is not offered (501). */
     private readonly view?: ServicesView,
+    private readonly maxBacklogBytes = WATCH_MAX_BACKLOG_BYTES,
   ) {}
 
   async route(req: ApiRequest): Promise<ApiResponse | undefined> {
@@ -109,16 +114,44 @@ export class ServicesApi {
       for (const s of services) out[s] = view.endpoints(s).map(toApi);
       return `${JSON.stringify({ revision: view.revision, services: out })}\n`;
     };
-    const onChanged = (names: Set<string>) => q.push(line(names));
-    const heartbeat = setInterval(() => q.push(line([])), WATCH_HEARTBEAT_MS);
+    // Bounded backlog: bytes produced for this client and not yet taken by its socket. A client
+    // that does not read (or reads too slowly) gets an `overflow` line and the end of the stream,
+    // as /flotilla/v1/events does; it reconnects and starts again from the full set.
+    const max = this.maxBacklogBytes;
+    let queued = 0;
+    const push = (s: string) => {
+      if (q.closed) return;
+      queued += s.length;
+      if (queued > max) {
+        stop();
+        q.push(`${JSON.stringify({ kind: 'overflow', revision: view.revision })}\n`);
+        q.end();
+        return;
+      }
+      q.push(s);
+    };
+    const onChanged = (names: Set<string>) => push(line(names));
+    const heartbeat = setInterval(() => push(line([])), WATCH_HEARTBEAT_MS);
     heartbeat.unref();
-    const q = new AsyncQueue<string>(() => {
+    const stop = () => {
       clearInterval(heartbeat);
       view.off('changed', onChanged);
-    });
+    };
+    const q = new AsyncQueue<string>(stop);
     view.on('changed', onChanged);
-    q.push(line(view.services()));
-    return { status: 200, stream: q };
+    push(line(view.services()));
+    async function* stream(): AsyncGenerator<string> {
+      try {
+        for await (const s of q) {
+          queued -= s.length;
+          yield s;
+        }
+      } finally {
+        stop();
+        await q.return();
+      }
+    }
+    return { status: 200, stream: stream() };
   }
 
   private async v2(path: string, query: URLSearchParams): Promise<ApiResponse> {
@@ -177,6 +210,8 @@ function safeDecode(s: string): string {
   }
 }
 
+export const SERVICES_MAX_CONNECTIONS = 256;
+
 /**
  * The read-only services listener: plain HTTP, loopback only, the ServicesApi routes and nothing
  * else (no unit or machine API without the socket's permissions or mutual TLS).
@@ -184,7 +219,11 @@ function safeDecode(s: string): string {
 export class ServicesHttpServer {
   private server: Server | undefined;
 
-  constructor(private readonly api: ServicesApi) {}
+  constructor(
+    private readonly api: ServicesApi,
+    /** Connection cap and timeouts (src/api/limits.ts); maxConnections defaults to 256. */
+    private readonly limits: ListenerLimits = {},
+  ) {}
 
   /** Listen on `host:port` (a loopback address); throws E_CONFIG for anything else. */
   async listen(address: string): Promise<void> {
@@ -196,7 +235,9 @@ export class ServicesHttpServer {
         { field: 'services_listen' },
       );
     }
-    const server = createServer((req, res) => {
+    const server = createServer(serverOptions(), (req, res) => {
+      const ac = new AbortController();
+      res.once('close', () => ac.abort());
       void (async () => {
         let r: ApiResponse;
         try {
@@ -207,6 +248,7 @@ export class ServicesHttpServer {
             query: url.searchParams,
             headers: req.headers,
             body: Buffer.alloc(0),
+            signal: ac.signal,
           });
         } catch (err) {
           r = toErrorResponse(err);
@@ -214,6 +256,7 @@ export class ServicesHttpServer {
         await send(res, r).catch(() => res.destroy());
       })();
     });
+    harden(server, { maxConnections: SERVICES_MAX_CONNECTIONS, ...this.limits });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(hp.port, hp.host, () => {

@@ -27,7 +27,7 @@ import { JOURNAL_OUTPUTS } from '../systemd/journal.js';
 import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { AsyncQueue } from '../lib/queue.js';
+import { PassThrough } from 'node:stream';
 import type { Registry } from '../registry/registry.js';
 import { UnitFile, fleetRequirements, validateUnitName } from '../unit/index.js';
 import { currentState } from './fleet-v1.js';
@@ -56,6 +56,8 @@ export interface UnitLogsDeps {
 }
 
 const MAX_LINES = 1_000_000;
+/** Bytes of journal output buffered per client before journalctl is paused. */
+export const JOURNAL_HIGH_WATER = 64 * 1024;
 
 function linesParam(q: URLSearchParams): number {
   const v = q.get('lines');
@@ -106,7 +108,7 @@ export class UnitLogs {
   async status(name: string, req: ApiRequest): Promise<ApiResponse> {
     validateUnitName(name);
     const lines = linesParam(req.query);
-    if (req.headers[FORWARDED_HEADER] === undefined) {
+    if (!(await this.isForwarded(name, req))) {
       const host = await this.locate(name, 'status');
       if (host !== this.d.machineID) return this.forward(host, req);
     }
@@ -118,11 +120,22 @@ export class UnitLogs {
     const lines = linesParam(req.query);
     const follow = followParam(req.query);
     const output = outputParam(req.query);
-    if (req.headers[FORWARDED_HEADER] === undefined) {
+    if (!(await this.isForwarded(name, req))) {
       const host = await this.locate(name, 'journal');
       if (host !== this.d.machineID) return this.forward(host, req);
     }
     return this.localJournal(name, lines, follow, output, req.signal);
+  }
+
+  /**
+   * A request another agent forwarded here: run locally without the placement lookup. Only an
+   * `agent`-role caller may say so (anyone else's header is ignored and the unit is located as
+   * usual), and the unit must still be in the registry: this never reads a host unit (sshd, …).
+   */
+  private async isForwarded(name: string, req: ApiRequest): Promise<boolean> {
+    if (req.headers[FORWARDED_HEADER] === undefined || !req.roles?.has('agent')) return false;
+    if (!(await this.d.registry.getUnit(name))) throw new HttpError(404, `Unit ${name} does not exist.`);
+    return true;
   }
 
   /** The machine that hosts `name`, or the 404/409 fleetctl gives. */
@@ -235,20 +248,30 @@ export class UnitLogs {
       child.once('spawn', resolve);
       child.once('error', (err) => reject(new HttpError(500, `cannot run ${cmd}: ${err.message}`)));
     });
-    const q = new AsyncQueue<Buffer>(() => kill(child));
-    child.stdout.on('data', (c: Buffer) => q.push(c));
-    child.stderr.on('data', (c: Buffer) => q.push(c));
-    child.once('close', () => q.end());
+    // Backpressure: stdout and stderr are piped into one bounded stream. While the client's socket
+    // is full, send() waits for 'drain', this stream's buffer fills, pipe() pauses journalctl's
+    // pipes and journalctl blocks in write(2). What waits here is at most a few highWaterMarks.
+    const out = new PassThrough({ highWaterMark: JOURNAL_HIGH_WATER });
+    let open = 2;
+    const ended = () => {
+      if (--open === 0) out.end();
+    };
+    child.stdout.once('end', ended);
+    child.stderr.once('end', ended);
+    child.stdout.pipe(out, { end: false });
+    child.stderr.pipe(out, { end: false });
+    // The consumer stopped (client gone, or the iteration returned): journalctl goes too.
+    out.once('close', () => kill(child));
     if (signal?.aborted) kill(child);
     signal?.addEventListener(
       'abort',
       () => {
         kill(child);
-        q.end();
+        out.destroy();
       },
       { once: true },
     );
-    return { status: 200, headers: { 'Content-Type': 'text/plain; charset=utf-8' }, stream: q };
+    return { status: 200, headers: { 'Content-Type': 'text/plain; charset=utf-8' }, stream: out };
   }
 
   /** Relay the request to the agent on `machineID` over mutual TLS. */

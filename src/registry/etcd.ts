@@ -47,6 +47,12 @@ export interface EtcdConfig {
   caFile?: string;
   certFile?: string;
   keyFile?: string;
+  /**
+   * etcd username/password auth (`etcd_username`, `etcd_password`). The URL form
+   * `https://user:pass@host:2379` is accepted too; it must not disagree with these.
+   */
+  username?: string;
+  password?: string;
   /** Deadline for one unary request, ms. Default 5000. */
   requestTimeoutMs?: number;
   /** Deadline to establish a connection, ms. Default 3000. */
@@ -74,6 +80,113 @@ export function rangeEnd(prefix: Buffer): Buffer {
   return Buffer.from([0]);
 }
 
+export interface ParsedEndpoints {
+  /** host:port of each endpoint, credentials removed. */
+  hosts: string[];
+  /** All endpoints are https:// (a mix is refused). */
+  tls: boolean;
+  /** Credentials from the URL form, when any endpoint carries them (all must carry the same). */
+  username?: string;
+  password?: string;
+}
+
+/**
+ * Check `etcd_servers` and split off what the URLs carry: scheme (all http or all https; a mix is
+ * refused so one endpoint cannot silently downgrade to plaintext) and `user:pass@` credentials.
+ * Errors never quote a password: URLs are shown with it replaced by `***`.
+ */
+export function parseEndpoints(endpoints: string[]): ParsedEndpoints {
+  const hosts: string[] = [];
+  const schemes = new Set<string>();
+  let cred: { username: string; password: string } | undefined;
+  let credFrom = '';
+  for (const e of endpoints) {
+    let u: URL;
+    try {
+      u = new URL(e);
+    } catch {
+      throw new FlotillaError('E_CONFIG', `etcd_servers: ${JSON.stringify(redactUrl(e))} is not a URL`, {
+        field: 'etcd_servers',
+      });
+    }
+    const shown = JSON.stringify(redactUrl(e));
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') {
+      throw new FlotillaError('E_CONFIG', `etcd_servers: ${shown}: scheme must be http or https`, {
+        field: 'etcd_servers',
+      });
+    }
+    schemes.add(u.protocol);
+    if (u.username !== '' || u.password !== '') {
+      const c = { username: decodeURIComponent(u.username), password: decodeURIComponent(u.password) };
+      if (c.username === '') {
+        throw new FlotillaError('E_CONFIG', `etcd_servers: ${shown}: a password without a user name`, {
+          field: 'etcd_servers',
+        });
+      }
+      if (cred && (cred.username !== c.username || cred.password !== c.password)) {
+        throw new FlotillaError(
+          'E_CONFIG',
+          `etcd_servers: ${shown} and ${credFrom} carry different credentials`,
+          { field: 'etcd_servers' },
+        );
+      }
+      cred = c;
+      credFrom = shown;
+    }
+    hosts.push(u.host);
+  }
+  if (schemes.size > 1) {
+    throw new FlotillaError(
+      'E_CONFIG',
+      'etcd_servers: a mix of http:// and https:// endpoints; use one scheme (https:// for all, to keep TLS)',
+      { field: 'etcd_servers' },
+    );
+  }
+  return { hosts, tls: schemes.has('https:'), ...(cred ?? {}) };
+}
+
+/** A URL with any password replaced by `***` (for logs and errors). Non-URLs pass unchanged. */
+export function redactUrl(s: string): string {
+  try {
+    const u = new URL(s);
+    if (u.password === '') return s;
+    u.password = '***';
+    return u.toString().replace(/\/$/, s.endsWith('/') ? '/' : '');
+  } catch {
+    return s.replace(/\/\/([^/@:]*):[^/@]*@/, '//$1:***@');
+  }
+}
+
+function resolveAuth(
+  parsed: ParsedEndpoints,
+  config: EtcdConfig,
+): { username: string; password: string } | undefined {
+  if (config.password !== undefined && config.username === undefined) {
+    throw new FlotillaError('E_CONFIG', 'etcd_password is set without etcd_username', {
+      field: 'etcd_username',
+    });
+  }
+  if (config.username !== undefined) {
+    if (config.username === '') {
+      throw new FlotillaError('E_CONFIG', 'etcd_username is empty', { field: 'etcd_username' });
+    }
+    if (
+      parsed.username !== undefined &&
+      (parsed.username !== config.username ||
+        (config.password !== undefined && parsed.password !== config.password))
+    ) {
+      throw new FlotillaError(
+        'E_CONFIG',
+        'etcd_servers carries credentials that differ from etcd_username/etcd_password',
+        { field: 'etcd_servers' },
+      );
+    }
+    return { username: config.username, password: config.password ?? parsed.password ?? '' };
+  }
+  if (parsed.username !== undefined) return { username: parsed.username, password: parsed.password ?? '' };
+  return undefined;
+}
+
 export class EtcdKvStore implements KvStore {
   readonly backend = 'etcd' as const;
   readonly client: Etcd3;
@@ -87,26 +200,8 @@ export class EtcdKvStore implements KvStore {
     if (config.endpoints.length === 0) throw new FlotillaError('E_CONFIG', 'etcd_servers: no endpoint given');
     this.prefix = Buffer.from(config.prefix ?? '/flotilla/', 'utf8');
     this.timeoutMs = config.requestTimeoutMs ?? 5000;
-    const hosts = config.endpoints.map((e) => {
-      let u: URL;
-      try {
-        u = new URL(e);
-      } catch {
-        throw new FlotillaError('E_CONFIG', `etcd_servers: ${JSON.stringify(e)} is not a URL`, {
-          field: 'etcd_servers',
-        });
-      }
-      if (u.protocol !== 'http:' && u.protocol !== 'https:') {
-        throw new FlotillaError(
-          'E_CONFIG',
-          `etcd_servers: ${JSON.stringify(e)}: scheme must be http or https`,
-          {
-            field: 'etcd_servers',
-          },
-        );
-      }
-      return u.host;
-    });
+    const parsed = parseEndpoints(config.endpoints);
+    const hosts = parsed.hosts;
     // Endpoints are tried in the order given (the first is preferred; the next ones on failure),
     // not at random: an agent lists its own machine's member first, so a silently partitioned
     // remote member cannot stall its lease keepalives and watches (etcd3 walks hosts from the end
@@ -133,12 +228,21 @@ export class EtcdKvStore implements KvStore {
       },
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
     };
-    if (config.caFile !== undefined || config.certFile !== undefined || config.keyFile !== undefined) {
-      if ((config.certFile === undefined) !== (config.keyFile === undefined)) {
-        throw new FlotillaError('E_CONFIG', 'etcd_certfile and etcd_keyfile must be given together', {
-          field: config.certFile === undefined ? 'etcd_certfile' : 'etcd_keyfile',
-        });
-      }
+    const tlsFiles =
+      config.caFile !== undefined || config.certFile !== undefined || config.keyFile !== undefined;
+    if (tlsFiles && !parsed.tls) {
+      throw new FlotillaError(
+        'E_CONFIG',
+        'etcd_servers: http:// endpoints with etcd_cafile/etcd_certfile/etcd_keyfile set: use https:// (TLS is never chosen by the files alone)',
+        { field: 'etcd_servers' },
+      );
+    }
+    if ((config.certFile === undefined) !== (config.keyFile === undefined)) {
+      throw new FlotillaError('E_CONFIG', 'etcd_certfile and etcd_keyfile must be given together', {
+        field: config.certFile === undefined ? 'etcd_certfile' : 'etcd_keyfile',
+      });
+    }
+    if (parsed.tls) {
       const read = (field: string, path: string | undefined) => {
         if (path === undefined) return undefined;
         try {
@@ -153,12 +257,15 @@ export class EtcdKvStore implements KvStore {
       const cert = read('etcd_certfile', config.certFile);
       const key = read('etcd_keyfile', config.keyFile);
       options.credentials = {
-        // Without a CA file, grpc-js uses the system roots.
-        rootCertificate: ca ?? Buffer.alloc(0),
+        // No CA file: null makes grpc-js use the default (system) roots. An empty buffer would mean
+        // "trust nothing" and every handshake would fail.
+        rootCertificate: ca ?? (null as unknown as Buffer),
         ...(key ? { privateKey: key } : {}),
         ...(cert ? { certChain: cert } : {}),
       };
     }
+    const auth = resolveAuth(parsed, config);
+    if (auth) options.auth = auth;
     this.client = new Etcd3(options);
   }
 

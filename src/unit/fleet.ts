@@ -163,6 +163,12 @@ export function fleetRequirements(name: string, unit: UnitFile): FleetRequiremen
 
   req.machineOf = dedupe(list('X-ConditionMachineOf', 'MachineOf'));
   for (const peer of req.machineOf) {
+    if (peer === name) {
+      warnings.push(
+        `MachineOf names the unit itself (${goQuote(peer)}, e.g. from %n): a unit cannot wait for itself, so it can never be scheduled`,
+      );
+      continue;
+    }
     try {
       validateUnitName(peer);
     } catch (err) {

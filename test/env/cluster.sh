@@ -13,7 +13,7 @@
 #
 # Peer API: each agent also serves its API on <machine IP>:54728 (TESTENV_API_PORT) with mutual TLS,
 # so agents forward `status`/`journal` to the machine hosting a unit. A test CA and one certificate
-# per machine (IP SAN = the machine's IP), plus `host.pem` for tests on the host (IP SAN 10.214.0.1),
+# per machine (IP SAN = the machine's IP, API role agent), plus `host.pem` (role operator) for tests on the host (IP SAN 10.214.0.1),
 # are made once with openssl and kept in $TESTENV_STATE/cluster-pki; each machine gets ca.pem and its
 # own pair in /etc/flotilla/tls/.
 #
@@ -48,11 +48,17 @@ ensure_pki() { # ensure_pki mK...: the cluster CA and a certificate for each mac
       ossl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=flotilla testenv cluster CA" \
         -keyout "$PKI/ca.key" -out "$PKI/ca.pem"
     fi
-    local name ip
+    local name ip role
     for name in "$@" host; do
-      [ -f "$PKI/$name.pem" ] && [ -f "$PKI/$name.key" ] && continue
+      # API role in a SAN URI (src/api/roles.ts): agents are `agent`, the host's tests `operator`.
+      # Certificates made before roles existed have none: they are made again.
+      if [ "$name" = host ]; then role=operator; else role=agent; fi
+      if [ -f "$PKI/$name.pem" ] && [ -f "$PKI/$name.key" ] &&
+        openssl x509 -in "$PKI/$name.pem" -noout -text 2>/dev/null | grep -q "URI:urn:flotilla:role:$role"; then
+        continue
+      fi
       if [ "$name" = host ]; then ip=$T_HOST_IP; else ip=$(m_ip "$name"); fi
-      printf 'subjectAltName=IP:%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$ip" > "$PKI/$name.ext"
+      printf 'subjectAltName=IP:%s,URI:urn:flotilla:role:%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$ip" "$role" > "$PKI/$name.ext"
       ossl req -newkey rsa:2048 -nodes -subj "/CN=flotilla-$name" -keyout "$PKI/$name.key" -out "$PKI/$name.csr"
       ossl x509 -req -in "$PKI/$name.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" -CAcreateserial \
         -days 3650 -extfile "$PKI/$name.ext" -out "$PKI/$name.pem"

@@ -1,6 +1,7 @@
 /**
- * Throw-away PKI for TLS tests: a CA, a server certificate for 127.0.0.1/localhost and a client
- * certificate, made with the system's `openssl` (argv arrays, no shell) in a temp directory.
+ * Throw-away PKI for TLS tests: a CA, a server certificate for 127.0.0.1/localhost (API role
+ * `agent`, as an agent's own certificate), an `operator` client certificate, a `viewer` one, one with
+ * no role and one from a stranger CA, made with the system's `openssl` (argv arrays, no shell) in a temp directory.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,12 @@ export interface Pki {
   /** A second, unrelated CA's client pair: must be refused. */
   strangerCert: string;
   strangerKey: string;
+  /** Role `viewer`, given as the subject's OU. */
+  viewerCert: string;
+  viewerKey: string;
+  /** Signed by the CA but with no flotilla role: must be refused by the API. */
+  noRoleCert: string;
+  noRoleKey: string;
 }
 
 function ossl(dir: string, ...args: string[]): void {
@@ -27,9 +34,13 @@ export function makePki(): Pki {
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-pki-'));
   writeFileSync(
     join(dir, 'server.ext'),
-    'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n',
+    'subjectAltName=IP:127.0.0.1,DNS:localhost,URI:urn:flotilla:role:agent\nextendedKeyUsage=serverAuth,clientAuth\n',
   );
-  writeFileSync(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
+  writeFileSync(
+    join(dir, 'client.ext'),
+    'subjectAltName=URI:urn:flotilla:role:operator\nextendedKeyUsage=clientAuth\n',
+  );
+  writeFileSync(join(dir, 'plain.ext'), 'extendedKeyUsage=clientAuth\n');
   const ca = (name: string) => {
     ossl(
       dir,
@@ -48,7 +59,7 @@ export function makePki(): Pki {
       `${name}.pem`,
     );
   };
-  const leaf = (name: string, caName: string, ext: string) => {
+  const leaf = (name: string, caName: string, ext: string, subj = `/CN=${name}`) => {
     ossl(
       dir,
       'req',
@@ -56,7 +67,7 @@ export function makePki(): Pki {
       'rsa:2048',
       '-nodes',
       '-subj',
-      `/CN=${name}`,
+      subj,
       '-keyout',
       `${name}.key`,
       '-out',
@@ -86,6 +97,8 @@ export function makePki(): Pki {
   leaf('server', 'ca', 'server.ext');
   leaf('client', 'ca', 'client.ext');
   leaf('stranger', 'stranger-ca', 'client.ext');
+  leaf('viewer', 'ca', 'plain.ext', '/CN=viewer/OU=viewer');
+  leaf('norole', 'ca', 'plain.ext');
   const p = (f: string) => join(dir, f);
   return {
     dir,
@@ -96,5 +109,9 @@ export function makePki(): Pki {
     clientKey: p('client.key'),
     strangerCert: p('stranger.pem'),
     strangerKey: p('stranger.key'),
+    viewerCert: p('viewer.pem'),
+    viewerKey: p('viewer.key'),
+    noRoleCert: p('norole.pem'),
+    noRoleKey: p('norole.key'),
   };
 }

@@ -44,6 +44,8 @@ export interface TlsFiles {
   ca: string;
   serverCert: string;
   serverKey: string;
+  /** Require a client certificate (`--client-cert-auth`). Default true. */
+  clientCertAuth?: boolean;
 }
 
 export async function startSingleEtcd(tls?: TlsFiles): Promise<SingleEtcd> {
@@ -78,9 +80,8 @@ export async function startSingleEtcd(tls?: TlsFiles): Promise<SingleEtcd> {
           tls.serverCert,
           '--key-file',
           tls.serverKey,
-          '--trusted-ca-file',
-          tls.ca,
-          '--client-cert-auth',
+          // etcd asks for a client certificate whenever it has a trusted CA file.
+          ...(tls.clientCertAuth === false ? [] : ['--trusted-ca-file', tls.ca, '--client-cert-auth']),
         ]
       : []),
   ];

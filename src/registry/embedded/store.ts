@@ -56,6 +56,11 @@ export interface EmbeddedKvStoreOptions {
    * E_REGISTRY_UNAVAILABLE; like an etcd timeout, the change may still land. Default 5000 ms.
    */
   requestTimeoutMs?: number;
+  /**
+   * Where recovery reports what it repaired (a torn tail cut, with its byte count). Structural, so
+   * any Logger (pino) fits. Default: nothing is reported (the count is still in `recovery`).
+   */
+  log?: { warn(obj: object, msg: string): void };
   /** Observation points for tests and benchmarks. */
   hooks?: {
     onSync?: (records: number) => void;
@@ -68,6 +73,8 @@ const noop = (): void => undefined;
 
 export class EmbeddedKvStore implements KvStore {
   readonly backend = 'embedded' as const;
+  /** What opening repaired: bytes of a torn tail cut off the last log segment (0: clean). */
+  recovery: { truncatedBytes: number; segment: number } = { truncatedBytes: 0, segment: 0 };
   readonly dataDir: string;
   private readonly clock: Clock;
   private readonly opts: EmbeddedKvStoreOptions;
@@ -121,6 +128,13 @@ export class EmbeddedKvStore implements KvStore {
     this.lock = await lockDir(dir);
     try {
       const r = await recover(dir, this.opts.historyRevisions ?? 10_000);
+      this.recovery = { truncatedBytes: r.truncated, segment: r.segment };
+      if (r.truncated > 0) {
+        this.opts.log?.warn(
+          { dataDir: dir, segment: r.segment, bytes: r.truncated },
+          `registry recovery: cut a torn tail of ${r.truncated} bytes off log segment ${r.segment} (an interrupted write; acknowledged data is intact)`,
+        );
+      }
       this.state = r.state;
       this.history = r.history;
       this.hub = new WatchHub(r.history);

@@ -638,12 +638,12 @@ describe('unit status and journal', () => {
     );
   });
 
-  it('a forwarded request is run here, not forwarded again', async () => {
+  it('X-Flotilla-Forwarded on the unix socket is ignored: the unit is located as usual', async () => {
     const r = await call(t, 'GET', '/flotilla/v1/units/peer.service/status', undefined, {
       [FORWARDED_HEADER]: 'x',
     });
-    expect(r.status).toBe(200);
-    expect((r.json as { machineID: string }).machineID).toBe(ME);
+    expect(r.status).toBe(502);
+    expect(errorOf(r).message).toMatch(new RegExp(`^machine ${PEER} `));
   });
 });
 
@@ -725,6 +725,78 @@ describe('forwarding to the hosting agent over mutual TLS', () => {
         lease,
       );
     }
+  });
+
+  const over = (cert: string, key: string): Target => ({
+    tls: {
+      host: '127.0.0.1',
+      port: b.server.tcpPort()!,
+      ca: readFileSync(pki.ca),
+      cert: readFileSync(cert),
+      key: readFileSync(key),
+    },
+  });
+
+  it('an agent-role certificate may forward: the request runs on the receiving agent', async () => {
+    await placeUnit('elsewhere.service', C);
+    const r = await call(
+      over(pki.serverCert, pki.serverKey),
+      'GET',
+      '/flotilla/v1/units/elsewhere.service/status',
+      undefined,
+      { [FORWARDED_HEADER]: C },
+    );
+    expect(r.status).toBe(200);
+    expect((r.json as { machineID: string }).machineID).toBe(B);
+  });
+
+  it('a forwarded status or journal of a unit not in the registry (a host unit) is refused', async () => {
+    for (const what of ['status', 'journal']) {
+      const r = await call(
+        over(pki.serverCert, pki.serverKey),
+        'GET',
+        `/flotilla/v1/units/sshd.service/${what}`,
+        undefined,
+        { [FORWARDED_HEADER]: C },
+      );
+      expect(r.status).toBe(404);
+      expect(errorOf(r).message).toBe('Unit sshd.service does not exist.');
+    }
+  });
+
+  it('X-Flotilla-Forwarded from an operator or viewer certificate is ignored (no registry bypass)', async () => {
+    for (const [cert, key] of [
+      [pki.clientCert, pki.clientKey],
+      [pki.viewerCert, pki.viewerKey],
+    ] as const) {
+      const r = await call(over(cert, key), 'GET', '/flotilla/v1/units/sshd.service/status', undefined, {
+        [FORWARDED_HEADER]: C,
+      });
+      expect(r.status).toBe(404);
+      // Located through the registry: a unit scheduled elsewhere is not run here either.
+      const e = await call(over(cert, key), 'GET', '/flotilla/v1/units/elsewhere.service/status', undefined, {
+        [FORWARDED_HEADER]: C,
+      });
+      expect(e.status).toBe(502);
+    }
+  });
+
+  it('roles: viewer and agent may read but not change; operator may change; no role is refused', async () => {
+    const unit = { desiredState: 'inactive', options: opts };
+    const put = (tgt: Target) => call(tgt, 'PUT', '/fleet/v1/units/role-test.service', unit);
+    for (const [cert, key] of [
+      [pki.viewerCert, pki.viewerKey],
+      [pki.serverCert, pki.serverKey],
+    ] as const) {
+      expect((await call(over(cert, key), 'GET', '/fleet/v1/machines')).status).toBe(200);
+      const r = await put(over(cert, key));
+      expect(r.status).toBe(403);
+      expect(errorOf(r).message).toMatch(/may only read \(GET\); PUT needs the operator role/);
+    }
+    expect((await put(over(pki.clientCert, pki.clientKey))).status).toBe(201);
+    const none = await call(over(pki.noRoleCert, pki.noRoleKey), 'GET', '/fleet/v1/machines');
+    expect(none.status).toBe(403);
+    expect(errorOf(none).message).toMatch(/client certificate has no flotilla role/);
   });
 
   it('the TCP listener refuses clients without a certificate or with one from another CA', async () => {

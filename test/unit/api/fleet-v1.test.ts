@@ -192,3 +192,32 @@ describe('fleet v1 units', () => {
     rmSync(d, { recursive: true, force: true });
   });
 });
+
+describe('container units at submit', () => {
+  const container = [
+    { section: 'Container', name: 'Image', value: 'docker.io/library/nginx:1.27' },
+    { section: 'Container', name: 'User', value: '1000:1000' },
+  ];
+  it('[Service] User= with [Container] is refused at submit (400 naming User), not at start', async () => {
+    const r = await call('PUT', '/fleet/v1/units/cuser.service', {
+      desiredState: 'launched',
+      options: [...container, { section: 'Service', name: 'User', value: 'nobody' }],
+    });
+    expect(r.status).toBe(400);
+    expect((r.body as { error: { message: string } }).error.message).toMatch(
+      /\[Service\] User= cannot be used with \[Container\].*\[Container\] User=/,
+    );
+    expect((await call('GET', '/fleet/v1/units/cuser.service')).status).toBe(404);
+  });
+  it('[Container] User= alone, or a reset [Service] User=, is fine', async () => {
+    const ok = await call('PUT', '/fleet/v1/units/cuser2.service', {
+      desiredState: 'inactive',
+      options: [
+        ...container,
+        { section: 'Service', name: 'User', value: 'nobody' },
+        { section: 'Service', name: 'User', value: '' },
+      ],
+    });
+    expect(ok.status).toBe(201);
+  });
+});

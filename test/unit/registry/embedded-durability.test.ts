@@ -116,7 +116,16 @@ describe('embedded KvStore: recovery', () => {
     await truncate(file, size - 3);
     await appendFile(file, Buffer.from('garbage after a torn write \x00\x01\x02'));
 
-    const s2 = await t.open(dir);
+    const torn = (await stat(file)).size;
+    const warnings: { obj: object; msg: string }[] = [];
+    const s2 = await t.open(dir, { log: { warn: (obj, msg) => warnings.push({ obj, msg }) } });
+    // The cut is logged with its byte count: what was torn plus the garbage after it.
+    const cut = torn - (await stat(file)).size;
+    expect(cut).toBeGreaterThan(0);
+    expect(s2.recovery.truncatedBytes).toBe(cut);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]!.obj).toMatchObject({ dataDir: dir, segment: 1, bytes: cut });
+    expect(warnings[0]!.msg).toContain(`torn tail of ${cut} bytes`);
     expect(await s2.revision()).toBe(9);
     expect(await s2.get('k/8')).toMatchObject({ value: 'value 8', modRevision: 9 });
     expect(await s2.get('k/9')).toBeUndefined();

@@ -401,3 +401,16 @@ describe('rejected combinations (fleet api.ValidateOptions), exact messages', ()
     expect(() => req('app.service', ...lines)).not.toThrow();
   });
 });
+
+describe('MachineOf naming the unit itself', () => {
+  it('MachineOf=%n (or the own name) is flagged: the unit can never be scheduled', () => {
+    for (const v of ['%n', 'self.service']) {
+      const r = req('self.service', `MachineOf=${v}`);
+      expect(r.machineOf).toEqual(['self.service']);
+      expect(r.warnings).toEqual([
+        'MachineOf names the unit itself ("self.service", e.g. from %n): a unit cannot wait for itself, so it can never be scheduled',
+      ]);
+    }
+    expect(req('a.service', 'MachineOf=b.service').warnings).toEqual([]);
+  });
+});
