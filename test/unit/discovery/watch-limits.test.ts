@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ServicesApi, ServicesHttpServer } from '../../../src/api/services.js';
-import { ServicesView } from '../../../src/docker/services-view.js';
+import { ServicesView } from '../../../src/discovery/services-view.js';
 import { EmbeddedKvStore } from '../../../src/registry/embedded/index.js';
 import { Registry } from '../../../src/registry/registry.js';
 import type { ServiceEndpointRecord } from '../../../src/registry/types.js';
