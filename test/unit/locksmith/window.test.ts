@@ -98,7 +98,7 @@ describe('msUntilOpen (local zone)', () => {
     try {
       const w = parseWindow('Sun 04:00', '1h');
       const sat = new Date(2026, 2, 28, 12, 0, 0).getTime(); // Sat 12:00 CET
-      expect(msUntilOpen(w, sat, 'local')).toBe(15 * H - H); // 15 wall-clock hours, one of them skipped
+      expect(msUntilOpen(w, sat, 'local')).toBe(16 * H - H); // 16 wall-clock hours, one of them skipped
       const opens = new Date(sat + msUntilOpen(w, sat, 'local'));
       expect([opens.getDay(), opens.getHours(), opens.getMinutes()]).toEqual([0, 4, 0]);
       // In UTC the same window knows no DST: Sat 11:00Z → Sun 04:00Z is 17 h.
