@@ -299,6 +299,11 @@ export interface SystemdManager {
   isOwned(name: string): Promise<boolean>;
   /** Manager.Reload (daemon-reload). */
   reload(): Promise<void>;
+  /**
+   * `systemctl reboot`: StartUnit("reboot.target", "replace-irreversibly"); resolves once the job is
+   * queued (the reboot then stops everything, this process included).
+   */
+  reboot(): Promise<void>;
   /** Ends watches, fails pending jobs with E_CLOSED, closes the bus. */
   close(): Promise<void>;
 }
