@@ -86,8 +86,8 @@ export class RebootManager implements Subsystem<RebootConfig | undefined> {
 
   constructor(private readonly opts: RebootManagerOptions = {}) {}
 
-  async start(ctx: SubsystemContext<RebootConfig | undefined>): Promise<void> {
-    if (!ctx.store) throw new Error('locksmith needs the registry');
+  start(ctx: SubsystemContext<RebootConfig | undefined>): Promise<void> {
+    if (!ctx.store) return Promise.reject(new Error('locksmith needs the registry'));
     this.cfg = ctx.config ?? this.opts.config ?? loadRebootConfig();
     this.host = this.opts.host ?? defaultHost(ctx.systemd);
     this.store = ctx.store;
@@ -113,12 +113,25 @@ export class RebootManager implements Subsystem<RebootConfig | undefined> {
       this.timer = setTimeout(loop, every);
       this.timer.unref();
     };
-    loop();
+    this.timer = setTimeout(loop, every); // the first pass after one interval, like every other
+    this.timer.unref();
     ctx.signal.addEventListener('abort', () => clearTimeout(this.timer), { once: true });
+    return Promise.resolve();
   }
 
-  /** Run one observe → plan → execute pass now (tests; the timer calls it too). */
-  async tick(): Promise<Step> {
+  /** Run one observe → plan → execute pass (tests; the timer calls it too); passes never overlap. */
+  tick(): Promise<Step> {
+    const run = this.chain.then(() => this.pass());
+    this.chain = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  private chain: Promise<void> = Promise.resolve();
+
+  private async pass(): Promise<Step> {
     if (this.rebooting) return { type: 'wait', reason: 'rebooting' };
     const o = await this.observe();
     const step = planStep(o);
@@ -222,11 +235,10 @@ export class RebootManager implements Subsystem<RebootConfig | undefined> {
   /** The lease the holder key hangs on: granted on first use, renewed while this manager runs. */
   private async lockLease(): Promise<string> {
     if (!this.keeper) {
-      this.keeper = new LeaseKeeper(this.store, this.cfg.lockTtlSec);
-      this.keeper.on('error', (e) =>
-        this.log.warn({ err: e.message }, 'locksmith: lock lease renewal failed'),
-      );
-      await this.keeper.start();
+      const k = new LeaseKeeper(this.store, this.cfg.lockTtlSec);
+      k.on('error', (e) => this.log.warn({ err: e.message }, 'locksmith: lock lease renewal failed'));
+      await k.start();
+      this.keeper = k;
     }
     const id = this.keeper.id;
     if (id === undefined) throw new Error('lock lease not granted yet');
