@@ -58,7 +58,8 @@ async function setup(cfg: Partial<RebootConfig> = {}) {
 }
 
 const flag = async (store: EmbeddedKvStore) =>
-  JSON.parse((await store.get(KEYS.machine('m1')))!.value).unschedulable === true;
+  (JSON.parse((await store.get(KEYS.machine('m1')))!.value) as { unschedulable?: boolean }).unschedulable ===
+  true;
 
 describe('RebootManager', () => {
   it('locks, drains, waits for the units to run elsewhere, reboots; after the reboot releases', async () => {
@@ -72,7 +73,10 @@ describe('RebootManager', () => {
     expect((await lock.status()).holders).toEqual(['m1']);
     expect((await m.tick()).type).toBe('drain');
     expect(await flag(store)).toBe(true);
-    expect(await m.tick()).toMatchObject({ type: 'wait', reason: expect.stringMatching(/web\.service/) });
+    expect(await m.tick()).toMatchObject({
+      type: 'wait',
+      reason: expect.stringMatching(/web\.service/) as unknown,
+    });
     // The engine moves it; m2 reports it running.
     await store.put(KEYS.schedule('web.service'), JSON.stringify({ name: 'web.service', machineID: 'm2' }));
     expect((await m.tick()).type).toBe('wait'); // placed, not yet running there
@@ -106,7 +110,10 @@ describe('RebootManager', () => {
     const l = await store.grantLease(60);
     await lock.lock('m9', l.id);
     const m = await start();
-    expect(await m.tick()).toMatchObject({ type: 'wait', reason: expect.stringMatching(/lock busy/) });
+    expect(await m.tick()).toMatchObject({
+      type: 'wait',
+      reason: expect.stringMatching(/lock busy/) as unknown,
+    });
     await lock.unlock('m9');
     expect((await m.tick()).type).toBe('lock');
   });
