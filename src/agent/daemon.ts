@@ -40,6 +40,7 @@ import { openStore } from '../registry/open.js';
 import { Registry } from '../registry/registry.js';
 import type { MachineRecord } from '../registry/types.js';
 import { DbusSystemdManager } from '../systemd/dbus-manager.js';
+import { RebootManager } from '../locksmith/manager.js';
 import { ContainerUnits } from '../docker/containers.js';
 import { DockerodeEngine } from '../docker/dockerode.js';
 import { VERSION } from '../version.js';
@@ -417,6 +418,21 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     return alive;
   });
   log.info({ machineID, publicIP: machine.publicIP }, 'agent ready');
+  // Reboot coordination (src/locksmith/): started once the agent is ready, so "back and healthy"
+  // after a reboot means this point was reached. A bad update.conf leaves it off, logged.
+  const locksmith = new RebootManager();
+  const stopLocksmith = new AbortController();
+  await locksmith
+    .start({
+      config: undefined,
+      log,
+      machineId: machineID,
+      registry,
+      store,
+      systemd,
+      signal: stopLocksmith.signal,
+    })
+    .catch((e: Error) => log.error({ err: e.message }, `locksmith not started: ${e.message}`));
   // prom-client is loaded only now: off the start-up path a restart must finish within agent_ttl.
   void initMetrics({ processMetrics: true }).catch((e: Error) =>
     log.warn({ err: e.message }, 'metrics unavailable'),
@@ -443,6 +459,8 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
       }, 60_000);
       force.unref();
       try {
+        stopLocksmith.abort();
+        await locksmith.stop(restart ? 'restart' : 'leave');
         fence.stop();
         liveness?.stop();
         livenessServer?.close();

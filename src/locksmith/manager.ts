@@ -87,7 +87,17 @@ export class RebootManager implements Subsystem<RebootConfig | undefined> {
   constructor(private readonly opts: RebootManagerOptions = {}) {}
 
   start(ctx: SubsystemContext<RebootConfig | undefined>): Promise<void> {
-    if (!ctx.store) return Promise.reject(new Error('locksmith needs the registry'));
+    try {
+      this.init(ctx);
+      return Promise.resolve();
+    } catch (err) {
+      this.state = 'failed';
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  private init(ctx: SubsystemContext<RebootConfig | undefined>): void {
+    if (!ctx.store) throw new Error('locksmith needs the registry');
     this.cfg = ctx.config ?? this.opts.config ?? loadRebootConfig();
     this.host = this.opts.host ?? defaultHost(ctx.systemd);
     this.store = ctx.store;
@@ -116,7 +126,6 @@ export class RebootManager implements Subsystem<RebootConfig | undefined> {
     this.timer = setTimeout(loop, every); // the first pass after one interval, like every other
     this.timer.unref();
     ctx.signal.addEventListener('abort', () => clearTimeout(this.timer), { once: true });
-    return Promise.resolve();
   }
 
   /** Run one observe → plan → execute pass (tests; the timer calls it too); passes never overlap. */
