@@ -16,7 +16,7 @@ import { SerialRunner } from '../lib/runner.js';
 import type { KvStore } from '../registry/kv.js';
 import { LeaseKeeper } from '../registry/lease.js';
 import { Registry } from '../registry/registry.js';
-import type { MachineRecord } from '../registry/types.js';
+import { KEYS, type MachineRecord } from '../registry/types.js';
 import type {
   ReloadOutcome,
   StopMode,
@@ -156,8 +156,10 @@ export class RebootManager implements Subsystem<RebootConfig | undefined> {
 
   private async observe(): Promise<Observed> {
     const now = this.host.clock.now();
-    const snap = await this.registry.snapshot();
-    const rec: MachineRecord | undefined = snap.machines.get(this.me);
+    // The whole-cluster snapshot only while draining: otherwise a pass costs two small reads.
+    const kv = await this.store.get(KEYS.machine(this.me));
+    const rec = kv ? (JSON.parse(kv.value) as MachineRecord) : undefined;
+    const snap = rec?.unschedulable === true ? await this.registry.snapshot() : undefined;
     const holder = await this.lock.holder(this.me);
     const status = holder ? undefined : await this.lock.status();
     const unschedulable = rec?.unschedulable === true;
@@ -171,14 +173,14 @@ export class RebootManager implements Subsystem<RebootConfig | undefined> {
       available: status ? status.semaphore > 0 : false,
       unschedulable,
       healthy: rec !== undefined,
-      pending: unschedulable ? pendingUnits(snap, this.me, this.moved) : [],
+      pending: snap ? pendingUnits(snap, this.me, this.moved) : [],
       drainTimeoutMs: this.cfg.drainTimeoutMs,
     };
     if (holder) o.holding = holder.bootId ? { bootId: holder.bootId } : {};
     if (unschedulable) {
       this.drainStart ??= now;
       o.drainingMs = now - this.drainStart;
-      for (const n of unitsOn(snap, this.me)) this.moved.add(n);
+      for (const n of unitsOn(snap!, this.me)) this.moved.add(n);
     }
     return o;
   }
