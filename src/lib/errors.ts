@@ -47,7 +47,8 @@ export const ERRORS = {
   E_LOCK: {
     http: 409,
     exit: 1,
-    summary: 'the reboot lock (locksmith semaphore) refused: holder exists, semaphore is at 0, no such holder',
+    summary:
+      'the reboot lock (locksmith semaphore) refused: holder exists, semaphore is at 0, no such holder',
   },
 } as const;
 
