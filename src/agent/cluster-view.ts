@@ -55,8 +55,6 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
   private globalJobs: SchedulerJob[] = [];
   /** machineID → unit name → schedule record (the engine's placements, by machine). */
   private schedIndex = new Map<string, Map<string, ScheduleRecord>>();
-  /** unit → the machine schedIndex has it under. */
-  private schedWhere = new Map<string, string>();
   /** machineID → unit name → the state that machine published. */
   private stateIndex = new Map<string, Map<string, UnitStateRecord>>();
 
@@ -83,7 +81,6 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
     this.revision = this.snap.revision;
     this.jobsCache = undefined;
     this.schedIndex = new Map();
-    this.schedWhere = new Map();
     this.stateIndex = new Map();
     for (const [name, rec] of this.snap.schedules) this.indexSchedule(name, undefined, rec);
     for (const [name, byMachine] of this.snap.states)
@@ -164,26 +161,17 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
     this.emit('batch', revision, events);
   }
 
-  /**
-   * Keep schedIndex in step. The machine a unit was indexed under comes from `schedWhere`, not from
-   * the snapshot's old record: the engine applies its own writes to `snap.schedules` before their
-   * watch events arrive, so by then the "old" record already names the new machine, and a unit moved
-   * off the leader's machine stayed indexed there (its agent never stopped it).
-   */
   private indexSchedule(
     name: string,
-    _old: ScheduleRecord | undefined,
+    old: ScheduleRecord | undefined,
     rec: ScheduleRecord | undefined,
   ): void {
-    const was = this.schedWhere.get(name);
-    if (was !== undefined) {
-      const m = this.schedIndex.get(was);
+    if (old?.machineID !== undefined) {
+      const m = this.schedIndex.get(old.machineID);
       m?.delete(name);
-      if (m?.size === 0) this.schedIndex.delete(was);
-      this.schedWhere.delete(name);
+      if (m?.size === 0) this.schedIndex.delete(old.machineID);
     }
     if (rec?.machineID !== undefined) {
-      this.schedWhere.set(name, rec.machineID);
       let m = this.schedIndex.get(rec.machineID);
       if (!m) this.schedIndex.set(rec.machineID, (m = new Map<string, ScheduleRecord>()));
       m.set(name, rec);
