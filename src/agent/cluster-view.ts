@@ -189,6 +189,27 @@ export class ClusterView extends EventEmitter<ClusterViewEvents> {
     }
   }
 
+  /**
+   * Apply the engine's own schedule writes now, before their watch events arrive (a re-plan must not
+   * see the old schedule). Goes through the per-machine index like a watch event: writing
+   * `snap.schedules` directly left the old machine's index entry behind, so on the leader's machine
+   * a unit moved away stayed "scheduled here" and its agent never stopped it (issue 12 §1). The watch
+   * events that follow are then no-ops for the index.
+   */
+  applyLocalSchedule(puts: readonly ScheduleRecord[], deletes: readonly string[]): void {
+    const snap = this.snap;
+    if (!snap) return;
+    for (const name of deletes) {
+      this.indexSchedule(name, snap.schedules.get(name), undefined);
+      snap.schedules.delete(name);
+    }
+    for (const rec of puts) {
+      this.indexSchedule(rec.name, snap.schedules.get(rec.name), rec);
+      snap.schedules.set(rec.name, rec);
+    }
+    if (deletes.length + puts.length > 0) this.emit('changed', new Set<ChangeKind>(['schedule']));
+  }
+
   /** The schedule records that place units on one machine (O(units there), not O(cluster)). */
   schedulesOn(machineID: string): ScheduleRecord[] {
     return [...(this.schedIndex.get(machineID)?.values() ?? [])];

@@ -158,9 +158,7 @@ export class Engine {
     if (ok) {
       // Apply our own writes to the view now: a re-plan before their watch events arrive must not
       // see the old schedule (it would place the same units again, possibly elsewhere).
-      const schedules = view.snap!.schedules;
-      for (const n of deletes) schedules.delete(n);
-      for (const r of puts) schedules.set(r.name, r);
+      view.applyLocalSchedule(puts, deletes);
     } else {
       // Leadership lost or a unit vanished meanwhile: re-check and re-plan from fresh state.
       this.setLeader(undefined);

@@ -130,6 +130,38 @@ describe('ClusterView per-machine indexes', () => {
   });
 });
 
+describe("ClusterView and the engine leader's own writes", () => {
+  it('a unit the leader moves away (or unschedules) leaves the old machine at once and stays gone after the watch event', async () => {
+    const lease = (await store.grantLease(60)).id;
+    for (const id of ['mx', 'my'])
+      await registry.registerMachine({ id, publicIP: '127.0.0.1', metadata: {}, version: 't' }, lease);
+    for (const n of ['a.service', 'c.service']) await registry.createUnit(n, body(), 'launched');
+    const guard = (await registry.acquireLeadership('mx', lease)) as LeaderGuard;
+    await registry.writeSchedule(guard, [
+      { name: 'a.service', machineID: 'mx' },
+      { name: 'c.service', machineID: 'mx' },
+    ]);
+    view = new ClusterView(registry);
+    await view.start();
+    await settle();
+    let schedules = 0;
+    view.on('changed', (k) => void (k.has('schedule') && schedules++));
+    // The engine applies a successful plan write locally; its watch events come after (here they
+    // are held back by applying first: on the leader the watch is usually that slow).
+    const puts = [{ name: 'a.service', machineID: 'my' }];
+    view.applyLocalSchedule(puts, ['c.service']);
+    expect(schedules).toBe(1); // the agent on this machine is woken by the local write itself
+    expect(indexed('mx').scheduled).toEqual([]);
+    expect(indexed('my').scheduled).toEqual(['a.service']);
+    await registry.writeSchedule(guard, puts);
+    await registry.clearSchedule(guard, ['c.service']);
+    await settle();
+    // Before the fix mx still listed a.service and c.service here: its agent never stopped them.
+    for (const mid of ['mx', 'my']) expect(indexed(mid)).toEqual(bruteForce(mid));
+    expect(indexed('mx').jobs).toEqual([]);
+  });
+});
+
 describe('Registry.evictMachine (liveness eviction)', () => {
   it('evicts only while the caller is still registered under its lease and the victim under the judged one', async () => {
     const a = (await store.grantLease(60)).id;
