@@ -112,6 +112,9 @@ function cobraMessage(msg: string): string {
 }
 
 export async function main(argv: string[], io: Io = defaultIo, env = process.env): Promise<number> {
+  if (basename(process.argv[1] ?? '') === 'locksmithctl') {
+    argv = ['locksmith', ...(await import('./commands/locksmith.js')).locksmithctlArgv(argv)];
+  }
   const prog = progName();
   if (io === defaultIo) quietOnClosedStdout();
   try {

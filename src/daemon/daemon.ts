@@ -27,6 +27,7 @@ import { VERSION } from '../version.js';
 import { startApi } from './api.js';
 import { loadConfig, type AgentConfig, type LoadOptions } from './config.js';
 import { SubsystemHost } from './host.js';
+import { RebootManager } from '../locksmith/manager.js';
 import { localAddresses, machineRecord } from './identity.js';
 import { Lifecycle, restartOnlyChanges } from './lifecycle.js';
 import { openRegistry } from './open-store.js';
@@ -138,6 +139,9 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   setGaugeSource(() => clusterGauges({ view, machineID, lease, engine }));
   const api = await startApi({ config, registry, view, servicesView, machineID, log });
 
+  // Parts started only once the agent is ready: reboot coordination (src/locksmith/) reads "ready"
+  // as "back and healthy" after a reboot. It reads its own config (update.conf), not the agent's.
+  const afterReady = new SubsystemHost<undefined>([new RebootManager()], log);
   const proxy = new ProxySubsystem(servicesView);
   const subsystems = new SubsystemHost<AgentConfig>([proxy], log);
   const abort = new AbortController();
@@ -156,6 +160,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     systemd,
     shutdown: async (restart) => {
       abort.abort();
+      await afterReady.stop(restart ? 'restart' : 'leave');
       guards.stop();
       presence.closeResponder();
       await subsystems.stop(restart ? 'restart' : 'leave');
@@ -198,7 +203,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
       engine: engine?.stats,
       services: registrar.dump(),
       proxy: proxy.stats(),
-      subsystems: subsystems.status(),
+      subsystems: { ...subsystems.status(), ...afterReady.status() },
     }),
   });
 
@@ -210,6 +215,15 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     return alive;
   });
   log.info({ machineID, publicIP: machine.publicIP }, 'agent ready');
+  await afterReady.start({
+    config: undefined,
+    log,
+    machineId: machineID,
+    registry,
+    store,
+    systemd,
+    signal: abort.signal,
+  });
   // prom-client is loaded only now: off the start-up path a restart must finish within agent_ttl.
   void initMetrics({ processMetrics: true }).catch((e: Error) =>
     log.warn({ err: e.message }, 'metrics unavailable'),

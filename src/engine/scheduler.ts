@@ -7,7 +7,9 @@
  * One pass:
  *   1. Unschedule (every placed unit, by rule):
  *      a. the unit was destroyed / is Global / has desired state inactive / its machine went away /
- *         MachineID or MachineMetadata no longer match the machine;
+ *         MachineID or MachineMetadata no longer match the machine / the machine is unschedulable
+ *         (draining before a reboot: nothing new goes there and its placed units move; Global
+ *         units keep running on it);
  *      b. Conflicts: on each machine the units there (placed units plus the Global units whose
  *         metadata matches) are visited in name order and each one conflicting with one kept
  *         before it loses: a placed loser is unscheduled, a Global loser does not run there;
@@ -96,6 +98,9 @@ type Outcome =
   | { machine: number; how: string }
   | { reason: string }
   | { blocked: readonly number[]; memo: string | undefined };
+
+/** Why a placed unit leaves an unschedulable (draining) machine. */
+const UNSCHEDULABLE = 'its machine is unschedulable (draining for a reboot)';
 
 /** At most this many times may one unit be evicted (Replaces=) and placed again in one pass. */
 const MAX_EVICTIONS = 2;
@@ -230,6 +235,7 @@ class SchedulePass {
       return `MachineID ${req.machineID} does not match this machine`;
     }
     const machine = this.state.machines[m];
+    if (machine?.unschedulable === true) return UNSCHEDULABLE;
     if (machine !== undefined && !metadataMatches(req.metadata, machine.metadata)) {
       return `MachineMetadata ${formatMetadata(req.metadata)} no longer matches`;
     }
@@ -485,12 +491,21 @@ class SchedulePass {
     if (cached !== undefined) return cached;
     const machines = this.state.machines;
     let list: number[] = [];
-    for (let m = 0; m < machines.length; m++) list.push(m);
+    for (let m = 0; m < machines.length; m++) if (machines[m]?.unschedulable !== true) list.push(m);
     let result: { list: number[] } | { reason: string } = { list };
     if (req.machineID !== undefined) {
       const wanted = req.machineID;
       list = list.filter((m) => machineIDMatches(wanted, machines[m]?.id ?? ''));
-      if (list.length === 0) result = { reason: `MachineID ${wanted} matches no machine` };
+      if (list.length === 0) {
+        const draining = machines.some((m) => m.unschedulable === true && machineIDMatches(wanted, m.id));
+        result = {
+          reason: draining
+            ? `machine ${wanted} (MachineID) is unschedulable (draining for a reboot)`
+            : `MachineID ${wanted} matches no machine`,
+        };
+      }
+    } else if (list.length === 0) {
+      result = { reason: 'every machine is unschedulable (draining for a reboot)' };
     }
     if (!('reason' in result) && hasMetadata(req.metadata)) {
       const matching = list.filter((m) => metadataMatches(req.metadata, machines[m]?.metadata ?? {}));
@@ -518,7 +533,7 @@ class SchedulePass {
 
   private baseAllows(job: SchedulerJob, m: number): boolean {
     const machine = this.state.machines[m];
-    if (machine === undefined) return false;
+    if (machine === undefined || machine.unschedulable === true) return false;
     const req = job.requirements;
     if (req.machineID !== undefined && !machineIDMatches(req.machineID, machine.id)) return false;
     return metadataMatches(req.metadata, machine.metadata);

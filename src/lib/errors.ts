@@ -44,6 +44,12 @@ export const ERRORS = {
     exit: 1,
     summary: 'invalid service name or NAME:PORT service spec (a Service= option or flotilla.service label)',
   },
+  E_LOCK: {
+    http: 409,
+    exit: 1,
+    summary:
+      'the reboot lock (locksmith semaphore) refused: holder exists, semaphore is at 0, no such holder',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -275,10 +275,16 @@ export class Registry {
     if (res.succeeded) return;
     const existing = res.results[0]?.type === 'get' ? res.results[0].kvs[0] : undefined;
     if (existing && existing.lease === lease) {
-      // Our own registration: refresh the record under the same lease.
+      // Our own registration: refresh the record under the same lease. A drain in progress
+      // (`unschedulable`, set by src/locksmith/) survives a refresh that does not mention it.
+      const was = parse<MachineRecord>(existing);
+      const fresh =
+        was.unschedulable === true && machine.unschedulable === undefined
+          ? JSON.stringify({ ...machine, lease, unschedulable: true })
+          : value;
       const upd = await this.store.txn({
-        compare: [{ key, target: 'lease', op: '=', value: lease }],
-        success: [op.put(key, value, lease)],
+        compare: [cmp.modRev(key, existing.modRevision)],
+        success: [op.put(key, fresh, lease)],
       });
       if (upd.succeeded) return;
     }

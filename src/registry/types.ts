@@ -61,6 +61,11 @@ export interface MachineRecord {
   livenessPort?: number;
   /** The agent's peer API address `host:port` (mutual-TLS TCP listener), when it has one. */
   api?: string;
+  /**
+   * Set while the machine drains before a coordinated reboot (src/locksmith/): the engine places
+   * nothing new here and moves its units elsewhere; Global units stay. Cleared once it is back.
+   */
+  unschedulable?: boolean;
 }
 
 export interface UnitStateRecord {

@@ -526,6 +526,11 @@ export class DbusSystemdManager implements SystemdManager {
     await this.conn.call(managerCall('Reload', '', []));
   }
 
+  async reboot(): Promise<void> {
+    this.assertOpen();
+    await this.conn.call(managerCall('StartUnit', 'ss', ['reboot.target', 'replace-irreversibly']));
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;

@@ -277,6 +277,16 @@ export class FakeSystemdManager implements SystemdManager {
     return this.op('reload', () => undefined);
   }
 
+  /** Records the request (`reboots`); the fake machine does not go anywhere. */
+  reboot(): Promise<void> {
+    return this.op('reboot', () => {
+      this.reboots++;
+    });
+  }
+
+  /** How many times `reboot()` was called. */
+  reboots = 0;
+
   close(): Promise<void> {
     this.closed = true;
     for (const w of this.watchers) w.queue.end();

@@ -301,6 +301,11 @@ export interface SystemdManager {
   unitOfPid(pid: number): Promise<string | undefined>;
   /** Manager.Reload (daemon-reload). */
   reload(): Promise<void>;
+  /**
+   * `systemctl reboot`: StartUnit("reboot.target", "replace-irreversibly"); resolves once the job is
+   * queued (the reboot then stops everything, this process included).
+   */
+  reboot(): Promise<void>;
   /** Ends watches, fails pending jobs with E_CLOSED, closes the bus. */
   close(): Promise<void>;
 }

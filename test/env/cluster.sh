@@ -99,6 +99,7 @@ install_agent() { # install_agent mK
   } | m_exec "$m" sh -c 'cat > /etc/flotilla/flotilla.env'
   m_exec "$m" ln -sf "$MPROJ"/bin/flotilla /usr/local/bin/flotilla
   m_exec "$m" ln -sf "$MPROJ"/bin/flotilla /usr/local/bin/fleetctl
+  m_exec "$m" ln -sf "$MPROJ"/bin/flotilla /usr/local/bin/locksmithctl
   m_exec "$m" systemctl daemon-reload
   m_exec "$m" systemctl enable flotilla.service >/dev/null 2>&1
   m_exec "$m" systemctl restart flotilla.service

@@ -146,7 +146,7 @@ cleanup_one() {
   for c in $(m_cgroups "$m"); do
     if [ -d "$c" ]; then find "$c" -depth -type d -exec rmdir {} + 2>/dev/null || true; fi
   done
-  rm -f "$r/nspawn.pid" "$r/pid1" "$r/dbus/system_bus_socket"
+  rm -f "$r/nspawn.pid" "$r/pid1" "$r/rebooting" "$r/dbus/system_bus_socket"
   rm -rf "/run/systemd/nspawn/propagate/$m"
 }
 
@@ -180,18 +180,40 @@ start_one() {
   done
   for c in $(m_cgroups "$m"); do mkdir -p "$c"; cgs+=("$c"); done
   echo "=== boot $(date -Is) ===" >> "$T_LOG/$m.console.log"
-  # The subshell moves itself into the machine's cgroups, then becomes nspawn (setsid: own
-  # session, so nothing of the caller's terminal or job reaches it).
+  # The subshell moves itself into the machine's cgroups (so a power cut ends it too) and runs nspawn
+  # (setsid: own session, so nothing of the caller's terminal or job reaches it). A reboot from
+  # inside (`systemctl reboot`) makes nspawn exit with 133, as systemd-nspawn@.service knows
+  # (RestartForceExitStatus=133): the subshell then boots the machine again on the same disk,
+  # netns and address, and records the new nspawn and PID 1. Any other exit ends it.
   (
     for c in "${cgs[@]}"; do echo "$BASHPID" > "$c/cgroup.procs"; done
     export SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=1
-    exec setsid systemd-nspawn --quiet --boot --directory="$d/root" --machine="$m" \
-      --register=no --keep-unit --link-journal=no --console=read-only \
-      --resolv-conf=off --timezone=off --capability=all --system-call-filter='@keyring bpf' \
-      --network-namespace-path="/run/netns/$(m_ns "$m")" \
-      --bind="$r/dbus:/run/dbus" --bind="$T_RUN/docker:/run/flotilla-docker" "${binds[@]}"
+    while :; do
+      setsid systemd-nspawn --quiet --boot --directory="$d/root" --machine="$m" \
+        --register=no --keep-unit --link-journal=no --console=read-only \
+        --resolv-conf=off --timezone=off --capability=all --system-call-filter='@keyring bpf' \
+        --network-namespace-path="/run/netns/$(m_ns "$m")" \
+        --bind="$r/dbus:/run/dbus" --bind="$T_RUN/docker:/run/flotilla-docker" "${binds[@]}" &
+      npid=$!
+      echo "$npid" > "$r/nspawn.pid.tmp" && mv "$r/nspawn.pid.tmp" "$r/nspawn.pid"
+      if [ -e "$r/rebooting" ]; then
+        # After a reboot nobody waits in wait_booted: record PID 1 here.
+        for _ in $(seq 600); do
+          kid=$(cat /proc/"$npid"/task/*/children 2>/dev/null | tr ' ' '\n' | grep -m1 . || true)
+          if alive "$kid" systemd; then echo "$kid" > "$r/pid1"; break; fi
+          sleep 0.05
+        done
+        rm -f "$r/rebooting"
+      fi
+      rc=0; wait "$npid" || rc=$?
+      [ "$rc" = 133 ] || exit "$rc"
+      echo "=== reboot requested from inside; booting again $(date -Is) ==="
+      touch "$r/rebooting"; rm -f "$r/pid1"
+      rm -rf "/run/systemd/nspawn/propagate/$m"
+    done
   ) </dev/null >>"$T_LOG/$m.console.log" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
-  echo $! > "$r/nspawn.pid"
+  local _i
+  for _i in $(seq 200); do [ -s "$r/nspawn.pid" ] && break; sleep 0.01; done
 }
 
 # Wait until every machine in "$@" has systemd as PID 1, reports running/degraded over the

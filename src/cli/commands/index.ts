@@ -79,6 +79,13 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./units.js')).load,
   },
   {
+    name: 'locksmith',
+    summary: 'Reboot coordination (locksmithctl): status, lock, unlock, set-max, reboot, send-need-reboot',
+    // Full name only: a prefix must not take `lo` (fleetctl's `load`) away.
+    hidden: true,
+    load: async () => (await import('./locksmith.js')).locksmith,
+  },
+  {
     name: 'proxy',
     summary: 'Proxy TCP connections to the live endpoints of services',
     load: async () => (await import('./proxy.js')).proxyCmd,

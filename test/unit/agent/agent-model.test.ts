@@ -165,6 +165,7 @@ class ChaosSystemd implements SystemdManager {
   };
   isOwned = (name: string) => this.inner.isOwned(name);
   unitOfPid = (pid: number) => this.inner.unitOfPid(pid);
+  reboot = () => this.inner.reboot();
   reload = async () => {
     await this.slow();
     await this.inner.reload();
