@@ -186,7 +186,7 @@ async function readCopy(disk: Disk, lba: bigint, sector: number): Promise<Copy> 
   const size = await disk.size();
   if ((Number(lba) + 1) * sector > size) return { problem: 'header beyond the end of the disk' };
   const { header, problem } = parseHeader(await disk.read(Number(lba) * sector, sector));
-  if (!header) return { problem };
+  if (!header) return { problem: problem ?? 'unreadable header' };
   if (header.currentLba !== lba)
     return { problem: `header says it is at LBA ${header.currentLba}, found at ${lba}` };
   const len = header.entryCount * header.entrySize;

@@ -104,18 +104,12 @@ export function markInstalled(flags: Flags, passive: SlotName): Flags {
     ...flags,
     [active]: { ...flags[active], priority: Math.max(1, flags[active].priority) },
   };
-  return prioritize(
-    { ...withActive, [passive]: { priority: 1, tries: 1, successful: false } },
-    passive,
-  );
+  return prioritize({ ...withActive, [passive]: { priority: 1, tries: 1, successful: false } }, passive);
 }
 
 /** A healthy boot of `booted` (setgoodroot: cgpt add -S1 -T0, prioritize). */
 export function markGood(flags: Flags, booted: SlotName): Flags {
-  return prioritize(
-    { ...flags, [booted]: { ...flags[booted], successful: true, tries: 0 } },
-    booted,
-  );
+  return prioritize({ ...flags, [booted]: { ...flags[booted], successful: true, tries: 0 } }, booted);
 }
 
 /** Roll back to the other slot, which must be good; the current one stays bootable below it. */

@@ -91,13 +91,13 @@ describe.skipIf(sgdiskMissing)('GPT on sgdisk-made images', () => {
 
   it('names a damaged partition array, and fails with E_GPT when both copies are bad', async () => {
     const bytes = readFileSync(img);
-    bytes[1024 + 128 * 2 + 60] ^= 0xff; // partition 3's label, primary array
+    bytes[1024 + 128 * 2 + 60]! ^= 0xff; // partition 3's label, primary array
     writeFileSync(img, bytes);
     let disk = await openDisk(img);
     expect((await readGpt(disk)).problems).toEqual(['primary: partition array CRC mismatch']);
     await disk.close();
     const last = bytes.length - 512;
-    bytes[last + 30] ^= 0xff; // backup header
+    bytes[last + 30]! ^= 0xff; // backup header
     writeFileSync(img, bytes);
     disk = await openDisk(img);
     const err = await readGpt(disk).catch((e: unknown) => e);
