@@ -50,6 +50,32 @@ export const ERRORS = {
     summary:
       'the reboot lock (locksmith semaphore) refused: holder exists, semaphore is at 0, no such holder',
   },
+  E_GPT: {
+    http: 500,
+    exit: 1,
+    summary: 'the disk has no valid GUID partition table, or it cannot be read or written',
+  },
+  E_UPDATE_SLOTS: {
+    http: 409,
+    exit: 1,
+    summary: 'the disk has no A/B slot pair (USR-A/USR-B or root-a/root-b)',
+  },
+  E_UPDATE_MANIFEST: {
+    http: 400,
+    exit: 1,
+    summary: 'an update manifest is malformed, unsigned, or for another board or arch',
+  },
+  E_UPDATE_VERIFY: {
+    http: 422,
+    exit: 1,
+    summary: 'an update payload failed its signature, size or SHA-256 check',
+  },
+  E_UPDATE_DOWNLOAD: { http: 502, exit: 1, summary: 'downloading an update failed or was cut short' },
+  E_UPDATE_SPACE: {
+    http: 507,
+    exit: 1,
+    summary: 'no room for the update (staging area or passive slot too small)',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -19,7 +19,7 @@ D=$TESTENV_DIR
 # rootfs build runs in the background while Docker and etcd are installed and started.
 mpid=""
 # Shells for the CLI's completion tests (bash is there; zsh is not on a fresh Debian).
-need_pkgs zsh
+need_pkgs zsh gdisk grub-common
 # nft for the proxy's kernel data path (its test runs in a private network namespace).
 need_pkgs nftables
 if [ "$N" -gt 0 ]; then
