@@ -18,6 +18,7 @@ import { execFile } from 'node:child_process';
 import { mkdirSync, readFileSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { Dashboard } from '../dashboard/server.js';
 import { ApiServer, activationFds, advertisedAddress, parseListen } from '../api/server.js';
 import { FleetV1 } from '../api/fleet-v1.js';
 import { FlotillaV1 } from '../api/flotilla-v1.js';
@@ -354,6 +355,18 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     'API listening',
   );
 
+  const dashboard = config.dashboardListen ? new Dashboard() : undefined;
+  await dashboard
+    ?.start({
+      config,
+      log,
+      machineId: machineID,
+      registry,
+      store,
+      systemd,
+      signal: new AbortController().signal,
+    })
+    .catch((err: Error) => log.error({ err: err.message }, 'dashboard: cannot start; not running'));
   // Optional discovery listeners: one that cannot bind (port taken) is logged and left out; it must
   // not cost the machine its place in the cluster.
   let servicesHttp: ServicesHttpServer | undefined;
@@ -451,6 +464,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
         // reaching the endpoints while the next agent starts (it replaces the same table).
         await proxy?.close({ keepKernelRules: restart });
         await servicesHttp?.close();
+        await dashboard?.stop();
         await api.close();
         servicesView.stop();
         // Endpoints hang on the lease: a real stop revokes it (they go), a restart keeps them.
