@@ -7,8 +7,7 @@
  * Not yet here: the 3-machine cases (start → active, journal within 1 s, power cut, terminal).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
@@ -28,12 +27,33 @@ if (!haveChromium) console.warn('[testenv] skipping the dashboard browser test: 
 
 const silent = { info() {}, warn() {}, error() {}, debug() {} } as never;
 
+/** One browser per test (the hygiene check wants no child left after a test); closed in finally. */
+async function withBrowser(fn: (b: Browser) => Promise<void>): Promise<void> {
+  // launch() gives every run a fresh temporary profile (--user-data-dir), removed at close.
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  try {
+    await fn(browser);
+  } finally {
+    await browser.close();
+  }
+}
+
 describe.skipIf(!haveChromium)('dashboard in Chromium', () => {
   let agent: Agent;
   let dash: Dashboard;
-  let browser: Browser;
   let base: string;
-  let profile: string;
 
   beforeAll(async () => {
     // The assets the agent serves: built as `npm run build` does.
@@ -59,97 +79,90 @@ describe.skipIf(!haveChromium)('dashboard in Chromium', () => {
       signal: new AbortController().signal,
     });
     base = `http://127.0.0.1:${dash.port()}`;
-    profile = mkdtempSync(join(tmpdir(), 'flotilla-chromium-'));
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        `--user-data-dir=${profile}`,
-      ],
-    });
   }, 120_000);
   afterAll(async () => {
-    await browser?.close();
     await dash?.stop();
     await agent?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
   it('refuses a bad token', async () => {
-    const page = await browser.newPage();
-    await page.goto(`${base}/ui/login#token=${'A'.repeat(43)}`);
-    await expect
-      .poll(() => page.locator('[role=alert]').textContent(), { timeout: 5000 })
-      .toMatch(/invalid, used or expired/);
-    await page.close();
+    await withBrowser(async (browser) => {
+      const page = await browser.newPage();
+      await page.goto(`${base}/ui/login#token=${'A'.repeat(43)}`);
+      await expect
+        .poll(() => page.locator('[role=alert]').textContent(), { timeout: 5000 })
+        .toMatch(/invalid, used or expired/);
+      await page.close();
+    });
   });
 
   it("logs a viewer in with the URL and refuses the viewer's stop", async () => {
-    await call(agent.target, 'PUT', '/fleet/v1/units/dash-v.service', {
-      desiredState: 'inactive',
-      options: [{ section: 'Service', name: 'ExecStart', value: '/bin/true' }],
-    });
-    const ctx = await browser.newContext();
-    const page = await ctx.newPage();
-    await page.goto(`${base}/ui/login#token=${issueToken(agent.dir, 'viewer', 60)}`);
-    await page.getByRole('heading', { name: 'Overview' }).waitFor();
-    expect(page.url()).not.toContain('token=');
-    await page.goto(`${base}/ui/#/unit/dash-v.service`);
-    await expect.poll(() => page.getByRole('button', { name: 'Stop' }).isDisabled()).toBe(true);
-    // The button is only a hint: the server refuses the change itself.
-    const status = await page.evaluate(async () => {
-      const s = (await (await fetch('/ui/session')).json()) as { csrf: string };
-      const r = await fetch('/ui/api/fleet/v1/units/dash-v.service', {
-        method: 'PUT',
-        headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf },
-        body: JSON.stringify({ desiredState: 'launched' }),
+    await withBrowser(async (browser) => {
+      await call(agent.target, 'PUT', '/fleet/v1/units/dash-v.service', {
+        desiredState: 'inactive',
+        options: [{ section: 'Service', name: 'ExecStart', value: '/bin/true' }],
       });
-      return r.status;
+      const ctx = await browser.newContext();
+      const page = await ctx.newPage();
+      await page.goto(`${base}/ui/login#token=${issueToken(agent.dir, 'viewer', 60)}`);
+      await page.getByRole('heading', { name: 'Overview' }).waitFor();
+      expect(page.url()).not.toContain('token=');
+      await page.goto(`${base}/ui/#/unit/dash-v.service`);
+      await expect.poll(() => page.getByRole('button', { name: 'Stop' }).isDisabled()).toBe(true);
+      // The button is only a hint: the server refuses the change itself.
+      const status = await page.evaluate(async () => {
+        const s = (await (await fetch('/ui/session')).json()) as { csrf: string };
+        const r = await fetch('/ui/api/fleet/v1/units/dash-v.service', {
+          method: 'PUT',
+          headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': s.csrf },
+          body: JSON.stringify({ desiredState: 'launched' }),
+        });
+        return r.status;
+      });
+      expect(status).toBe(403);
+      await ctx.close();
     });
-    expect(status).toBe(403);
-    await ctx.close();
   });
 
   it('shows units live: created and changed elsewhere, updated in the table without a reload; axe finds nothing serious', async () => {
-    // bypassCSP only so that axe-core can be injected below; the app itself runs under the CSP.
-    const ctx = await browser.newContext({ bypassCSP: true });
-    const page = await ctx.newPage();
-    await page.goto(`${base}/ui/login#token=${issueToken(agent.dir, 'operator', 60)}`);
-    await page.getByRole('heading', { name: 'Overview' }).waitFor();
-    await page.getByRole('link', { name: 'Units' }).click();
-    await page.getByRole('heading', { name: /^Units/ }).waitFor();
-    await page.evaluate(() => ((window as unknown as { marker: number }).marker = 42));
-    const r = await call(agent.target, 'PUT', '/fleet/v1/units/dash-live.service', {
-      desiredState: 'loaded',
-      options: [{ section: 'Service', name: 'ExecStart', value: '/bin/true' }],
+    await withBrowser(async (browser) => {
+      // bypassCSP only so that axe-core can be injected below; the app itself runs under the CSP.
+      const ctx = await browser.newContext({ bypassCSP: true });
+      const page = await ctx.newPage();
+      await page.goto(`${base}/ui/login#token=${issueToken(agent.dir, 'operator', 60)}`);
+      await page.getByRole('heading', { name: 'Overview' }).waitFor();
+      await page.getByRole('link', { name: 'Units' }).click();
+      await page.getByRole('heading', { name: /^Units/ }).waitFor();
+      await page.evaluate(() => ((globalThis as unknown as { marker: number }).marker = 42));
+      const r = await call(agent.target, 'PUT', '/fleet/v1/units/dash-live.service', {
+        desiredState: 'loaded',
+        options: [{ section: 'Service', name: 'ExecStart', value: '/bin/true' }],
+      });
+      expect(r.status).toBe(201);
+      const row = page.locator('tr[data-unit="dash-live.service"]');
+      await row.waitFor({ timeout: 5000 });
+      await expect.poll(() => row.locator('td').nth(2).textContent(), { timeout: 5000 }).toBe('loaded');
+      // The operator starts it from the unit page; the table shows the new desired state.
+      await row.getByRole('link').click();
+      await page.getByRole('button', { name: 'Start' }).click();
+      await page.getByRole('link', { name: 'Units' }).click();
+      await expect.poll(() => row.locator('td').nth(2).textContent(), { timeout: 5000 }).toBe('launched');
+      expect(await page.evaluate(() => (globalThis as unknown as { marker?: number }).marker)).toBe(42); // no reload
+      await page.addScriptTag({
+        content: readFileSync(join(root, 'node_modules/axe-core/axe.min.js'), 'utf8'),
+      });
+      const bad = await page.evaluate(async () => {
+        const res = await (
+          globalThis as unknown as {
+            axe: { run(): Promise<{ violations: { id: string; impact: string }[] }> };
+          }
+        ).axe.run();
+        return res.violations
+          .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+          .map((v) => v.id);
+      });
+      expect(bad).toEqual([]);
+      await ctx.close();
     });
-    expect(r.status).toBe(201);
-    const row = page.locator('tr[data-unit="dash-live.service"]');
-    await row.waitFor({ timeout: 5000 });
-    await expect.poll(() => row.locator('td').nth(2).textContent(), { timeout: 5000 }).toBe('loaded');
-    // The operator starts it from the unit page; the table shows the new desired state.
-    await row.getByRole('link').click();
-    await page.getByRole('button', { name: 'Start' }).click();
-    await page.getByRole('link', { name: 'Units' }).click();
-    await expect.poll(() => row.locator('td').nth(2).textContent(), { timeout: 5000 }).toBe('launched');
-    expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(42); // no reload
-    await page.addScriptTag({
-      content: readFileSync(join(root, 'node_modules/axe-core/axe.min.js'), 'utf8'),
-    });
-    const bad = await page.evaluate(async () => {
-      const res = await (
-        window as unknown as { axe: { run(): Promise<{ violations: { id: string; impact: string }[] }> } }
-      ).axe.run();
-      return res.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => v.id);
-    });
-    expect(bad).toEqual([]);
-    await ctx.close();
   });
 });
