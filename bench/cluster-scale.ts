@@ -362,7 +362,7 @@ export async function scaleBench(args: string[]): Promise<Row[]> {
         registry,
         view,
         systemd,
-        lease: { id: undefined } as unknown as LeaseKeeper,
+        lease: { id: undefined },
         machine: records[0]!,
         unitsDir: '/nonexistent/flotilla-bench-scale/witness',
         log,

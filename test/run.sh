@@ -23,6 +23,8 @@ step() { # step NAME CMD...: run a check, remember failures, keep going
 }
 
 t0=$(date +%s)
+# The dashboard's browser test drives Debian's chromium (playwright-core never downloads one).
+command -v chromium >/dev/null || { log "apt-get install chromium"; { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >/tmp/flotilla-apt.log 2>&1 || { tail -20 /tmp/flotilla-apt.log >&2; echo "0 passed, 1 failed"; exit 1; }; }
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   log "npm ci"
   npm ci --no-audit --no-fund >/tmp/flotilla-npm-ci.log 2>&1 || { tail -30 /tmp/flotilla-npm-ci.log >&2; echo "0 passed, 1 failed"; exit 1; }

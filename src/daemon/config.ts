@@ -62,6 +62,14 @@ export interface AgentConfig {
   proxyDrainTimeout: number;
   /** The proxy's data path for this machine's own connections: auto, kernel (nftables) or userspace. */
   proxyMode: string;
+  /** Web dashboard listener `host:port` (off when unset); non-loopback requires the TLS files. */
+  dashboardListen?: string;
+  dashboardCertfile?: string;
+  dashboardKeyfile?: string;
+  /** CA for dashboard client certificates (mutual TLS instead of a login token). */
+  dashboardCafile?: string;
+  /** The dashboard's terminal (a shell over a WebSocket, operator only); off by default. */
+  dashboardTerminal: boolean;
 }
 
 export const DEFAULT_CONFIG_FILE = '/etc/flotilla/flotilla.conf';
@@ -84,6 +92,7 @@ export const DEFAULTS: AgentConfig = {
   livenessPort: 54730,
   proxyDrainTimeout: 30,
   proxyMode: 'auto',
+  dashboardTerminal: false,
 };
 
 type Kind = 'list' | 'string' | 'seconds' | 'duration' | 'bool' | 'int' | 'metadata' | 'path';
@@ -123,6 +132,11 @@ export const KEYS: Record<string, KeySpec> = {
   proxy_services: { field: 'proxyServices', kind: 'string' },
   proxy_drain_timeout: { field: 'proxyDrainTimeout', kind: 'duration' },
   proxy_mode: { field: 'proxyMode', kind: 'string' },
+  dashboard_listen: { field: 'dashboardListen', kind: 'string' },
+  dashboard_certfile: { field: 'dashboardCertfile', kind: 'path' },
+  dashboard_keyfile: { field: 'dashboardKeyfile', kind: 'path' },
+  dashboard_cafile: { field: 'dashboardCafile', kind: 'path' },
+  dashboard_terminal: { field: 'dashboardTerminal', kind: 'bool' },
 };
 
 /** fleet keys we accept and ignore, with the reason logged once. */
@@ -367,6 +381,20 @@ function validate(c: AgentConfig): void {
     } catch (e) {
       throw err('proxy_services', (e as Error).message.replace(/^proxy_services: /, ''));
     }
+  }
+  if (c.dashboardListen !== undefined && c.dashboardListen !== '') {
+    const hp = parseHostPort(c.dashboardListen);
+    if (!hp) throw err('dashboard_listen', `${JSON.stringify(c.dashboardListen)} is not host:port`);
+    const tls = !!c.dashboardCertfile || !!c.dashboardKeyfile;
+    if (tls && !(c.dashboardCertfile && c.dashboardKeyfile))
+      throw err('dashboard_certfile', 'dashboard_certfile and dashboard_keyfile must be set together');
+    if (!tls && !isLoopbackHost(hp.host))
+      throw err(
+        'dashboard_listen',
+        `${hp.host} is not a loopback address: a dashboard bound elsewhere requires TLS (dashboard_certfile, dashboard_keyfile); or bind 127.0.0.1 and reach it with ssh -L`,
+      );
+    if (c.dashboardCafile && !tls)
+      throw err('dashboard_cafile', 'client certificates need TLS (dashboard_certfile, dashboard_keyfile)');
   }
   if (!['auto', 'kernel', 'userspace'].includes(c.proxyMode)) {
     throw err('proxy_mode', `${JSON.stringify(c.proxyMode)} is not one of auto, kernel, userspace`);

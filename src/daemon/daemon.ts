@@ -27,6 +27,7 @@ import { VERSION } from '../version.js';
 import { startApi } from './api.js';
 import { loadConfig, type AgentConfig, type LoadOptions } from './config.js';
 import { SubsystemHost } from './host.js';
+import { Dashboard } from '../dashboard/server.js';
 import { RebootManager } from '../locksmith/manager.js';
 import { localAddresses, machineRecord } from './identity.js';
 import { Lifecycle, restartOnlyChanges } from './lifecycle.js';
@@ -143,7 +144,9 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   // as "back and healthy" after a reboot. It reads its own config (update.conf), not the agent's.
   const afterReady = new SubsystemHost<undefined>([new RebootManager()], log);
   const proxy = new ProxySubsystem(servicesView);
-  const subsystems = new SubsystemHost<AgentConfig>([proxy], log);
+  // The dashboard (src/dashboard/) calls the API socket, so it starts after it and stops before it.
+  const dashboard = config.dashboardListen ? [new Dashboard()] : [];
+  const subsystems = new SubsystemHost<AgentConfig>([proxy, ...dashboard], log);
   const abort = new AbortController();
   await subsystems.start({
     config,

@@ -27,6 +27,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./container.js')).container,
   },
   {
+    name: 'dashboard',
+    summary: 'Web dashboard: print a one-time login URL (dashboard login-url)',
+    load: async () => (await import('./dashboard.js')).dashboard,
+  },
+  {
     name: 'destroy',
     summary: 'Destroy one or more units in the cluster',
     load: async () => (await import('./units.js')).destroy,
