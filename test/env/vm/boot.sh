@@ -15,6 +15,8 @@
 #     --fresh              throw away the VM's disk (default: kept across boot.sh/stop.sh)
 #     --timeout S          how long to wait for ssh (default 240)
 #     --no-wait            do not wait for ssh
+# User networking is restrict=on: the guest reaches nothing outside it (no host, no internet);
+# the forwards on 127.0.0.1 still work.
 # Prints "NAME ssh 127.0.0.1:PORT ready after Ns" at the end. State in $TESTENV_STATE/vm/NAME:
 # disk.qcow2 (overlay on the cached image), pid, ssh_port, serial.log (the console), qemu.err,
 # started_ms (power-on, ms since the epoch), ssh_ms (first successful ssh).
@@ -78,7 +80,7 @@ ARGS=(-name "$NAME" -machine q35 "${ACCEL_ARGS[@]}" -smp "$CPUS" -m "$MEM"
       -kernel "$IMG/vmlinuz" -initrd "$IMG/initrd.img"
       -drive "file=$D/disk.qcow2,if=none,id=root,format=qcow2,discard=unmap,cache=unsafe"
       -device virtio-blk-pci,drive=root
-      -netdev "user,id=user0,net=10.0.2.0/24,$fwd" -device virtio-net-pci,netdev=user0
+      -netdev "user,id=user0,net=10.0.2.0/24,restrict=on,$fwd" -device virtio-net-pci,netdev=user0
       -device virtio-rng-pci
       -pidfile "$D/pid" -daemonize)
 if [ "$SHARE" = 1 ]; then
@@ -136,7 +138,7 @@ ARGS+=(-append "$CMDLINE")
 rm -f "$D/serial.log" "$D/ssh_ms" "$D/pid"
 echo "$PORT" > "$D/ssh_port"
 t0=$(now_ms); echo "$t0" > "$D/started_ms"
-qemu-system-x86_64 "${ARGS[@]}" 2> "$D/qemu.err" || { cat "$D/qemu.err" >&2; die "QEMU did not start (see $D/qemu.err)"; }
+qemu-system-x86_64 "${ARGS[@]}" 2> "$D/qemu.err" 9>&- || { cat "$D/qemu.err" >&2; die "QEMU did not start (see $D/qemu.err)"; }
 info "VM $NAME powered on ($ACCEL, ${MEM} MB, $CPUS vCPU): pid $(cat "$D/pid"), ssh 127.0.0.1:$PORT, console $D/serial.log"
 [ "$WAIT" = 1 ] || exit 0
 while ! vm_ssh "$NAME" true 2>/dev/null; do
