@@ -61,3 +61,27 @@ ctl list-machines
 echo
 echo "\$ flotilla list-units"
 ctl list-units
+
+if [ "$pid1" != systemd ]; then
+  # The agents run inside the machines; /var/run/fleet.sock on this host does not exist. The host
+  # reaches them over their mutual-TLS API with the test CA's host certificate.
+  eval "$(bash test/env/env.sh)"
+  state=${TESTENV_STATE:-/var/lib/flotilla-testenv}
+  cli_env=$state/cluster-cli.env
+  umask 077
+  cat > "$cli_env" <<ENV
+export FLEETCTL_ENDPOINT=https://${TESTENV_M1_IP}:${TESTENV_API_PORT:-54728}
+export FLEETCTL_CA_FILE=$state/cluster-pki/ca.pem
+export FLEETCTL_CERT_FILE=$state/cluster-pki/host.pem
+export FLEETCTL_KEY_FILE=$state/cluster-pki/host.key
+ENV
+  cat <<MSG
+
+The cluster runs inside the machines m1..m3 (flotilla's socket /var/run/fleet.sock is theirs, not
+this host's). To use the CLI:
+  inside a machine:   bash test/env/exec.sh m1 fleetctl list-units
+  from this host:     source $cli_env && node bin/flotilla list-units
+                      (the agents' mutual-TLS API with the test CA; as root: the key is 0600)
+Take it down with:    sudo bash scripts/up.sh down
+MSG
+fi

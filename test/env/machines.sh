@@ -173,7 +173,11 @@ start_one() {
   # git worktrees under /work can run their own build in the machines: TESTENV_MACHINE_PROJECT).
   # Remembered for later boots (a machine rebooted by a test keeps its binds).
   if [ -n "${TESTENV_BIND_RO+x}" ]; then echo "$TESTENV_BIND_RO" > "$T_RUN/bind-ro"; fi
-  for b in ${TESTENV_BIND_RO-$(cat "$T_RUN/bind-ro" 2>/dev/null)}; do [ -d "$b" ] && binds+=(--bind-ro="$(readlink -f "$b")"); done
+  local saved_ro=''
+  if [ -f "$T_RUN/bind-ro" ]; then saved_ro=$(cat "$T_RUN/bind-ro"); fi
+  for b in ${TESTENV_BIND_RO-$saved_ro}; do
+    if [ -d "$b" ]; then binds+=(--bind-ro="$(readlink -f "$b")"); fi
+  done
   for c in $(m_cgroups "$m"); do mkdir -p "$c"; cgs+=("$c"); done
   echo "=== boot $(date -Is) ===" >> "$T_LOG/$m.console.log"
   # The subshell moves itself into the machine's cgroups, then becomes nspawn (setsid: own
