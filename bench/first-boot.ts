@@ -83,7 +83,7 @@ export default async function firstBoot(args: string[]): Promise<void> {
   const rows: (string | number)[][] = [];
   const row = (what: string, ms: number[]): void => {
     const s = summarize(ms.map((x) => x / 1000));
-    rows.push([what, s.n, s.min, s.p50, s.max, 's']);
+    rows.push([what, String(s.n), s.min, s.p50, s.max, 's']);
   };
   row('no config: power-on -> ssh', plainSsh);
   row('no config: power-on -> systemd running', plainReady);
