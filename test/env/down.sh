@@ -7,6 +7,7 @@ source "$(dirname "$(readlink -f "$0")")/lib.sh"
 as_root
 t0=$(now_ms)
 rc=0
+"$TESTENV_DIR/vm/stop.sh" --all --kill --purge || rc=1   # VMs of test/env/vm (image cache kept)
 "$TESTENV_DIR/etcd.sh" down --loopback || rc=1   # the members in the machines go with their disks
 "$TESTENV_DIR/machines.sh" down || rc=1
 "$TESTENV_DIR/docker.sh" down || rc=1

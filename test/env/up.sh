@@ -22,6 +22,8 @@ mpid=""
 need_pkgs zsh gdisk grub-common
 # nft for the proxy's kernel data path (its test runs in a private network namespace).
 need_pkgs nftables
+# QEMU for the VM route (test/env/vm); its image is built lazily by the VM tests (image.sh).
+need_pkgs qemu-system-x86 qemu-utils xorriso
 if [ "$N" -gt 0 ]; then
   need_pkgs systemd-container debootstrap iproute2 iptables zstd
   "$D/machines.sh" up "$N" > "$T_LOG/up-machines.log" 2>&1 &
