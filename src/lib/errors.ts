@@ -76,6 +76,26 @@ export const ERRORS = {
     exit: 1,
     summary: 'no room for the update (staging area or passive slot too small)',
   },
+  E_CLOUDCONFIG: {
+    http: 400,
+    exit: 1,
+    summary: 'a cloud-config is invalid (YAML, types, values) or cannot be applied; names the line or key',
+  },
+  E_IGNITION: {
+    http: 400,
+    exit: 1,
+    summary: 'an Ignition config is invalid, of an unsupported version, or asks for what is not supported',
+  },
+  E_DATASOURCE: {
+    http: 502,
+    exit: 1,
+    summary: 'a first-boot datasource (file, URL, config-drive, guestinfo, fw_cfg) cannot be read',
+  },
+  E_INSTALL: {
+    http: 500,
+    exit: 1,
+    summary: 'installing or removing flotilla on this host failed or was refused (no systemd, old Node …)',
+  },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
