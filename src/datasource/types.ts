@@ -18,6 +18,8 @@ export interface Metadata {
   sshPublicKeys: Record<string, string>;
   /** systemd-networkd units derived from the source's network metadata (`-convert-netconf`). */
   networkUnits?: { name: string; contents: string }[];
+  /** Raw network configuration a source carries for another format (config-drive: Debian interfaces). */
+  networkConfig?: { format: 'debian'; contents: string };
 }
 
 export interface Datasource {
