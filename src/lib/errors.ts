@@ -91,6 +91,11 @@ export const ERRORS = {
     exit: 1,
     summary: 'a first-boot datasource (file, URL, config-drive, guestinfo, fw_cfg) cannot be read',
   },
+  E_TARGET: {
+    http: 500,
+    exit: 1,
+    summary: 'a first-boot action (file, user, unit, hostname) cannot be applied to the target root',
+  },
   E_INSTALL: {
     http: 500,
     exit: 1,
