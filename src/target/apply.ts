@@ -169,7 +169,16 @@ export async function applyPlan(plan: readonly PlannedAction[], opts: ApplyOptio
       );
     }
     for (const c of runner.commands) {
-      await systemd.unitCommand(c.name, c.command);
+      try {
+        await systemd.unitCommand(c.name, c.command);
+      } catch (err) {
+        // The job error (state, journal lines) goes to the caller as it is; the log names the reason.
+        log.error(
+          { reason: c.reason, unit: c.name, command: c.command, error: (err as Error).message },
+          'first boot: unit command failed',
+        );
+        throw err;
+      }
       log.info({ reason: c.reason, unit: c.name, command: c.command }, 'first boot: unit command done');
     }
   } finally {
