@@ -263,3 +263,25 @@ describe.skipIf(why)('escapes: refused before anything is written', () => {
     );
   });
 });
+
+describe.skipIf(why)('hostname', () => {
+  it('writes /etc/hostname 0644 and refuses invalid names before writing anything', async () => {
+    await applyPlan([{ reason: 'hostname', action: { kind: 'hostname', hostname: 'core-01' } }], {
+      root: r.dir,
+      live: false,
+    });
+    expect(r.read('etc/hostname')).toBe('core-01\n');
+    expect(statSync(r.at('etc/hostname')).mode & 0o7777).toBe(0o644);
+    const before = r.snapshot();
+    for (const bad of ['-rf', 'a..b', 'with space', 'x'.repeat(65), '', 'under_score', 'semi;colon']) {
+      const err = await targetError(
+        applyPlan(
+          [file('/etc/first', 'x'), { reason: 'hostname', action: { kind: 'hostname', hostname: bad } }],
+          { root: r.dir, live: false },
+        ),
+      );
+      expect(err.message).toMatch(/^hostname: hostname: invalid hostname/);
+    }
+    expect(r.snapshot()).toBe(before);
+  });
+});
