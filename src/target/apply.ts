@@ -136,7 +136,20 @@ export async function applyPlan(plan: readonly PlannedAction[], opts: ApplyOptio
   const runner = new Runner(root, opts, opts.run ?? runArgv);
   const result: ApplyResult = { changed: [], unchanged: [] };
   for (const p of plan) {
-    if (await runner.apply(p.action, p.reason)) {
+    let changed: boolean;
+    try {
+      changed = await runner.apply(p.action, p.reason);
+    } catch (err) {
+      if (err instanceof FlotillaError) throw err;
+      // An I/O error (EACCES, ENOSPC, EROFS …): name the action; the message carries a path at most.
+      throw new FlotillaError(
+        'E_TARGET',
+        `${p.reason}: ${(err as Error).message}`,
+        { reason: p.reason },
+        { cause: err },
+      );
+    }
+    if (changed) {
       result.changed.push(p);
       log.info({ reason: p.reason, kind: p.action.kind, ...subject(p.action) }, 'first boot: applied');
     } else {
