@@ -119,12 +119,19 @@ export function resolveInRoot(
     }
     const rel = [...done, comp].join('/');
     const node = opts.overlay?.get(rel);
-    const st = missing ? undefined : lstatOrUndefined(hostJoin(root, [...done, comp]));
-    const linkTarget = st?.isSymbolicLink()
-      ? readlinkSync(hostJoin(root, [...done, comp]))
-      : st === undefined && node?.type === 'symlink'
-        ? node.target
-        : undefined;
+    const disk = missing ? undefined : lstatOrUndefined(hostJoin(root, [...done, comp]));
+    // What the plan will put here wins over what is on disk now (a unit file replacing a mask link,
+    // a symlink replacing a file); a planned directory that already exists keeps its disk entries.
+    let st = disk;
+    let linkTarget: string | undefined;
+    if (node === undefined) {
+      if (disk?.isSymbolicLink()) linkTarget = readlinkSync(hostJoin(root, [...done, comp]));
+    } else if (node.type === 'symlink') {
+      linkTarget = node.target;
+      st = undefined;
+    } else if (node.type === 'file' || !disk?.isDirectory()) {
+      st = undefined;
+    }
     if (linkTarget !== undefined && (!final || opts.followFinal)) {
       if (++links > MAX_SYMLINKS) throw targetError(reason, field, `${path}: too many levels of symlinks`);
       const at = `/${[...done, comp].join('/')}`;

@@ -118,8 +118,22 @@ export function unitFileCandidates(name: string): string[] {
   return out;
 }
 
-function readIfFile(root: string, path: string, reason: string): string | undefined {
-  const r = resolveInRoot(root, path, reason, 'name', { followFinal: true });
+/** Refuses to enable a masked unit (systemctl: "Unit file … is masked"). */
+export function refuseMasked(
+  name: string,
+  path: string,
+  reason: string,
+  linkTarget: string | undefined,
+): void {
+  if (linkTarget === '/dev/null') {
+    throw targetError(reason, 'enable', `${name} is masked (${path} is a symlink to /dev/null)`);
+  }
+}
+
+function readIfFile(root: string, name: string, path: string, reason: string): string | undefined {
+  const link = resolveInRoot(root, path, reason, 'enable');
+  refuseMasked(name, path, reason, link.stat?.isSymbolicLink() ? readlinkSync(link.hostPath) : undefined);
+  const r = resolveInRoot(root, path, reason, 'enable', { followFinal: true });
   if (!r.stat?.isFile()) return undefined;
   return readFileSync(r.hostPath, 'utf8');
 }
@@ -133,7 +147,7 @@ function findUnitFile(
 ): { path: string; text: string } | undefined {
   if (own) return own;
   for (const path of unitFileCandidates(name)) {
-    const text = readIfFile(root, path, reason);
+    const text = readIfFile(root, name, path, reason);
     if (text !== undefined) return { path, text };
   }
   return undefined;
@@ -196,12 +210,7 @@ export function applyUnit(root: string, a: UnitAction, reason: string): UnitOutc
       changed = true;
     }
   } else if (a.contents !== undefined) {
-    const r = resolveInRoot(root, path, reason, 'name');
-    if (r.stat?.isSymbolicLink()) {
-      // A masked or linked unit: replace the link itself with our file.
-      rmSync(r.hostPath);
-      changed = true;
-    }
+    // A masked or linked unit: the atomic write renames our file over the link itself.
     const file = { kind: 'file' as const, path, contents: Buffer.from(a.contents, 'utf8'), mode: 0o644 };
     changed = applyFile(root, file, ROOT_IDS, reason) || changed;
   } else if (a.runtime) {

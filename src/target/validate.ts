@@ -7,6 +7,7 @@
  * The first problem throws E_TARGET `REASON: FIELD: message`; names and paths only, never contents,
  * hashes or keys. Reads the target, writes nothing.
  */
+import { readlinkSync } from 'node:fs';
 import { FlotillaError } from '../lib/errors.js';
 import { installLinks } from './install.js';
 import { keyProblem, setNameProblem } from './keys.js';
@@ -21,7 +22,7 @@ import {
   type Resolved,
 } from './paths.js';
 import type { PlannedAction, TargetAction, UnitAction, UserAction } from './types.js';
-import { checkUnit, unitDir, unitFileCandidates } from './units.js';
+import { checkUnit, refuseMasked, unitDir, unitFileCandidates } from './units.js';
 
 /** RFC 1123 labels, 64 bytes at most (HOST_NAME_MAX). */
 const HOSTNAME =
@@ -140,6 +141,16 @@ function checkUnitPaths(st: State, a: UnitAction, reason: string): void {
   }
   if (a.contents === undefined) {
     const found = unitFileCandidates(a.name).some((p) => {
+      const l = resolve(st, p, reason, 'enable');
+      // What the plan puts there wins over what is on disk now.
+      const linkTarget = l.planned
+        ? l.planned.type === 'symlink'
+          ? l.planned.target
+          : undefined
+        : l.stat?.isSymbolicLink()
+          ? readlinkSync(l.hostPath)
+          : undefined;
+      refuseMasked(a.name, p, reason, linkTarget);
       const c = resolve(st, p, reason, 'enable', true);
       return (c.stat?.isFile() ?? false) || (c.stat === undefined && c.planned?.type === 'file');
     });

@@ -141,6 +141,26 @@ describe.skipIf(why)('unit files', () => {
     expect(lstatSync(a.at('etc/systemd/system/x.service')).isFile()).toBe(true);
   });
 
+  it('enabling a masked unit is refused; new contents in the same plan unmask it first', async () => {
+    await applyPlan([unit({ name: 'x.service', mask: true })], { root: a.dir, live: false });
+    const err = await targetError(
+      applyPlan([unit({ name: 'x.service', enable: true })], { root: a.dir, live: false }),
+    );
+    expect(err.message).toMatch(
+      /: enable: x\.service is masked \(\/etc\/systemd\/system\/x\.service is a symlink to \/dev\/null\)/,
+    );
+    await applyPlan(
+      [unit({ name: 'x.service', contents: HELLO }), unit({ name: 'x.service', enable: true })],
+      {
+        root: a.dir,
+        live: false,
+      },
+    );
+    expect(readlinkSync(a.at('etc/systemd/system/multi-user.target.wants/x.service'))).toBe(
+      '/etc/systemd/system/x.service',
+    );
+  });
+
   it('networkd units go to /etc/systemd/network (runtime: /run/systemd/network)', async () => {
     const net = '[Match]\nName=eth0\n\n[Network]\nDHCP=yes\n';
     await applyPlan(
