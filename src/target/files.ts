@@ -113,14 +113,20 @@ export function ensureParents(root: string, targetPath: string, reason: string, 
 /** The bytes a file action wants at its path, given what is there (append semantics). */
 function wantedBytes(a: FileAction, r: Resolved): { bytes: Buffer; same: boolean } {
   const existing = r.stat?.isFile() ? readFileSync(r.hostPath) : undefined;
-  if (!a.append) {
-    return { bytes: a.contents, same: existing !== undefined && existing.equals(a.contents) };
-  }
+  // Planners may hand over any Uint8Array; compare and write it as a Buffer view (no copy).
+  const c = Buffer.isBuffer(a.contents)
+    ? a.contents
+    : Buffer.from(
+        (a.contents as Uint8Array).buffer,
+        (a.contents as Uint8Array).byteOffset,
+        (a.contents as Uint8Array).byteLength,
+      );
+  if (!a.append) return { bytes: c, same: existing !== undefined && existing.equals(c) };
   // Append converges: contents already at the end of the file count as appended.
-  if (existing === undefined) return { bytes: a.contents, same: false };
-  const tail = existing.subarray(Math.max(0, existing.length - a.contents.length));
-  if (a.contents.length > 0 && tail.equals(a.contents)) return { bytes: existing, same: true };
-  return { bytes: Buffer.concat([existing, a.contents]), same: a.contents.length === 0 };
+  if (existing === undefined) return { bytes: c, same: false };
+  const tail = existing.subarray(Math.max(0, existing.length - c.length));
+  if (c.length > 0 && tail.equals(c)) return { bytes: existing, same: true };
+  return { bytes: Buffer.concat([existing, c]), same: c.length === 0 };
 }
 
 /** Applies a file action; true when the target changed. */

@@ -162,7 +162,9 @@ function checkAction(st: State, a: TargetAction, reason: string): void {
   switch (a.kind) {
     case 'file': {
       checkMode(a.mode, reason);
-      if (!Buffer.isBuffer(a.contents)) throw targetError(reason, 'contents', 'must be a Buffer');
+      const raw: unknown = a.contents;
+      if (!(raw instanceof Uint8Array))
+        throw targetError(reason, 'contents', 'must be a Buffer or Uint8Array');
       const r = resolve(st, a.path, reason, 'path', a.append === true);
       if (isDir(r)) throw targetError(reason, 'path', `${a.path} is a directory`);
       owner(st, a, reason);

@@ -68,6 +68,27 @@ describe.skipIf(why)('files', () => {
     expect([st.uid, st.gid]).toEqual([4321, 998]);
   });
 
+  it('contents may be a plain Uint8Array (a view into a larger buffer)', async () => {
+    const big = new TextEncoder().encode('xxhello\nyy');
+    const view = big.subarray(2, 8);
+    await applyPlan(
+      [{ reason: 'ign', action: { kind: 'file', path: '/u8', contents: view as Buffer, mode: 0o644 } }],
+      {
+        root: r.dir,
+        live: false,
+      },
+    );
+    expect(r.read('u8')).toBe('hello\n');
+    const again = await applyPlan(
+      [{ reason: 'ign', action: { kind: 'file', path: '/u8', contents: view as Buffer, mode: 0o644 } }],
+      {
+        root: r.dir,
+        live: false,
+      },
+    );
+    expect(again.unchanged).toHaveLength(1);
+  });
+
   it('numeric owners are taken as they are', async () => {
     await applyPlan([file('/f', 'x', { owner: { user: 1234, group: 5678 } })], { root: r.dir, live: false });
     const st = statSync(r.at('f'));
