@@ -30,6 +30,7 @@ import type {
   LogLine,
   PullProgress,
 } from './port.js';
+import { Backoff } from '../lib/backoff.js';
 
 export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
 
@@ -614,7 +615,7 @@ export class DockerodeEngine implements DockerPort {
     let closed = false;
     let connected = false;
     let everConnected = false;
-    let backoff = minMs;
+    const backoff = new Backoff(minMs, maxMs);
     let timer: NodeJS.Timeout | undefined;
     let current: (NodeJS.ReadableStream & { destroy?: () => void }) | undefined;
 
@@ -637,8 +638,7 @@ export class DockerodeEngine implements DockerPort {
         }
       }
       if (timer) return;
-      const delay = backoff;
-      backoff = Math.min(maxMs, backoff * 2);
+      const delay = backoff.next();
       timer = setTimeout(() => {
         timer = undefined;
         void connect();
@@ -661,7 +661,7 @@ export class DockerodeEngine implements DockerPort {
       }
       current = stream;
       connected = true;
-      backoff = minMs;
+      backoff.reset();
       const reconnected = everConnected;
       everConnected = true;
       try {
