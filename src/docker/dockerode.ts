@@ -31,8 +31,9 @@ import type {
   PullProgress,
 } from './port.js';
 import { Backoff } from '../lib/backoff.js';
+import { HOST_PATHS } from '../lib/paths.js';
 
-export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+export const DEFAULT_DOCKER_SOCKET: string = HOST_PATHS.dockerSocket;
 
 export interface DockerodeEngineOptions {
   socketPath?: string;
