@@ -18,6 +18,7 @@ const SOURCE_FLAGS = [
   'from-file',
   'from-url',
   'from-configdrive',
+  'from-configdrive-label',
   'from-proc-cmdline',
   'from-vmware-guestinfo',
   'from-vmware-ovf-env',
@@ -58,6 +59,10 @@ const flags: Record<string, FlagSpec> = {
   'from-file': str('Read user-data from provided file', 'PATH'),
   'from-url': str('Download user-data from provided url', 'URL'),
   'from-configdrive': str('Read data from provided cloud-drive directory (or block device)', 'DIR'),
+  'from-configdrive-label': str(
+    'Find the config drive by its file-system label, e.g. config-2, and read it mounted read-only (flotilla; the boot unit uses it)',
+    'LABEL',
+  ),
   'from-proc-cmdline': bool("Parse /proc/cmdline for 'cloud-config-url'"),
   'from-vmware-guestinfo': bool('Read data from VMware guestinfo'),
   'from-vmware-ovf-env': str('Read data from provided VMware OVF environment file', 'PATH'),
@@ -128,6 +133,8 @@ async function run(ctx: Context): Promise<number> {
   if (typeof f['from-file'] === 'string') sources.fromFile = f['from-file'];
   if (typeof f['from-url'] === 'string') sources.fromUrl = f['from-url'];
   if (typeof f['from-configdrive'] === 'string') sources.fromConfigdrive = f['from-configdrive'];
+  if (typeof f['from-configdrive-label'] === 'string')
+    sources.fromConfigdriveLabel = f['from-configdrive-label'];
   if (f['from-proc-cmdline'] === true) sources.fromProcCmdline = true;
   if (f['from-vmware-guestinfo'] === true) sources.fromVmwareGuestinfo = true;
   if (typeof f['from-vmware-ovf-env'] === 'string') sources.fromVmwareOvfEnv = f['from-vmware-ovf-env'];
