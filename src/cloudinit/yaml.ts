@@ -182,6 +182,7 @@ function goMessage(code: string, msg: string): string {
   if (/Nested mappings are not allowed in compact mappings/.test(msg))
     return 'mapping values are not allowed in this context';
   if (/All mapping items must start at the same column/.test(msg)) return 'did not find expected key';
+  if (/Sequence item without - indicator/.test(msg)) return "did not find expected '-' indicator";
   if (/Flow sequence .* end with a \]/.test(msg)) return "did not find expected ',' or ']'";
   if (/Flow map .* end with a \}/.test(msg)) return "did not find expected ',' or '}'";
   if (/Missing closing .?quote/i.test(msg)) return 'found unexpected end of stream';
@@ -227,11 +228,19 @@ export function parseYaml(text: string): ParsedYaml {
   const w: Walk = { doc, lines, spans: [], depth: 0 };
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
-    return { root: null, error: { line: lines.lineOf(e.pos[0]), message: goMessage(e.code, e.message) } };
+    const message = goMessage(e.code, e.message);
+    let at = e.pos[0];
+    // libyaml marks the ':' that starts the nested mapping, not the scalar before it.
+    if (message === 'mapping values are not allowed in this context') {
+      const colon = /:(\s|$)/.exec(src.slice(at));
+      if (colon) at += colon.index;
+    }
+    return { root: null, error: { line: lines.lineOf(at), message } };
   }
   let root: CcNode | null;
   try {
-    root = doc.contents ? toNode(doc.contents, 1, w) : null;
+    const c = doc.contents as Node | null;
+    root = c ? toNode(c, c.range ? lines.lineOf(c.range[0]) : 1, w) : null;
   } catch (err) {
     return { root: null, error: { line: 1, message: (err as Error).message } };
   }
