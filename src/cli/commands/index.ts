@@ -16,6 +16,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./units.js')).cat,
   },
   {
+    name: 'cloudinit',
+    summary:
+      'Apply a cloud-config (coreos-cloudinit): users, files, units, etcd and agent settings; -validate checks one',
+    load: async () => (await import('./cloudinit.js')).cloudinit,
+  },
+  {
     name: 'completion',
     summary: 'Print a shell completion script (bash or zsh)',
     load: async () => (await import('./completion.js')).completion,
