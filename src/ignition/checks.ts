@@ -173,6 +173,8 @@ export function semanticIssues(cfg: IgnitionConfig, positions?: Map<string, Posi
     }
     if (units.has(u.name)) f.add('error', `${ptr}/name`, `duplicate unit ${u.name}`);
     units.add(u.name);
+    if (u.mask === true && u.enabled === true)
+      f.add('error', `${ptr}/mask`, `${u.name} cannot be masked and enabled at once`);
     if (u.mask === true && u.contents != null)
       f.add('warning', `${ptr}/mask`, 'unit is masked: its contents have no effect');
     const dropins = new Set<string>();

@@ -151,8 +151,10 @@ describe('fetchResource', () => {
   });
 });
 
-const cfg = (o: Partial<IgnitionConfig> & Record<string, unknown>): IgnitionConfig =>
-  ({ ignition: { version: '3.4.0' }, ...o });
+const cfg = (o: Partial<IgnitionConfig> & Record<string, unknown>): IgnitionConfig => ({
+  ignition: { version: '3.4.0' },
+  ...o,
+});
 
 describe('merge rules', () => {
   it('lists merge by key, later wins field by field, unset keeps the parent', () => {
