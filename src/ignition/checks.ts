@@ -129,6 +129,13 @@ export function semanticIssues(cfg: IgnitionConfig, positions?: Map<string, Posi
     if (typeof t === 'number' && t < 0) f.add('error', `/ignition/timeouts/${k}`, 'must not be negative');
   }
 
+  if (typeof ign.timeouts?.httpTotal === 'number' && ign.timeouts.httpTotal > 0) {
+    f.add(
+      'warning',
+      '/ignition/timeouts/httpTotal',
+      'not applied: fetches are bounded per attempt and by their retry count',
+    );
+  }
   f.issues.push(...storageRefusals(cfg, positions));
   const ka = cfg.kernelArguments;
   if (nonEmpty(ka?.shouldExist) || nonEmpty(ka?.shouldNotExist)) {

@@ -3,7 +3,16 @@
  * ignition --stage …` through the real CLI entry, in-process. The files stage through the CLI
  * needs the real executor (src/target/apply.ts); that case runs once the executor is built.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -200,11 +209,73 @@ describe('ignition --stage', () => {
       expect(readFileSync(join(root, 'etc/systemd/system/hello.service'), 'utf8')).toContain(
         'ExecStart=/bin/true',
       );
-      expect(existsSync(join(root, 'etc/systemd/system/multi-user.target.wants/hello.service'))).toBe(true);
+      expect(
+        lstatSync(join(root, 'etc/systemd/system/multi-user.target.wants/hello.service')).isSymbolicLink(),
+      ).toBe(true);
       expect(existsSync(join(root, RESULT_FILE))).toBe(true);
       expect((await cli(['ignition', '--stage=files', ...common])).out).toMatch(
         /^Ignition skipped: already provisioned/,
       );
+    },
+  );
+
+  it.skipIf(!executorBuilt || process.getuid?.() !== 0)(
+    'files creates groups, users (merged from a data: config) and the ignition key set with shadow-utils --root',
+    async () => {
+      const root = join(dir, 'root4');
+      const run = join(dir, 'run4');
+      mkdirSync(join(root, 'etc'), { recursive: true });
+      mkdirSync(join(root, 'home'));
+      writeFileSync(join(root, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/bash\n');
+      writeFileSync(join(root, 'etc/group'), 'root:x:0:\nsudo:x:27:\n');
+      writeFileSync(join(root, 'etc/shadow'), 'root:*:19000:0:99999:7:::\n', { mode: 0o600 });
+      writeFileSync(join(root, 'etc/gshadow'), 'root:*::\nsudo:*::\n', { mode: 0o600 });
+      const cmdline = file('cmdline4', 'ignition.firstboot\n');
+      const child = JSON.stringify({
+        ignition: { version: '3.0.0' },
+        passwd: { groups: [{ name: 'ops', gid: 2000 }] },
+      });
+      const cfg = file('user4.ign', {
+        ignition: { version: '3.4.0', config: { merge: [{ source: `data:,${encodeURIComponent(child)}` }] } },
+        passwd: {
+          users: [
+            {
+              name: 'core',
+              uid: 1500,
+              groups: ['sudo', 'ops'],
+              shell: '/bin/sh',
+              passwordHash: '$6$abc$def',
+              sshAuthorizedKeys: ['ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq core@test'],
+            },
+          ],
+        },
+        storage: {
+          files: [
+            {
+              path: '/home/core/.profile',
+              user: { name: 'core' },
+              contents: { source: 'data:,export%20A%3D1%0A' },
+            },
+          ],
+        },
+      });
+      const common = [
+        '--platform=file',
+        `--config=${cfg}`,
+        `--root=${root}`,
+        `--run-dir=${run}`,
+        `--cmdline=${cmdline}`,
+      ];
+      for (const s of ['fetch', 'disks', 'files'])
+        expect((await cli(['ignition', `--stage=${s}`, ...common])).code).toBe(0);
+      expect(readFileSync(join(root, 'etc/passwd'), 'utf8')).toContain('core:x:1500:');
+      expect(readFileSync(join(root, 'etc/group'), 'utf8')).toMatch(/^ops:x:2000:core$/m);
+      expect(readFileSync(join(root, 'etc/group'), 'utf8')).toMatch(/^sudo:x:27:core$/m);
+      expect(readFileSync(join(root, 'etc/shadow'), 'utf8')).toMatch(/^core:\$6\$abc\$def:/m);
+      expect(readFileSync(join(root, 'home/core/.ssh/authorized_keys.d/ignition'), 'utf8')).toContain(
+        'core@test',
+      );
+      expect(statSync(join(root, 'home/core/.profile')).uid).toBe(1500);
     },
   );
 });
