@@ -107,12 +107,12 @@ export function semanticIssues(cfg: IgnitionConfig, positions?: Map<string, Posi
     resource(f, r, `/ignition/config/merge/${i}`);
     if (r.source == null) f.add('error', `/ignition/config/merge/${i}/source`, 'is required');
   });
-  if (ign.config?.replace) {
-    resource(f, ign.config.replace, '/ignition/config/replace');
-    if (ign.config.replace.source == null) f.add('error', '/ignition/config/replace/source', 'is required');
-  }
-  if (nonEmpty(ign.config?.merge) && ign.config?.replace) {
-    f.add('error', '/ignition/config', 'merge and replace cannot both be set');
+  // An empty `replace` (no source) is unset, as Ignition treats it.
+  const replace = ign.config?.replace;
+  if (replace && (replace.source != null || replace.verification?.hash != null)) {
+    resource(f, replace, '/ignition/config/replace');
+    if (nonEmpty(ign.config?.merge))
+      f.add('error', '/ignition/config', 'merge and replace cannot both be set');
   }
   if (nonEmpty(ign.security?.tls?.certificateAuthorities)) {
     f.add(

@@ -139,6 +139,29 @@ describe('each spec version', () => {
   });
 });
 
+describe('config references', () => {
+  it('an empty replace is unset; merge and replace together are an error', () => {
+    expect(
+      validateIgnition(
+        JSON.stringify({ ignition: { version: '3.4.0', config: { replace: { source: null } } } }),
+      ).issues,
+    ).toEqual([]);
+    const both = {
+      ignition: {
+        version: '3.4.0',
+        config: { merge: [{ source: 'data:,' }], replace: { source: 'data:,' } },
+      },
+    };
+    expect(validateIgnition(JSON.stringify(both)).issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      '$.ignition.config: merge and replace cannot both be set',
+    ]);
+    const noSource = { ignition: { version: '3.1.0', config: { merge: [{ compression: 'gzip' }] } } };
+    expect(validateIgnition(JSON.stringify(noSource)).issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      '$.ignition.config.merge[0].source: is required',
+    ]);
+  });
+});
+
 describe('versions', () => {
   for (const v of ['1.0.0', '3.5.0-experimental', '3.4.0-experimental', '4.0.0', '3.5.0', '2.4.0']) {
     it(`refuses ${v}, naming it`, () => {
