@@ -15,10 +15,13 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../../src/cli/main.js';
 import { FIRST_BOOT_FLAG, RESULT_FILE } from '../../../src/ignition/firstboot.js';
 import { applyPlan } from '../../../src/target/apply.js';
+
+// Module loading and the ajv compile run on a shared, loaded machine: more than the 5 s default.
+vi.setConfig({ testTimeout: 30_000 });
 
 let dir: string;
 

@@ -3,10 +3,13 @@
  * paths and lines per version, unknown keys as warnings, unsupported versions, JSON syntax errors
  * with line and column, the 16 MiB bound, semantic checks and refusals of what flotilla does not do.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { isCode } from '../../../src/lib/errors.js';
 import { MAX_CONFIG_BYTES, parseIgnition, validateIgnition } from '../../../src/ignition/parse.js';
 import { formatIssue } from '../../../src/ignition/types.js';
+
+// Module loading and the ajv compile run on a shared, loaded machine: more than the 5 s default.
+vi.setConfig({ testTimeout: 30_000 });
 
 const V3 = ['3.0.0', '3.1.0', '3.2.0', '3.3.0', '3.4.0'];
 const minor = (v: string): number => Number(v.split('.')[1]);

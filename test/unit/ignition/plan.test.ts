@@ -5,10 +5,13 @@
  * set, groups; order (passwd first, nodes parents first, units last); and a refused config plans
  * nothing because it never parses.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseIgnition } from '../../../src/ignition/parse.js';
 import { planIgnition } from '../../../src/ignition/plan.js';
 import { resolveContents } from '../../../src/ignition/resources.js';
+
+// Module loading and the ajv compile run on a shared, loaded machine: more than the 5 s default.
+vi.setConfig({ testTimeout: 30_000 });
 
 async function planOf(cfg: unknown) {
   const { config } = parseIgnition(JSON.stringify(cfg));

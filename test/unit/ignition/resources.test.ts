@@ -7,13 +7,16 @@ import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { isCode } from '../../../src/lib/errors.js';
 import { MAX_DEPTH, mergeConfigs, renderConfig } from '../../../src/ignition/merge.js';
 import { parseIgnition } from '../../../src/ignition/parse.js';
 import { decodeDataUrl, fetchResource, resolveContents } from '../../../src/ignition/resources.js';
 import type { IgnitionConfig } from '../../../src/ignition/types.js';
 import { recorder } from '../datasource/log-recorder.js';
+
+// Module loading and the ajv compile run on a shared, loaded machine: more than the 5 s default.
+vi.setConfig({ testTimeout: 30_000 });
 
 let server: Server;
 let base: string;

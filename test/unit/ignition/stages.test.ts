@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   APPLIED_CONFIG,
   FIRST_BOOT_FLAG,
@@ -19,6 +19,9 @@ import { CACHE_NAME, runStage, type StageOptions } from '../../../src/ignition/s
 import type { ApplyOptions } from '../../../src/target/apply.js';
 import type { ApplyResult, PlannedAction } from '../../../src/target/types.js';
 import { recorder } from '../datasource/log-recorder.js';
+
+// Module loading and the ajv compile run on a shared, loaded machine: more than the 5 s default.
+vi.setConfig({ testTimeout: 30_000 });
 
 let dir: string;
 let root: string;

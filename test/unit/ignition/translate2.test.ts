@@ -4,9 +4,12 @@
  * networkd units → files, users' deprecated `create`, `config.append` → merge; and the errors
  * (another filesystem, wrong types) with 2.x paths.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseIgnition, validateIgnition } from '../../../src/ignition/parse.js';
 import { formatIssue } from '../../../src/ignition/types.js';
+
+// Module loading and the ajv compile run on a shared, loaded machine: more than the 5 s default.
+vi.setConfig({ testTimeout: 30_000 });
 
 describe('2.x translation', () => {
   for (const v of ['2.0.0', '2.1.0', '2.2.0', '2.3.0']) {
