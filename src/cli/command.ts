@@ -45,6 +45,11 @@ export interface Command {
   flags?: Record<string, FlagSpec>;
   /** Hidden from the command list (deprecated or internal). */
   hidden?: boolean;
+  /**
+   * Go-style flags: `-name[=value]` is read as `--name[=value]` for this command's long flags (and the
+   * global ones), as Go's flag package allows (coreos-cloudinit's `-from-file`, `-validate`).
+   */
+  goFlags?: boolean;
   /** How positional arguments complete in the shell: units, machines, a fixed list, or files. */
   complete?: 'units' | 'machines' | 'unit-or-machine' | 'files' | readonly string[];
   run(ctx: Context): Promise<number>;

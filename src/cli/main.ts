@@ -29,7 +29,22 @@ function quietOnClosedStdout(): void {
 }
 
 export function progName(argv1 = process.argv[1] ?? 'flotilla'): string {
-  return basename(argv1) === 'fleetctl' ? 'fleetctl' : 'flotilla';
+  const b = basename(argv1);
+  return b === 'fleetctl' || b === 'coreos-cloudinit' ? b : 'flotilla';
+}
+
+/** Go's flag syntax for a `goFlags` command: `-name[=v]` → `--name[=v]` for its long flag names. */
+export function goStyleFlags(args: readonly string[], flags: Record<string, FlagSpec>): string[] {
+  let rest = false;
+  return args.map((a) => {
+    if (rest) return a;
+    if (a === '--') {
+      rest = true;
+      return a;
+    }
+    const m = /^-([A-Za-z][A-Za-z0-9-]+)(=.*)?$/.exec(a);
+    return m && flags[m[1]!] !== undefined ? `-${a}` : a;
+  });
 }
 
 function toParseOptions(flags: Record<string, FlagSpec>): NonNullable<ParseArgsConfig['options']> {
@@ -112,6 +127,7 @@ function cobraMessage(msg: string): string {
 }
 
 export async function main(argv: string[], io: Io = defaultIo, env = process.env): Promise<number> {
+  if (basename(process.argv[1] ?? '') === 'coreos-cloudinit') argv = ['cloudinit', ...argv];
   if (basename(process.argv[1] ?? '') === 'locksmithctl') {
     argv = ['locksmith', ...(await import('./commands/locksmith.js')).locksmithctlArgv(argv)];
   }
@@ -133,10 +149,9 @@ export async function main(argv: string[], io: Io = defaultIo, env = process.env
     }
     const cmd = entry ? await entry.load() : undefined;
     const flagSpecs = { ...GLOBAL_FLAGS, ...(cmd?.flags ?? {}) };
-    const { args: rest, falses } = goBooleans(
-      ci >= 0 ? [...argv.slice(0, ci), ...argv.slice(ci + 1)] : argv,
-      flagSpecs,
-    );
+    let cmdArgs = ci >= 0 ? [...argv.slice(0, ci), ...argv.slice(ci + 1)] : argv;
+    if (cmd?.goFlags) cmdArgs = goStyleFlags(cmdArgs, flagSpecs);
+    const { args: rest, falses } = goBooleans(cmdArgs, flagSpecs);
     let parsed;
     try {
       parsed = parseArgs({

@@ -16,6 +16,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./units.js')).cat,
   },
   {
+    name: 'cloudinit',
+    summary:
+      'Apply a cloud-config (coreos-cloudinit): users, files, units, etcd and agent settings; -validate checks one',
+    load: async () => (await import('./cloudinit.js')).cloudinit,
+  },
+  {
     name: 'completion',
     summary: 'Print a shell completion script (bash or zsh)',
     load: async () => (await import('./completion.js')).completion,
@@ -52,6 +58,16 @@ export const COMMANDS: readonly CommandEntry[] = [
     name: 'help',
     summary: 'Show a list of commands or help for one command',
     load: async () => (await import('./help.js')).help,
+  },
+  {
+    name: 'ignition',
+    summary: 'Run an Ignition stage (fetch, disks, files) on first boot',
+    load: async () => (await import('./ignition.js')).ignition,
+  },
+  {
+    name: 'ignition-validate',
+    summary: 'Validate an Ignition config (as ignition-validate): errors and warnings with JSON paths',
+    load: async () => (await import('./ignition.js')).ignitionValidate,
   },
   {
     name: 'journal',
