@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import type { AgentConfig } from './config.js';
 import { EmbeddedKvStore } from '../registry/embedded/index.js';
-import { EtcdKvStore, type EtcdConfig } from '../registry/etcd.js';
+import { EtcdKvStore, redactUrl, type EtcdConfig } from '../registry/etcd.js';
 import type { Logger } from '../lib/log.js';
 import { instrumentStore } from '../lib/metrics.js';
 import type { KvStore } from '../registry/kv.js';
@@ -50,9 +50,11 @@ export async function openRegistry(
 ): Promise<{ store: KvStore; registry: Registry }> {
   config.etcdServers = preferLocal(config.etcdServers, local);
   const store = instrumentStore(await openStore(config));
+  // Never the password of a `user:pass@` endpoint.
+  const shown = config.etcdServers.map(redactUrl);
   log.info(
-    { registry: store.backend, endpoints: config.etcdServers.length ? config.etcdServers : undefined },
-    `registry: ${store.backend === 'etcd' ? `etcd ${config.etcdServers.join(',')}` : `embedded in ${config.dataDir}/registry`}`,
+    { registry: store.backend, endpoints: shown.length ? shown : undefined },
+    `registry: ${store.backend === 'etcd' ? `etcd ${shown.join(',')}` : `embedded in ${config.dataDir}/registry`}`,
   );
   return { store, registry: new Registry(store) };
 }
