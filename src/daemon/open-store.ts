@@ -23,6 +23,8 @@ export async function openStore(config: AgentConfig): Promise<KvStore> {
   if (config.etcdCafile) etcd.caFile = config.etcdCafile;
   if (config.etcdCertfile) etcd.certFile = config.etcdCertfile;
   if (config.etcdKeyfile) etcd.keyFile = config.etcdKeyfile;
+  if (config.etcdUsername !== undefined) etcd.username = config.etcdUsername;
+  if (config.etcdPassword !== undefined) etcd.password = config.etcdPassword;
   return new EtcdKvStore(etcd);
 }
 
