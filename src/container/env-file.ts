@@ -15,12 +15,15 @@
  * Where systemd accepts and guesses, this is an E_CONTAINER_SPEC error naming the file and line:
  *   - an unterminated quote (systemd takes the rest of the file as the value);
  *   - a line that is not NAME=VALUE, or an invalid NAME (systemd drops it with a warning);
+ *     the line itself is not quoted in the error (it goes to the journal and may be a secret);
  *   - a NUL byte in a value (it cannot reach a process environment; Docker would cut or refuse it).
  * Pure.
  */
 import { FlotillaError } from '../lib/errors.js';
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** The line is not quoted back: a stray line of an env file may well be a secret. */
+const NOT_ASSIGNMENT = 'expected NAME=VALUE (the line has no "=")';
 
 type State =
   'preKey' | 'key' | 'preValue' | 'value' | 'escape' | 'single' | 'double' | 'doubleEscape' | 'comment';
@@ -94,7 +97,7 @@ export function parseEnvironmentFile(text: string, path: string): [string, strin
         if (nl) state = 'preKey';
         break;
       case 'key':
-        if (nl) fail(path, keyLine, `expected NAME=VALUE, got ${JSON.stringify(key.trim())}`);
+        if (nl) fail(path, keyLine, NOT_ASSIGNMENT);
         else if (c === '=') {
           checkKey();
           state = 'preValue';
@@ -147,7 +150,7 @@ export function parseEnvironmentFile(text: string, path: string): [string, strin
   }
   switch (state) {
     case 'key':
-      fail(path, keyLine, `expected NAME=VALUE, got ${JSON.stringify(key.trim())}`);
+      fail(path, keyLine, NOT_ASSIGNMENT);
       break;
     case 'single':
     case 'double':

@@ -103,8 +103,8 @@ describe('errors name the file and line', () => {
       'A="x\\',
       'line 1: A: unterminated double quote (a quoted value may span lines, but this one runs to the end of the file)',
     ],
-    ['A=1\nJUSTANAME\n', 'line 2: expected NAME=VALUE, got "JUSTANAME"'],
-    ['A=1\nJUSTANAME', 'line 2: expected NAME=VALUE, got "JUSTANAME"'],
+    ['A=1\nJUSTANAME\n', 'line 2: expected NAME=VALUE (the line has no "=")'],
+    ['A=1\nJUSTANAME', 'line 2: expected NAME=VALUE (the line has no "=")'],
     ['=x\n', 'line 1: expected NAME=VALUE (the name is missing)'],
     [
       '1A=x\n',
