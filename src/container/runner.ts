@@ -77,9 +77,11 @@ export function readRunSpec(path: string): RunSpec {
   try {
     spec = JSON.parse(text) as RunSpec;
   } catch (err) {
+    // Not the parser's message: it quotes the text, and the spec holds the unit's secrets.
+    const at = /position (\d+)/.exec((err as Error).message)?.[1];
     throw new FlotillaError(
       'E_CONTAINER_SPEC',
-      `container spec ${path}: invalid JSON: ${(err as Error).message}`,
+      `container spec ${path}: invalid JSON${at !== undefined ? ` at byte ${at}` : ''} (the agent writes this file; restart the unit through flotilla to rewrite it)`,
     );
   }
   if (spec?.version !== 1 || typeof spec.unit !== 'string' || typeof spec.container?.image !== 'string')

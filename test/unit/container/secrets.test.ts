@@ -5,7 +5,7 @@
  * variables only; the run spec (0600) has the values, and the runner builds the container's
  * environment from it.
  */
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
@@ -98,4 +98,21 @@ it('a unit without Environment= gets no EnvironmentNames=', () => {
   const body = '[Container]\nImage=busybox:latest\n';
   const text = cu.prepareInstall('plain.service', UnitFile.parse(body).hash(), body);
   expect(UnitFile.parse(text).get('X-Flotilla', 'EnvironmentNames')).toBeUndefined();
+});
+
+it('a corrupt run spec is reported without quoting its contents', () => {
+  const p = join(dir, 'corrupt.json');
+  writeFileSync(p, `${SECRET}-not-json`);
+  expect(() => readRunSpec(p)).toThrow(
+    `container spec ${p}: invalid JSON (the agent writes this file; restart the unit through flotilla to rewrite it)`,
+  );
+  writeFileSync(p, `{"env":"${SECRET}" x}`);
+  let msg = '';
+  try {
+    readRunSpec(p);
+  } catch (e) {
+    msg = (e as Error).message;
+  }
+  expect(msg).toMatch(/invalid JSON at byte \d+ /);
+  expect(msg).not.toContain(SECRET);
 });
