@@ -116,3 +116,24 @@ it('a corrupt run spec is reported without quoting its contents', () => {
   expect(msg).toMatch(/invalid JSON at byte \d+ /);
   expect(msg).not.toContain(SECRET);
 });
+
+it('an Environment= error names the word or variable, never the value', () => {
+  const bad = (line: string) => {
+    const body = `[Container]\nImage=busybox:latest\n${line}\n`;
+    try {
+      cu.prepareInstall('e.service', UnitFile.parse(body).hash(), body);
+    } catch (e) {
+      return (e as Error).message;
+    }
+    return 'accepted';
+  };
+  expect(bad(`Environment=PASSWORD= ${SECRET}`)).toBe(
+    'e.service: [Container] Environment: word 2 is not NAME=VALUE (quote a value with spaces: "NAME=a b")',
+  );
+  expect(bad(`Environment="PASSWORD=${SECRET}`)).toBe(
+    'e.service: [Container] Environment: unterminated double quote',
+  );
+  expect(bad(`Environment=1X=${SECRET}`)).toBe(
+    'e.service: [Container] Environment: "1X" is not a valid variable name',
+  );
+});
