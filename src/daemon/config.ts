@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { FlotillaError, isErrno } from '../lib/errors.js';
-import { redactUrl } from '../registry/etcd.js';
+import { redactUrl } from '../lib/redact.js';
 import {
   checkDuration,
   checkInt,

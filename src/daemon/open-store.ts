@@ -5,7 +5,8 @@
 import { join } from 'node:path';
 import type { AgentConfig } from './config.js';
 import { EmbeddedKvStore } from '../registry/embedded/index.js';
-import { EtcdKvStore, redactUrl, type EtcdConfig } from '../registry/etcd.js';
+import type { EtcdConfig } from '../registry/etcd.js';
+import { redactUrl } from '../lib/redact.js';
 import type { Logger } from '../lib/log.js';
 import { instrumentStore } from '../lib/metrics.js';
 import type { KvStore } from '../registry/kv.js';
@@ -25,6 +26,8 @@ export async function openStore(config: AgentConfig): Promise<KvStore> {
   if (config.etcdKeyfile) etcd.keyFile = config.etcdKeyfile;
   if (config.etcdUsername !== undefined) etcd.username = config.etcdUsername;
   if (config.etcdPassword !== undefined) etcd.password = config.etcdPassword;
+  // etcd3 (with gRPC and protobufjs, ~30 MB) is loaded only when a cluster is configured.
+  const { EtcdKvStore } = await import('../registry/etcd.js');
   return new EtcdKvStore(etcd);
 }
 

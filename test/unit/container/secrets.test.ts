@@ -14,7 +14,7 @@ import { containerEnvironment, readRunSpec } from '../../../src/container/runner
 import { nullLogger } from '../../../src/lib/log.js';
 import { UnitFileStore } from '../../../src/systemd/unit-files.js';
 import { UnitFile } from '../../../src/unit/index.js';
-import { FakeDocker } from '../docker/fake-docker.js';
+import { FakeDocker } from '../../../src/docker/fake.js';
 
 const SECRET = 'hunter2-Zq81xP';
 const OTHER = 'tok-77a1c9';
