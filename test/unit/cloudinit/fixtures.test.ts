@@ -5,10 +5,11 @@
  * executor (src/target/apply.ts) is built, each plan is also applied into a temp --root, twice: the
  * second run changes nothing.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, chownSync, copyFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { makeRoot, why, type TestRoot } from '../target/root.js';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseCloudConfig } from '../../../src/cloudinit/config.js';
 import { applySubstitutions, substitutionsFrom } from '../../../src/cloudinit/env.js';
 import { planCloudConfig } from '../../../src/cloudinit/plan.js';
@@ -124,20 +125,35 @@ describe('cloud-config/ examples', () => {
   });
 });
 
-// The executor lands separately (src/target/apply.ts); apply for real once it is there.
-const scratch = mkdtempSync(join(tmpdir(), 'flotilla-ci-fx-'));
-afterAll(() => rmSync(scratch, { recursive: true, force: true }));
-const executorBuilt = await applyPlan([], { root: scratch, live: false }).then(
-  () => true,
-  (err: Error) => !/not built yet/.test(err.message),
-);
+// Applied for real into a temp root seeded as a CoreOS host is: Debian's base accounts plus the
+// `core` user the documentation's examples address, and the units the package installs.
+const units = join(fileURLToPath(new URL('../../../systemd/', import.meta.url)));
+function coreosLikeRoot(): TestRoot {
+  const r = makeRoot();
+  appendFileSync(r.at('/etc/passwd'), 'core:x:500:500:CoreOS Admin:/home/core:/bin/bash\n');
+  appendFileSync(r.at('/etc/shadow'), 'core:*:19000:0:99999:7:::\n');
+  appendFileSync(r.at('/etc/group'), 'core:x:500:\n');
+  appendFileSync(r.at('/etc/gshadow'), 'core:*::\n');
+  mkdirSync(r.at('/home/core'), { recursive: true });
+  chownSync(r.at('/home/core'), 500, 500);
+  mkdirSync(r.at('/lib/systemd/system'), { recursive: true });
+  for (const u of ['etcd-member.service', 'flotilla.service'])
+    copyFileSync(join(units, u), r.at(`/lib/systemd/system/${u}`));
+  return r;
+}
 
-describe.runIf(executorBuilt)('applied into a temp --root', () => {
+describe.skipIf(why !== undefined)(`applied into a temp --root${why ? ` (skipped: ${why})` : ''}`, () => {
   it.each(docs)('doc-%i.yml applies, and applying again changes nothing', async (n) => {
-    const root = mkdtempSync(join(scratch, `doc-${n}-`));
-    const { actions } = planOf(fixture(`doc-${n}.yml`));
-    await applyPlan(actions, { root, live: false });
-    const again = await applyPlan(planOf(fixture(`doc-${n}.yml`)).actions, { root, live: false });
-    expect(again.changed.map((c) => c.reason)).toEqual([]);
+    const root = coreosLikeRoot();
+    try {
+      const { actions } = planOf(fixture(`doc-${n}.yml`));
+      await applyPlan(actions, { root: root.dir, live: false });
+      const before = root.snapshot();
+      const again = await applyPlan(planOf(fixture(`doc-${n}.yml`)).actions, { root: root.dir, live: false });
+      expect(again.changed.map((c) => c.reason)).toEqual([]);
+      expect(root.snapshot()).toBe(before);
+    } finally {
+      root.cleanup();
+    }
   });
 });
