@@ -403,6 +403,14 @@ describe('planCloudConfig: bad input is refused with its key and line, before an
   ])('%j', (doc, re) => refuse(doc, re));
 });
 
+describe('null values', () => {
+  it('an empty value is a warning only (the zero value), as go-yaml decoded it', () => {
+    const p = plan('#cloud-config\nhostname:\nwrite_files:\n  - path: /a\n    content:\n');
+    expect(summary(p.actions)).toEqual(['file /a']);
+    expect((p.actions[0]!.action as FileAction).contents.toString()).toBe('');
+  });
+});
+
 describe('substitution', () => {
   it('uses the metadata, then COREOS_* from the environment, and warns for every empty token', () => {
     const subs = substitutionsFrom(
