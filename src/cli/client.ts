@@ -11,6 +11,7 @@ import { request as httpRequest, type IncomingMessage, type RequestOptions } fro
 import type { Duplex } from 'node:stream';
 import { CliExit } from './command.js';
 import { secondsFlag } from './globals.js';
+import { DEFAULT_API_ENDPOINT } from '../lib/paths.js';
 
 export interface ClientOptions {
   endpoint: string;
@@ -216,7 +217,7 @@ export async function clientFromGlobals(
   if (driver !== 'API')
     throw new CliExit(1, `Unable to initialize client: unrecognized driver ${JSON.stringify(driver)}`);
   const opts: ClientOptions = {
-    endpoint: String(g.endpoint ?? 'unix:///var/run/fleet.sock'),
+    endpoint: String(g.endpoint ?? DEFAULT_API_ENDPOINT),
     timeoutMs: secondsFlag('request-timeout', g['request-timeout'], 3) * 1000,
   };
   if (typeof g['ca-file'] === 'string' && g['ca-file'] !== '') opts.caFile = g['ca-file'];

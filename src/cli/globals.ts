@@ -4,11 +4,12 @@
  * wins (fleetctl's getFlagsFromEnv). Boolean flags take Go's spellings (`--debug=false`).
  */
 import { UsageError, type FlagSpec } from './command.js';
+import { DEFAULT_API_ENDPOINT } from '../lib/paths.js';
 
 export const GLOBAL_FLAGS: Record<string, FlagSpec> = {
   endpoint: {
     type: 'string',
-    default: 'unix:///var/run/fleet.sock',
+    default: DEFAULT_API_ENDPOINT,
     value: 'URL',
     help: 'Location of the fleet API (unix://, http://, https://)',
   },

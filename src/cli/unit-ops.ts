@@ -24,6 +24,7 @@ import {
   type ApiMachine,
   type ApiUnit,
 } from './fleet.js';
+import { sleep } from '../lib/backoff.js';
 
 /** flotilla waits this many attempts (2 s each) by default; fleetctl waited forever. */
 export const DEFAULT_BLOCK_ATTEMPTS = 15;
@@ -258,8 +259,6 @@ export function blockAttempts(ctx: Context): number | undefined {
   const n = Number(raw);
   return n <= 0 ? Infinity : n;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Machines by ID, fetched once and again only when a unit names a machine not seen yet. */
 export class MachineCache {

@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { parseProxySpecs } from '../discovery/services.js';
 import { isLoopbackHost, parseHostPort } from '../lib/net.js';
 import { FlotillaError, isErrno } from '../lib/errors.js';
+import { HOST_PATHS } from '../lib/paths.js';
 
 export interface AgentConfig {
   /** Empty: use the embedded registry (single machine). */
@@ -72,7 +73,7 @@ export interface AgentConfig {
   dashboardTerminal: boolean;
 }
 
-export const DEFAULT_CONFIG_FILE = '/etc/flotilla/flotilla.conf';
+export const DEFAULT_CONFIG_FILE: string = HOST_PATHS.configFile;
 
 export const DEFAULTS: AgentConfig = {
   etcdServers: [],
@@ -83,12 +84,12 @@ export const DEFAULTS: AgentConfig = {
   engineReconcileInterval: 2,
   disableEngine: false,
   verbosity: 0,
-  dataDir: '/var/lib/flotilla',
-  unitsDirectory: '/run/flotilla/units',
-  socketPath: '/var/run/fleet.sock',
-  dockerSocket: '/var/run/docker.sock',
-  containersDirectory: '/run/flotilla/containers',
-  machineIdFile: '/etc/machine-id',
+  dataDir: HOST_PATHS.dataDir,
+  unitsDirectory: HOST_PATHS.unitsDir,
+  socketPath: HOST_PATHS.apiSocket,
+  dockerSocket: HOST_PATHS.dockerSocket,
+  containersDirectory: HOST_PATHS.containersDir,
+  machineIdFile: HOST_PATHS.machineIdFile,
   livenessPort: 54730,
   proxyDrainTimeout: 30,
   proxyMode: 'auto',

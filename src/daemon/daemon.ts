@@ -27,7 +27,6 @@ import { VERSION } from '../version.js';
 import { startApi } from './api.js';
 import { loadConfig, type AgentConfig, type LoadOptions } from './config.js';
 import { SubsystemHost } from './host.js';
-import { Dashboard } from '../dashboard/server.js';
 import { RebootManager } from '../locksmith/manager.js';
 import { localAddresses, machineRecord } from './identity.js';
 import { Lifecycle, restartOnlyChanges } from './lifecycle.js';
@@ -145,7 +144,8 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   const afterReady = new SubsystemHost<undefined>([new RebootManager()], log);
   const proxy = new ProxySubsystem(servicesView);
   // The dashboard (src/dashboard/) calls the API socket, so it starts after it and stops before it.
-  const dashboard = config.dashboardListen ? [new Dashboard()] : [];
+  // Its code (and node-pty's, for the terminal) is loaded only when dashboard_listen is set.
+  const dashboard = config.dashboardListen ? [new (await import('../dashboard/server.js')).Dashboard()] : [];
   const subsystems = new SubsystemHost<AgentConfig>([proxy, ...dashboard], log);
   const abort = new AbortController();
   await subsystems.start({

@@ -9,8 +9,9 @@ import { FlotillaError } from '../lib/errors.js';
 import type { MachineRecord } from '../registry/types.js';
 import { VERSION } from '../version.js';
 import type { AgentConfig } from './config.js';
+import { HOST_PATHS } from '../lib/paths.js';
 
-export function readMachineId(path = '/etc/machine-id'): string {
+export function readMachineId(path: string = HOST_PATHS.machineIdFile): string {
   let text: string;
   try {
     text = readFileSync(path, 'utf8').trim();

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import type { AgentConfig } from './config.js';
 import { EmbeddedKvStore } from '../registry/embedded/index.js';
-import { EtcdKvStore, type EtcdConfig } from '../registry/etcd.js';
+import type { EtcdConfig } from '../registry/etcd.js';
 import type { Logger } from '../lib/log.js';
 import { instrumentStore } from '../lib/metrics.js';
 import type { KvStore } from '../registry/kv.js';
@@ -23,6 +23,8 @@ export async function openStore(config: AgentConfig): Promise<KvStore> {
   if (config.etcdCafile) etcd.caFile = config.etcdCafile;
   if (config.etcdCertfile) etcd.certFile = config.etcdCertfile;
   if (config.etcdKeyfile) etcd.keyFile = config.etcdKeyfile;
+  // etcd3 (with gRPC and protobufjs, ~30 MB) is loaded only when a cluster is configured.
+  const { EtcdKvStore } = await import('../registry/etcd.js');
   return new EtcdKvStore(etcd);
 }
 

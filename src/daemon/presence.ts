@@ -20,8 +20,7 @@ import type { Registry } from '../registry/registry.js';
 import type { MachineRecord } from '../registry/types.js';
 import { LivenessMonitor, serveLiveness } from '../agent/liveness.js';
 import { agentTiming, type AgentTiming, type TimingConfig } from './timing.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { Backoff, sleep } from '../lib/backoff.js';
 
 export interface PresenceDeps {
   store: KvStore;
@@ -62,6 +61,7 @@ export class Presence {
     } catch {
       /* none, or expired */
     }
+    const backoff = new Backoff(250, 5000);
     for (let attempt = 0; ; attempt++) {
       try {
         if (resumed) this.lease.adopt(resumed);
@@ -69,7 +69,7 @@ export class Presence {
         break;
       } catch (err) {
         if (attempt % 10 === 0) log.warn({ err: (err as Error).message }, 'registry unreachable; retrying');
-        await sleep(Math.min(5000, 250 * 2 ** Math.min(attempt, 5)));
+        await sleep(backoff.next());
       }
     }
     // Liveness responder (clusters only): peers probe it to notice a dead machine before its lease

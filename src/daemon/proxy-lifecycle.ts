@@ -9,8 +9,8 @@
 import type { Logger } from '../lib/log.js';
 import { parseProxySpecs } from '../discovery/services.js';
 import type { EndpointSource } from '../discovery/services-view.js';
-import { NftNetfilter, removeKernelRules, TABLE_PREFIX } from '../proxy/kernel.js';
-import { ServiceProxy, type ListenerStats, type ProxyMode } from '../proxy/proxy.js';
+import { TABLE_PREFIX } from '../proxy/kernel.js';
+import type { ListenerStats, ProxyMode, ServiceProxy } from '../proxy/proxy.js';
 import type { AgentConfig } from './config.js';
 import type { ReloadOutcome, StopMode, Subsystem, SubsystemContext, SubsystemStatus } from './subsystem.js';
 
@@ -90,6 +90,8 @@ export class ProxySubsystem implements Subsystem<AgentConfig> {
 
   private async open(c: ProxyConfig): Promise<ServiceProxy | undefined> {
     if (!c.proxyServices) return undefined;
+    // The proxy's code is loaded only when proxy_services asks for it.
+    const { ServiceProxy } = await import('../proxy/proxy.js');
     const p = new ServiceProxy({
       listen: parseProxySpecs([c.proxyServices], 'proxy_services'),
       source: this.source,
@@ -113,6 +115,7 @@ export class ProxySubsystem implements Subsystem<AgentConfig> {
   // A previous run (restarted: its rules were left in force for this one) may have left the agent's
   // table; without the kernel path now, it must go, or it would keep sending to old endpoints.
   private async clearAgentKernelRules(): Promise<void> {
+    const { NftNetfilter, removeKernelRules } = await import('../proxy/kernel.js');
     const nf = new NftNetfilter();
     if ((await nf.probe()) !== undefined) return;
     if ((await nf.tables(AGENT_TABLE)).includes(AGENT_TABLE)) {

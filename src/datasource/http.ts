@@ -16,6 +16,7 @@
 import { got, type Response } from 'got';
 import { FlotillaError } from '../lib/errors.js';
 import { nullLogger, type Logger } from '../lib/log.js';
+import { sleep } from '../lib/backoff.js';
 
 export const MAX_BODY_BYTES = 16 * 1024 * 1024;
 
@@ -58,21 +59,6 @@ export function isNotFound(err: unknown): boolean {
 }
 
 class Final extends Error {}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new Error('aborted'));
-    const onAbort = (): void => {
-      clearTimeout(t);
-      reject(new Error('aborted'));
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 async function once(
   url: string,

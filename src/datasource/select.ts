@@ -8,6 +8,7 @@
 import { FlotillaError } from '../lib/errors.js';
 import { nullLogger, type Logger } from '../lib/log.js';
 import type { Datasource } from './types.js';
+import { Backoff } from '../lib/backoff.js';
 
 export interface SelectOptions {
   /** Overall bound in ms (default 5 min). */
@@ -54,7 +55,7 @@ export function selectDatasource(sources: Datasource[], opts: SelectOptions = {}
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     if (sources.length === 0) return finish(timeoutError());
 
-    const poll = async (ds: Datasource, backoff: number): Promise<void> => {
+    const poll = async (ds: Datasource, backoff: Backoff): Promise<void> => {
       if (done) return;
       let ok = false;
       try {
@@ -79,15 +80,16 @@ export function selectDatasource(sources: Datasource[], opts: SelectOptions = {}
         return;
       }
       log.debug(
-        { type: ds.type, root: ds.configRoot(), retryMs: backoff },
+        { type: ds.type, root: ds.configRoot(), retryMs: backoff.peek() },
         `datasource ${ds.type} not available yet`,
       );
       const t = setTimeout(() => {
         timers.delete(t);
-        void poll(ds, Math.min(backoff * 2, maxBackoff));
-      }, backoff);
+        void poll(ds, backoff);
+      }, backoff.next());
       timers.add(t);
     };
-    for (const ds of sources) void poll(ds, opts.initialBackoffMs ?? 100);
+    const first = opts.initialBackoffMs ?? 100;
+    for (const ds of sources) void poll(ds, new Backoff(first, Math.max(first, maxBackoff)));
   });
 }

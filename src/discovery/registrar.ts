@@ -27,6 +27,7 @@ import type { Registry } from '../registry/registry.js';
 import type { Logger } from '../lib/log.js';
 import { planEndpoints, type ServiceContainer } from './plan.js';
 import { endpointAddress } from './services.js';
+import { Backoff, sleep } from '../lib/backoff.js';
 
 /** A Docker event, reduced to what discovery needs. */
 export interface ContainerEvent {
@@ -144,7 +145,7 @@ export class ServiceRegistrar {
   }
 
   private async follow(): Promise<void> {
-    let backoff = 250;
+    const backoff = new Backoff(250, 5000);
     while (!this.stopped) {
       const stream = this.o.source.events();
       this.events = stream;
@@ -152,7 +153,7 @@ export class ServiceRegistrar {
       this.trigger();
       try {
         for await (const ev of stream) {
-          backoff = 250;
+          backoff.reset();
           if (isRelevantAction(ev.action)) this.trigger();
         }
       } catch (err) {
@@ -160,8 +161,7 @@ export class ServiceRegistrar {
         this.o.log.debug({ err: (err as Error).message }, 'docker event stream broke; subscribing again');
       }
       if (this.stopped) return;
-      await new Promise((r) => setTimeout(r, backoff));
-      backoff = Math.min(backoff * 2, 5000);
+      await sleep(backoff.next());
     }
   }
 

@@ -17,6 +17,7 @@ import { FlotillaError } from '../lib/errors.js';
 import type { ServiceEndpointRecord } from '../registry/types.js';
 import type { Logger } from '../lib/log.js';
 import type { EndpointSource, EndpointSourceEvents } from './services-view.js';
+import { Backoff } from '../lib/backoff.js';
 
 export interface RemoteOptions {
   /** `unix:///var/run/fleet.sock`, `http://host:port` or `https://host:port` (mutual TLS). */
@@ -65,7 +66,7 @@ export class RemoteServices extends EventEmitter<EndpointSourceEvents> implement
   private stopped = false;
   private retry: NodeJS.Timeout | undefined;
   private idle: NodeJS.Timeout | undefined;
-  private backoff = 250;
+  private readonly backoff = new Backoff(250, 5000);
   /** Resolves on the first full set (or rejects on the first failure, for start()). */
   private first: { resolve: () => void; reject: (e: Error) => void } | undefined;
   connected = false;
@@ -117,7 +118,7 @@ export class RemoteServices extends EventEmitter<EndpointSourceEvents> implement
           }
           if (!gotFirst) {
             gotFirst = true;
-            this.backoff = 250;
+            this.backoff.reset();
             if (!this.connected) this.o.log.info({ endpoint: this.o.endpoint }, 'services watch connected');
             this.connected = true;
             this.first?.resolve();
@@ -158,8 +159,7 @@ export class RemoteServices extends EventEmitter<EndpointSourceEvents> implement
     }
     this.connected = false;
     this.emit('error', err);
-    this.retry = setTimeout(() => this.connect(), this.backoff);
-    this.backoff = Math.min(this.backoff * 2, 5000);
+    this.retry = setTimeout(() => this.connect(), this.backoff.next());
   }
 
   private apply(

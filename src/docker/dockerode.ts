@@ -9,8 +9,11 @@
  * inside a 200 progress stream) become E_IMAGE_PULL.
  */
 import { Writable } from 'node:stream';
-import Docker from 'dockerode';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type Docker from 'dockerode';
 import { FlotillaError } from '../lib/errors.js';
+import { slimDockerode } from './slim.js';
 import type {
   ContainerCreateSpec,
   ContainerEvent,
@@ -27,8 +30,10 @@ import type {
   LogLine,
   PullProgress,
 } from './port.js';
+import { Backoff } from '../lib/backoff.js';
+import { HOST_PATHS } from '../lib/paths.js';
 
-export const DEFAULT_DOCKER_SOCKET = '/var/run/docker.sock';
+export const DEFAULT_DOCKER_SOCKET: string = HOST_PATHS.dockerSocket;
 
 export interface DockerodeEngineOptions {
   socketPath?: string;
@@ -203,20 +208,60 @@ export function parseEvent(raw: RawEvent): ContainerEvent | undefined {
   return ev;
 }
 
+const requireCjs = createRequire(import.meta.url);
+let DockerClass: typeof Docker | undefined;
+
+/**
+ * dockerode, loaded at the first call that needs it (with slimDockerode's stand-ins for what it
+ * loads and flotilla never uses): an agent on a host without Docker never pays its ~25 MB.
+ */
+function loadDockerode(): typeof Docker {
+  if (DockerClass === undefined) {
+    slimDockerode();
+    DockerClass = requireCjs('dockerode') as typeof Docker;
+  }
+  return DockerClass;
+}
+
+/** Whether this process has loaded dockerode (for the memory tests and `status`). */
+export function dockerodeLoaded(): boolean {
+  return DockerClass !== undefined;
+}
+
 export class DockerodeEngine implements DockerPort {
   readonly socketPath: string;
-  private readonly docker: Docker;
+  private client: Docker | undefined;
+  private readonly connectTimeoutMs: number;
   private readonly callTimeoutMs: number;
   private readonly streams = new Set<{ close(): void }>();
 
   constructor(opts: DockerodeEngineOptions = {}) {
     this.socketPath = opts.socketPath ?? DEFAULT_DOCKER_SOCKET;
     this.callTimeoutMs = opts.callTimeoutMs ?? 30_000;
-    this.docker = new Docker({
-      socketPath: this.socketPath,
-      // docker-modem option; not in @types.
-      ...({ connectionTimeout: opts.connectTimeoutMs ?? 3000 } as object),
-    });
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 3000;
+  }
+
+  /**
+   * The dockerode client, made on first use. While the socket does not exist, calls fail as a
+   * connect to a missing socket does (E_DOCKER_UNAVAILABLE), without loading dockerode.
+   */
+  private get docker(): Docker {
+    if (this.client === undefined) {
+      if (!existsSync(this.socketPath)) {
+        throw Object.assign(new Error(`connect ENOENT ${this.socketPath}`), {
+          code: 'ENOENT',
+          syscall: 'connect',
+          address: this.socketPath,
+        });
+      }
+      const Client = loadDockerode();
+      this.client = new Client({
+        socketPath: this.socketPath,
+        // docker-modem option; not in @types.
+        ...({ connectionTimeout: this.connectTimeoutMs } as object),
+      });
+    }
+    return this.client;
   }
 
   private signal(ms = this.callTimeoutMs): AbortSignal {
@@ -243,8 +288,15 @@ export class DockerodeEngine implements DockerPort {
 
   async ping(timeoutMs = 3000): Promise<void> {
     // dockerode's ping takes options at runtime; its types only know the callback form.
-    const ping = this.docker.ping.bind(this.docker) as unknown as (o: object) => Promise<unknown>;
-    await this.call('ping', (abortSignal) => ping({ abortSignal }), timeoutMs);
+    await this.call(
+      'ping',
+      (abortSignal) => {
+        const docker = this.docker;
+        const ping = docker.ping.bind(docker) as unknown as (o: object) => Promise<unknown>;
+        return ping({ abortSignal });
+      },
+      timeoutMs,
+    );
   }
 
   async inspectImage(ref: string): Promise<ImageInfo | undefined> {
@@ -564,7 +616,7 @@ export class DockerodeEngine implements DockerPort {
     let closed = false;
     let connected = false;
     let everConnected = false;
-    let backoff = minMs;
+    const backoff = new Backoff(minMs, maxMs);
     let timer: NodeJS.Timeout | undefined;
     let current: (NodeJS.ReadableStream & { destroy?: () => void }) | undefined;
 
@@ -587,8 +639,7 @@ export class DockerodeEngine implements DockerPort {
         }
       }
       if (timer) return;
-      const delay = backoff;
-      backoff = Math.min(maxMs, backoff * 2);
+      const delay = backoff.next();
       timer = setTimeout(() => {
         timer = undefined;
         void connect();
@@ -611,7 +662,7 @@ export class DockerodeEngine implements DockerPort {
       }
       current = stream;
       connected = true;
-      backoff = minMs;
+      backoff.reset();
       const reconnected = everConnected;
       everConnected = true;
       try {

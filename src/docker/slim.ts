@@ -1,10 +1,10 @@
 /**
  * Fast start for the container runner: dockerode loads, at require time, modules the runner never
  * uses (ssh2 for `ssh://` Docker hosts, @grpc/grpc-js and @grpc/proto-loader for BuildKit sessions,
- * tar-fs for build contexts): ~220 ms of CPU on every container start. `slimDockerode()` makes
- * those requires return stand-ins that throw a clear error if anything ever calls them; the runner
- * talks to a unix socket and never builds, so nothing does. Call it before dockerode is imported;
- * only the runner process does (the agent loads dockerode whole).
+ * tar-fs for build contexts): ~220 ms of CPU on every container start and ~15 MB of the agent's
+ * memory. `slimDockerode()` makes those requires return stand-ins that throw a clear error if
+ * anything ever calls them; flotilla talks to a unix socket and never builds, so nothing does.
+ * Call it before dockerode is loaded: DockerodeEngine does (it loads dockerode lazily).
  */
 import { createRequire } from 'node:module';
 
@@ -22,15 +22,25 @@ function unavailable(what: string): unknown {
 
 let installed = false;
 
+/** Whether a require comes from dockerode's own files (dockerode, docker-modem). */
+function fromDockerode(parent: unknown): boolean {
+  const file = (parent as { filename?: unknown } | undefined)?.filename;
+  return typeof file === 'string' && /[\\/]node_modules[\\/](dockerode|docker-modem)[\\/]/.test(file);
+}
+
+/**
+ * Install the stand-ins (idempotent). They apply only to requires made by dockerode's and
+ * docker-modem's own files: etcd3's @grpc/grpc-js, in the same agent process, loads for real.
+ */
 export function slimDockerode(): void {
   if (installed) return;
   installed = true;
   const Module = createRequire(import.meta.url)('node:module') as {
-    _load: (request: string, ...rest: unknown[]) => unknown;
+    _load: (request: string, parent: unknown, ...rest: unknown[]) => unknown;
   };
   const load = Module._load;
-  Module._load = function (this: unknown, request: string, ...rest: unknown[]): unknown {
-    if (UNUSED.has(request)) return unavailable(request);
-    return load.call(this, request, ...rest);
+  Module._load = function (this: unknown, request: string, parent: unknown, ...rest: unknown[]): unknown {
+    if (UNUSED.has(request) && fromDockerode(parent)) return unavailable(request);
+    return load.call(this, request, parent, ...rest);
   };
 }

@@ -147,7 +147,9 @@ export async function initMetrics(opts: { processMetrics?: boolean } = {}): Prom
   const m = await loading;
   if (opts.processMetrics && !processMetrics) {
     processMetrics = true;
-    m.collectDefaultMetrics({ register: m.registry, prefix: 'flotilla_' });
+    // The event-loop delay monitor samples every 50 ms, not prom-client's 10 ms: an idle agent
+    // must not wake up 100 times a second for a histogram.
+    m.collectDefaultMetrics({ register: m.registry, prefix: 'flotilla_', eventLoopMonitoringPrecision: 50 });
   }
 }
 

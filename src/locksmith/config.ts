@@ -18,8 +18,9 @@
 import { readFileSync } from 'node:fs';
 import { FlotillaError, isErrno } from '../lib/errors.js';
 import { parseGoDuration, parseWindow, type RebootWindow, type Zone } from './window.js';
+import { HOST_PATHS } from '../lib/paths.js';
 
-export const UPDATE_CONF = '/etc/flotilla/update.conf';
+export const UPDATE_CONF: string = HOST_PATHS.updateConf;
 export const STRATEGIES = ['reboot', 'etcd-lock', 'best-effort', 'off'] as const;
 export type Strategy = (typeof STRATEGIES)[number];
 

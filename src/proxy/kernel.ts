@@ -34,6 +34,7 @@ import { dirname } from 'node:path';
 import { isIPv4 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../lib/log.js';
+import { HOST_PATHS } from '../lib/paths.js';
 
 export interface Addr {
   ip: string;
@@ -197,7 +198,7 @@ export interface Netfilter {
 const NFT_CANDIDATES = ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft', '/usr/local/sbin/nft'];
 const ROUTE_LOCALNET = '/proc/sys/net/ipv4/conf/all/route_localnet';
 /** Set while route_localnet is on because a flotilla proxy turned it on (tmpfs: gone at reboot). */
-const OWNED_MARKER = '/run/flotilla/proxy-route-localnet';
+const OWNED_MARKER: string = HOST_PATHS.proxyRouteLocalnetMarker;
 export const TABLE_PREFIX = 'flotilla_proxy_';
 
 /** The real thing: the `nft` binary (argv only, script on stdin) and /proc/sys. */

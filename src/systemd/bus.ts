@@ -26,6 +26,7 @@
 import dbus from 'dbus-next';
 import type { Message as DbusMessage, MessageBus } from 'dbus-next';
 import { FlotillaError } from '../lib/errors.js';
+import { Backoff } from '../lib/backoff.js';
 
 export const DEFAULT_SYSTEM_BUS_ADDRESS = 'unix:path=/run/dbus/system_bus_socket';
 
@@ -132,7 +133,7 @@ export class DbusConnection {
   private readonly signalListeners = new Set<(s: BusSignal) => void>();
   private readonly stateListeners = new Set<(up: boolean, err?: unknown) => void>();
   private readyWaiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
-  private backoff: number;
+  private readonly backoff: Backoff;
   private retryTimer: NodeJS.Timeout | undefined;
   private lastError: unknown;
   private msgSeq = 0;
@@ -143,7 +144,7 @@ export class DbusConnection {
     this.maxInFlight = opts.maxInFlight ?? 64;
     this.reconnectMinMs = opts.reconnectMinMs ?? 50;
     this.reconnectMaxMs = opts.reconnectMaxMs ?? 2_000;
-    this.backoff = this.reconnectMinMs;
+    this.backoff = new Backoff(this.reconnectMinMs, this.reconnectMaxMs);
     this.factory = opts.factory ?? ((busAddress) => dbus.sessionBus({ busAddress }));
     this.log = opts.log ?? (() => undefined);
   }
@@ -286,7 +287,7 @@ export class DbusConnection {
     if (gen !== this.gen || this.state !== 'connecting') return;
     this.state = 'ready';
     this.stats.connects++;
-    this.backoff = this.reconnectMinMs;
+    this.backoff.reset();
     this.log(reconnect ? 'info' : 'debug', reconnect ? 'system bus reconnected' : 'system bus connected', {
       address: this.address,
     });
@@ -314,8 +315,7 @@ export class DbusConnection {
       });
       for (const fn of this.stateListeners) safe(() => fn(false, err));
     }
-    const delay = this.backoff;
-    this.backoff = Math.min(this.reconnectMaxMs, this.backoff * 2);
+    const delay = this.backoff.next();
     this.retryTimer = setTimeout(() => {
       if (this.state !== 'closed') this.connect();
     }, delay);

@@ -62,6 +62,18 @@ import { hasInstallSection, isTemplateName, validateUnitName } from './unit-deps
 import { DEFAULT_UNITS_DIR, UnitFileStore } from './unit-files.js';
 import { WatchHub } from './watch.js';
 
+/** systemd's unit job methods (`systemctl start|stop|restart|reload|try-restart|reload-or-…`). */
+export const HOST_JOB_MEMBERS = [
+  'StartUnit',
+  'StopUnit',
+  'RestartUnit',
+  'ReloadUnit',
+  'TryRestartUnit',
+  'ReloadOrRestartUnit',
+  'ReloadOrTryRestartUnit',
+] as const;
+export type HostJobMember = (typeof HOST_JOB_MEMBERS)[number];
+
 export interface DbusSystemdManagerOptions {
   /** Bus address; default `$DBUS_SYSTEM_BUS_ADDRESS`, else the standard system bus socket. */
   address?: string;
@@ -392,6 +404,22 @@ export class DbusSystemdManager implements SystemdManager {
   async restart(name: string, opts: JobOptions = {}): Promise<JobOutcome> {
     await this.assertOwned(name);
     return this.runJob('restart', name, 'RestartUnit', opts);
+  }
+
+  /**
+   * A job on any unit, for first boot only (src/target: cloud-config `command`, where the operator's
+   * config names the unit): NOT ownership-checked, so the agent never calls it. `member` is one of
+   * systemd's job methods (StartUnit, StopUnit, RestartUnit, ReloadUnit, TryRestartUnit,
+   * ReloadOrRestartUnit, ReloadOrTryRestartUnit), mode "replace"; resolves on JobRemoved `done`.
+   */
+  async hostUnitJob(name: string, member: HostJobMember, opts: JobOptions = {}): Promise<JobOutcome> {
+    this.assertOpen();
+    validateUnitName(name);
+    if (!HOST_JOB_MEMBERS.includes(member)) {
+      throw new FlotillaError('E_USAGE', `not a systemd job method: ${String(member)}`);
+    }
+    const kind: JobKind = member === 'StopUnit' ? 'stop' : member === 'StartUnit' ? 'start' : 'restart';
+    return this.runJob(kind, name, member, opts);
   }
 
   async startTransient(spec: TransientUnitSpec, opts: JobOptions = {}): Promise<JobOutcome> {

@@ -18,8 +18,9 @@ import { chmod, mkdir, open, readFile, readdir, rename, rm, stat } from 'node:fs
 import { join } from 'node:path';
 import { isErrno } from '../lib/errors.js';
 import { templateOf } from './unit-deps.js';
+import { HOST_PATHS } from '../lib/paths.js';
 
-export const DEFAULT_UNITS_DIR = '/run/flotilla/units';
+export const DEFAULT_UNITS_DIR: string = HOST_PATHS.unitsDir;
 
 export class UnitFileStore {
   readonly unitsDir: string;

@@ -60,6 +60,16 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./help.js')).help,
   },
   {
+    name: 'ignition',
+    summary: 'Run an Ignition stage (fetch, disks, files) on first boot',
+    load: async () => (await import('./ignition.js')).ignition,
+  },
+  {
+    name: 'ignition-validate',
+    summary: 'Validate an Ignition config (as ignition-validate): errors and warnings with JSON paths',
+    load: async () => (await import('./ignition.js')).ignitionValidate,
+  },
+  {
     name: 'journal',
     summary: 'Print the journal of a unit in the cluster to stdout',
     load: async () => (await import('./status.js')).journal,

@@ -8,6 +8,7 @@ import { createLogger } from '../../lib/log.js';
 import { FlotillaError } from '../../lib/errors.js';
 import { parseDuration } from '../../daemon/config.js';
 import type { Command } from '../command.js';
+import { DEFAULT_API_ENDPOINT } from '../../lib/paths.js';
 
 function seconds(flag: string, v: unknown): number {
   const s = parseDuration(String(v));
@@ -73,7 +74,7 @@ export const proxyCmd: Command = {
     const log = createLogger({ verbosity: ctx.flags.verbose === true ? 1 : 0 });
     const g = ctx.globals;
     const source = new RemoteServices({
-      endpoint: String(g.endpoint ?? 'unix:///var/run/fleet.sock'),
+      endpoint: String(g.endpoint ?? DEFAULT_API_ENDPOINT),
       ...(typeof g['ca-file'] === 'string' ? { caFile: g['ca-file'] } : {}),
       ...(typeof g['cert-file'] === 'string' ? { certFile: g['cert-file'] } : {}),
       ...(typeof g['key-file'] === 'string' ? { keyFile: g['key-file'] } : {}),

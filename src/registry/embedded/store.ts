@@ -37,8 +37,9 @@ import { encodeRecord } from './records.js';
 import { recover } from './recover.js';
 import type { Applied, KvState } from './state.js';
 import { WatchHub, deferredWatch } from './watch.js';
+import { HOST_PATHS } from '../../lib/paths.js';
 
-export const DEFAULT_DATA_DIR = '/var/lib/flotilla/registry';
+export const DEFAULT_DATA_DIR: string = HOST_PATHS.embeddedRegistryDir;
 
 export interface EmbeddedKvStoreOptions {
   /** Data directory, created 0700. Default /var/lib/flotilla/registry. */

@@ -168,15 +168,17 @@ WantedBy=ssh.service
 UNIT
 
 # the project's units (systemd/), as the install path puts them; none is enabled here except
-# flotilla-cloudinit (first boot), when the project has it
+# the first-boot units (flotilla-ignition, flotilla-cloudinit), when the project has them
 for f in "${units[@]}"; do install -m 644 "$f" "$T/etc/systemd/system/${f##*/}"; done
 mkdir -p "$T/etc/flotilla"
 
 chroot "$T" systemctl enable systemd-networkd.service ssh.service flotilla-vm-lan.service \
   flotilla-vm-hostkey.service >/dev/null 2>&1
-if [ -f "$T/etc/systemd/system/flotilla-cloudinit.service" ]; then
-  chroot "$T" systemctl enable flotilla-cloudinit.service >/dev/null 2>&1 || die "cannot enable flotilla-cloudinit.service"
-fi
+for u in flotilla-ignition.service flotilla-cloudinit.service; do
+  if [ -f "$T/etc/systemd/system/$u" ]; then
+    chroot "$T" systemctl enable "$u" >/dev/null 2>&1 || die "cannot enable $u"
+  fi
+done
 # masked (not disabled): an empty machine-id makes systemd apply presets at first boot.
 # etcd.service is Debian's default member on 127.0.0.1:2379; the project runs etcd-member.service.
 for u in etcd.service systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgrade.timer \

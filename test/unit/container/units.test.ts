@@ -18,7 +18,7 @@ import { writeStatus } from '../../../src/container/runner.js';
 import type { UnitStateRecord } from '../../../src/registry/types.js';
 import { nullLogger } from '../../../src/lib/log.js';
 import { UnitFile } from '../../../src/unit/index.js';
-import { FakeDocker } from '../docker/fake-docker.js';
+import { FakeDocker } from '../../../src/docker/fake.js';
 
 const ME = 'cafebabe00000000000000000000cafe';
 const BODY = '[Container]\nImage=127.0.0.1:1/app:1\nExec=sleep 1000\n';

@@ -51,7 +51,7 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-describe('fetchIgnitionConfig', () => {
+describe('fetchIgnitionConfig', { timeout: 30_000 }, () => {
   it('qemu: the fw_cfg file, or undefined when absent', async () => {
     const raw = join(work, 'raw');
     writeFileSync(raw, config);

@@ -97,7 +97,8 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-describe('guestinfo through vmware-rpctool / vmtoolsd', () => {
+// Each case runs the stand-in (one node process per guestinfo key): seconds on a loaded 2-core host.
+describe('guestinfo through vmware-rpctool / vmtoolsd', { timeout: 30_000 }, () => {
   it('asks vmware-rpctool with one argv word per RPC, and a missing key is undefined', async () => {
     guestinfo({ hostname: "it's $(reboot) `x`" });
     const gi = new ToolGuestInfo();
@@ -127,7 +128,7 @@ describe('guestinfo through vmware-rpctool / vmtoolsd', () => {
   });
 });
 
-describe('vmware datasource: user-data', () => {
+describe('vmware datasource: user-data', { timeout: 30_000 }, () => {
   it.each([
     ['', secretConfig],
     ['base64', Buffer.from(secretConfig).toString('base64')],
@@ -243,7 +244,7 @@ describe('vmware datasource: user-data', () => {
   });
 });
 
-describe('vmware datasource: metadata and -convert-netconf vmware units', () => {
+describe('vmware datasource: metadata and -convert-netconf vmware units', { timeout: 30_000 }, () => {
   it('reads hostname, interfaces by role, DNS, and makes the .network units', async () => {
     guestinfo({
       hostname: 'node-7',

@@ -1,10 +1,13 @@
 /**
- * An in-memory DockerPort for the pure logic of the agent's container-unit hooks (pull decisions,
- * bounded failures, Docker going away). The real engine has its own tests against real dockerd
- * (test/integration/docker-*.test.ts).
+ * An in-memory DockerPort beside the port it fakes, for the pure logic of the agent's container-unit
+ * hooks (pull decisions, bounded failures, Docker going away) and for scale simulation. It holds
+ * images and an empty container world; what it does not model (creating, starting, stopping,
+ * removing or waiting for containers, logs, image removal) throws `Fake method not implemented`,
+ * never silently succeeds. The DockerPort contract (test/support/docker-contract.ts) runs against
+ * this fake and against the real engine, so the two cannot drift.
  */
 /* eslint-disable @typescript-eslint/require-await -- the port is async; the fake answers at once */
-import { FlotillaError } from '../../../src/lib/errors.js';
+import { FlotillaError } from '../lib/errors.js';
 import type {
   ContainerCreateSpec,
   ContainerEvent,
@@ -17,7 +20,11 @@ import type {
   LogFollower,
   LogLine,
   PullProgress,
-} from '../../../src/docker/port.js';
+} from './port.js';
+
+function notImplemented(method: string): never {
+  throw new Error(`Fake method not implemented: FakeDocker.${method}()`);
+}
 
 export class FakeDocker implements DockerPort {
   available = true;
@@ -45,9 +52,10 @@ export class FakeDocker implements DockerPort {
   async inspectImage(ref: string): Promise<ImageInfo | undefined> {
     this.check();
     this.inspects++;
-    return this.images.has(ref)
-      ? { id: `sha256:${ref}`, repoTags: [ref], repoDigests: [], size: 1, created: 0, labels: {} }
-      : undefined;
+    return this.images.has(ref) ? this.info(ref) : undefined;
+  }
+  private info(ref: string): ImageInfo {
+    return { id: `sha256:${ref}`, repoTags: [ref], repoDigests: [], size: 1, created: 0, labels: {} };
   }
   async pullImage(ref: string, onProgress?: (p: PullProgress) => void): Promise<void> {
     this.check();
@@ -61,17 +69,27 @@ export class FakeDocker implements DockerPort {
     this.images.add(ref);
   }
   async listImages(): Promise<ImageInfo[]> {
-    return [];
-  }
-  async removeImage(): Promise<void> {}
-  async createContainer(_spec: ContainerCreateSpec): Promise<string> {
     this.check();
-    return 'c'.repeat(64);
+    return [...this.images].map((ref) => this.info(ref));
   }
-  async startContainer(): Promise<void> {}
-  async stopContainer(): Promise<void> {}
-  async killContainer(): Promise<void> {}
-  async removeContainer(): Promise<void> {}
+  async removeImage(): Promise<void> {
+    notImplemented('removeImage');
+  }
+  async createContainer(_spec: ContainerCreateSpec): Promise<string> {
+    notImplemented('createContainer');
+  }
+  async startContainer(): Promise<void> {
+    notImplemented('startContainer');
+  }
+  async stopContainer(): Promise<void> {
+    notImplemented('stopContainer');
+  }
+  async killContainer(): Promise<void> {
+    notImplemented('killContainer');
+  }
+  async removeContainer(): Promise<void> {
+    notImplemented('removeContainer');
+  }
   async inspectContainer(): Promise<ContainerInfo | undefined> {
     this.check();
     return undefined;
@@ -81,13 +99,13 @@ export class FakeDocker implements DockerPort {
     return [];
   }
   async waitContainer(): Promise<number> {
-    return 0;
+    notImplemented('waitContainer');
   }
   async logs(): Promise<LogLine[]> {
-    return [];
+    notImplemented('logs');
   }
   async followLogs(): Promise<LogFollower> {
-    return { done: Promise.resolve(), close: () => undefined };
+    notImplemented('followLogs');
   }
   events(opts: EventsOptions): EventStream {
     this.streams.add(opts);
