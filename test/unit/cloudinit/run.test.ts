@@ -59,7 +59,7 @@ async function run(userdata: string | Buffer, over: Partial<RunOptions> = {}, so
   return { code, log, printed, applied, scripts, path };
 }
 
-describe('runCloudinit', () => {
+describe('runCloudinit', { timeout: 30_000 }, () => {
   it('-validate prints the report and exits 1 when it has entries, 0 when clean; applies nothing', async () => {
     const bad = await run('#cloud-config\nbogus: 1\ncoreos:\n  update:\n    reboot-strategy: false\n', {
       validateOnly: true,
