@@ -146,13 +146,11 @@ describe('planCloudConfig: order and contents', () => {
       enable: true,
       command: 'start',
     });
-    expect(units).toContainEqual({
-      kind: 'unit',
-      name: 'etcd-member.service',
-      enable: true,
-      command: 'start',
-    });
-    expect(units).toContainEqual({ kind: 'unit', name: 'flotilla.service', enable: true, command: 'start' });
+    expect(units).toContainEqual({ kind: 'unit', name: 'etcd-member.service', enable: true });
+    expect(units).toContainEqual({ kind: 'unit', name: 'flotilla.service', enable: true });
+    // started after the apply without waiting: at boot flotilla-cloudinit.service is ordered before them
+    expect(plan(FULL, {}, MD).startAfterApply).toEqual(['etcd-member.service', 'flotilla.service']);
+    expect(plan('#cloud-config\nhostname: a\n').startAfterApply).toEqual([]);
   });
 
   it('users: every field, the key set name from -ssh-key-name', () => {

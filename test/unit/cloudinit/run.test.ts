@@ -158,6 +158,30 @@ describe('runCloudinit', { timeout: 30_000 }, () => {
     expect(conf.contents.toString()).toBe('public_ip=10.1.2.3\n');
   });
 
+  it('live: etcd-member and flotilla are queued with no-block after the apply, never in --root mode', async () => {
+    const doc = '#cloud-config\ncoreos:\n  etcd2:\n    name: m1\n  fleet:\n    metadata: a=b\n';
+    const started: string[][] = [];
+    const order: string[] = [];
+    const live = await run(doc, {
+      live: true,
+      apply: (plan) => {
+        order.push('apply');
+        return Promise.resolve({ changed: [...plan], unchanged: [] });
+      },
+      startNoBlock: (units) => {
+        order.push('start');
+        started.push(units);
+        return Promise.resolve();
+      },
+    });
+    expect(live.code).toBe(0);
+    expect(started).toEqual([['etcd-member.service', 'flotilla.service']]);
+    expect(order).toEqual(['apply', 'start']);
+    const rooted: string[][] = [];
+    await run(doc, { startNoBlock: (u) => (rooted.push(u), Promise.resolve()) });
+    expect(rooted).toEqual([]);
+  });
+
   it('no datasource in time: exit 1', async () => {
     const r = await run('', { select: { timeoutMs: 300 } }, new FileDatasource(join(dir, 'missing')));
     expect([r.code, r.applied]).toEqual([1, []]);
