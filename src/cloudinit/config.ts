@@ -100,7 +100,7 @@ export interface CloudConfig {
 
 /** Entries that stop the config from being applied (see the module comment). */
 export function isFatal(e: Entry): boolean {
-  return e.kind === 'error' || (e.kind === 'warning' && e.message.startsWith('incorrect type for '));
+  return e.kind === 'error' || e.typeError === true;
 }
 
 function zeroOf(t: Field['type']): Scalar {

@@ -9,8 +9,9 @@
  *      /run/flannel/options.env, /etc/flotilla/etcd-member.env, /etc/flotilla/flotilla.conf, then
  *      the COREOS_*_IPV* merge into /etc/environment unless write_files wrote that file
  *   5. -convert-netconf network units from the metadata
- *   6. units: coreos.units, then etcd-member.service and flotilla.service; systemd-networkd is
- *      restarted once when a network unit was written (their `command` is ignored, as in CoreOS)
+ *   6. units: coreos.units, then etcd-member.service and flotilla.service (enabled here, started
+ *      after the apply without waiting: `startAfterApply`); systemd-networkd is restarted once when
+ *      a network unit was written (their `command` is ignored, as in CoreOS)
  *
  * Every check runs here, before anything is applied: a bad path, unit name, user name or an
  * offline-impossible key import is an E_CLOUDCONFIG error naming the key and line. Planning the
@@ -50,6 +51,13 @@ export interface PlanInput {
 
 export interface Plan {
   actions: PlannedAction[];
+  /**
+   * Units to start after the apply without waiting for their jobs (`systemctl start --no-block`):
+   * etcd-member.service and flotilla.service. At boot flotilla-cloudinit.service is ordered before
+   * them, so a start job that waited would wait for this very run to end; queued without waiting,
+   * systemd starts them as soon as the run is done. On a live system only.
+   */
+  startAfterApply: string[];
   /** Things the operator should know (logged as warnings); never secrets. */
   warnings: string[];
 }
@@ -372,5 +380,8 @@ export function planCloudConfig(input: PlanInput): Plan {
       action: { kind: 'unit', name: 'systemd-networkd.service', command: 'restart' },
       reason: 'network units',
     });
-  return { actions, warnings };
+  const startAfterApply = [...unitOnly(services.etcd), ...unitOnly(services.fleet)].map(
+    (a) => (a.action as { name: string }).name,
+  );
+  return { actions, warnings, startAfterApply };
 }

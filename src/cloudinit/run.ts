@@ -35,6 +35,9 @@ import { formatEntry, validate } from './validate.js';
 export const DEFAULT_WORKSPACE = '/var/lib/coreos-cloudinit';
 export const SCRIPT_DESCRIPTION = 'Unit generated and executed by coreos-cloudinit on behalf of user';
 
+/** Queues start jobs for `units` without waiting for them (a live system only). */
+export type NoBlockStarter = (units: string[]) => Promise<void>;
+
 /** Starts `/bin/bash PATH` as the transient unit `unit` (a live system only). */
 export type ScriptRunner = (unit: string, path: string) => Promise<void>;
 
@@ -55,6 +58,8 @@ export interface RunOptions {
   print: (line: string) => void;
   apply: (plan: readonly PlannedAction[], opts: ApplyOptions) => Promise<ApplyResult>;
   runScript?: ScriptRunner;
+  /** Default: `systemctl start --no-block -- UNIT…` (argv). */
+  startNoBlock?: NoBlockStarter;
   select?: Omit<SelectOptions, 'log'>;
   /** The target's hostname now (default: os.hostname() live, <root>/etc/hostname otherwise). */
   currentHostname?: () => string;
@@ -125,6 +130,7 @@ export async function runCloudinit(opts: RunOptions): Promise<number> {
   // -ignore-failure: malformed user-data still exits 0 (nothing of it is applied).
   const bad = opts.ignoreFailure ? 0 : 1;
   let actions: PlannedAction[] = [];
+  let startAfter: string[] = [];
   let script: { unit: string; path: string } | undefined;
   try {
     switch (format) {
@@ -156,6 +162,7 @@ export async function runCloudinit(opts: RunOptions): Promise<number> {
         });
         for (const w of plan.warnings) log.warn({}, w);
         actions = plan.actions;
+        startAfter = plan.startAfterApply;
         if (format === 'script') {
           const name = randomBytes(6).toString('hex');
           const dir = join(opts.workspace ?? DEFAULT_WORKSPACE, 'scripts');
@@ -200,6 +207,16 @@ export async function runCloudinit(opts: RunOptions): Promise<number> {
     return 1;
   }
 
+  if (opts.live && startAfter.length > 0) {
+    try {
+      await (opts.startNoBlock ?? systemctlNoBlock)(startAfter);
+      log.info({ units: startAfter }, `queued start of ${startAfter.join(', ')}`);
+    } catch (err) {
+      log.error({ units: startAfter }, `Failed to start ${startAfter.join(', ')}: ${message(err)}`);
+      return 1;
+    }
+  }
+
   if (script) {
     if (opts.live && opts.runScript) {
       try {
@@ -215,6 +232,13 @@ export async function runCloudinit(opts: RunOptions): Promise<number> {
   }
   return failure && !opts.ignoreFailure ? 1 : 0;
 }
+
+/** `systemctl start --no-block -- UNIT…` as an argv. */
+export const systemctlNoBlock: NoBlockStarter = async (units) => {
+  const { execArgv } = await import('../datasource/exec.js');
+  const r = await execArgv('systemctl', ['start', '--no-block', '--', ...units], { timeoutMs: 60_000 });
+  if (r.code !== 0) throw new Error(`systemctl start --no-block: ${r.stderr.trim() || `exit ${r.code}`}`);
+};
 
 /** The live script runner: StartTransientUnit over the system bus (`/bin/bash PATH`). */
 export const systemdScriptRunner: ScriptRunner = async (unit, path) => {

@@ -6,10 +6,12 @@
  *   coreos.etcd2, coreos.etcd  → /etc/flotilla/etcd-member.env (ETCD_* = …, CoreOS's names and
  *                                declaration order; etcd before etcd2), read by
  *                                systemd/etcd-member.service (Debian's etcd-server); the unit is
- *                                enabled and started. ETCD_DATA_DIR defaults to /var/lib/etcd-member.
+ *                                enabled and started (see plan.ts `startAfterApply`). ETCD_DATA_DIR
+ *                                defaults to /var/lib/etcd-member.
  *   coreos.fleet               → /etc/flotilla/flotilla.conf (fleet's key names, which the agent
  *                                reads; other keys in the file are kept); flotilla.service is
- *                                enabled and started. Checked with the agent's own config parser.
+ *                                enabled and started (`startAfterApply`). Checked with the agent's
+ *                                own config parser.
  *   coreos.flannel             → /run/flannel/options.env (FLANNELD_* lines, no trailing newline),
  *                                what CoreOS's code did (its docs said drop-in); no unit.
  *   coreos.update, .locksmith  → /etc/flotilla/update.conf (REBOOT_STRATEGY, GROUP, SERVER,
@@ -89,7 +91,7 @@ function etcdMember(cfg: CloudConfig, warn: (m: string) => void): PlannedAction[
       },
       reason,
     },
-    { action: { kind: 'unit', name: 'etcd-member.service', enable: true, command: 'start' }, reason },
+    { action: { kind: 'unit', name: 'etcd-member.service', enable: true }, reason },
   ];
 }
 
@@ -145,7 +147,7 @@ function fleet(cfg: CloudConfig, observed: string | undefined): PlannedAction[] 
       reason: 'coreos.fleet',
     },
     {
-      action: { kind: 'unit', name: 'flotilla.service', enable: true, command: 'start' },
+      action: { kind: 'unit', name: 'flotilla.service', enable: true },
       reason: 'coreos.fleet',
     },
   ];

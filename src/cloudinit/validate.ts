@@ -28,6 +28,11 @@ export interface Entry {
   kind: EntryKind;
   message: string;
   line: number;
+  /**
+   * An `incorrect type` for a value go-yaml would not decode into the field (not set for an empty,
+   * null value, which decodes as the zero value): coreos-cloudinit dropped such a config.
+   */
+  typeError?: boolean;
 }
 
 export function formatEntry(e: Entry): string {
@@ -150,8 +155,9 @@ function checkEncoding(root: VNode, r: Report): void {
 }
 
 function checkNodeStructure(n: VNode, t: Field['type'], r: Report): void {
-  if (!isCompatible(wkind(n.node), gkind(t)) && coerced(n.node, t) === undefined) {
+  if (!isCompatible(wkind(n.node), gkind(t))) {
     r.warning(n.line, `incorrect type for ${JSON.stringify(n.name)} (want ${humanType(t)})`);
+    if (n.node.kind !== 'null') r.entries[r.entries.length - 1]!.typeError = true;
     return;
   }
   if (isSchema(t)) {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { goStyleFlags, main } from '../../../src/cli/main.js';
+import { makeRoot, why } from '../target/root.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'flotilla-ci-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -32,7 +33,8 @@ writeFileSync(
   '#cloud-config\nhostname: a\nwrite_files:\n  - path: /etc/x\n    permissions: 0644\n    content: x\n',
 );
 
-describe('cloudinit CLI', () => {
+// The first run loads the command's modules: seconds on a loaded host.
+describe('cloudinit CLI', { timeout: 30_000 }, () => {
   it('-validate -from-file prints the report lines on stdout and exits 1', async () => {
     const r = await cli(['cloudinit', '-validate', '-from-file', BAD]);
     expect(r.code).toBe(1);
@@ -86,5 +88,29 @@ describe('cloudinit CLI', () => {
     expect(
       goStyleFlags(['-from-file', 'x', '-validate=false', '-q', '-nope', '--', '-validate'], specs),
     ).toEqual(['--from-file', 'x', '--validate=false', '-q', '-nope', '--', '-validate']);
+  });
+});
+
+describe.skipIf(why)('cloudinit --root DIR (the real executor)', { timeout: 60_000 }, () => {
+  it('applies into the tree, and a second run converges (nothing rewritten)', async () => {
+    const r = makeRoot();
+    try {
+      const cc = join(dir, 'apply.yml');
+      writeFileSync(
+        cc,
+        '#cloud-config\nhostname: rooted\nusers:\n  - name: ops\n    groups: [adm]\n    ssh_authorized_keys: [ssh-ed25519 AAAA ops]\nwrite_files:\n  - path: /etc/firstboot/plain\n    permissions: 0640\n    owner: root:adm\n    content: plain\n',
+      );
+      const first = await cli(['cloudinit', '-from-file', cc, '--root', r.dir]);
+      expect(first.code, first.err).toBe(0);
+      expect(r.read('etc/firstboot/plain')).toBe('plain');
+      expect(r.read('etc/hostname').trim()).toBe('rooted');
+      expect(r.read('etc/passwd')).toMatch(/^ops:/m);
+      const before = r.snapshot();
+      const second = await cli(['cloudinit', '-from-file', cc, '--root', r.dir]);
+      expect(second.code, second.err).toBe(0);
+      expect(r.snapshot()).toBe(before);
+    } finally {
+      r.cleanup();
+    }
   });
 });

@@ -1,13 +1,10 @@
 /**
  * Every `#cloud-config` block of coreos-cloudinit's Documentation/cloud-config.md
  * (test/fixtures/cloudinit/doc-N.yml) validates as it does there (no errors; the deprecation
- * warnings are coreos-cloudinit's own) and plans; the two examples in cloud-config/ too. Once the
- * executor (src/target/apply.ts) is built, each plan is also applied into a temp --root, twice: the
- * second run changes nothing.
+ * warnings are coreos-cloudinit's own) and plans; the two examples in cloud-config/ too. Each plan is
+ * also applied into a temp --root by the real executor, twice: the second run changes nothing.
  */
-import { appendFileSync, chownSync, copyFileSync, mkdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { makeRoot, why, type TestRoot } from '../target/root.js';
+import { appendFileSync, chownSync, copyFileSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseCloudConfig } from '../../../src/cloudinit/config.js';
@@ -15,6 +12,7 @@ import { applySubstitutions, substitutionsFrom } from '../../../src/cloudinit/en
 import { planCloudConfig } from '../../../src/cloudinit/plan.js';
 import { formatEntry, validate } from '../../../src/cloudinit/validate.js';
 import { applyPlan } from '../../../src/target/apply.js';
+import { makeRoot, why, type TestRoot } from '../target/root.js';
 
 const repo = join(import.meta.dirname, '..', '..', '..');
 const fixture = (name: string) => readFileSync(join(repo, 'test', 'fixtures', 'cloudinit', name), 'utf8');
@@ -63,7 +61,7 @@ const PLANS: Record<number, string[]> = {
 
 const docs = Object.keys(PLANS).map(Number);
 
-describe("coreos-cloudinit's documentation examples", () => {
+describe("coreos-cloudinit's documentation examples", { timeout: 30_000 }, () => {
   it.each(docs)('doc-%i.yml validates with no errors', (n) => {
     expect(validate(fixture(`doc-${n}.yml`)).map(formatEntry)).toEqual(DEPRECATED[n] ?? []);
   });
@@ -125,35 +123,67 @@ describe('cloud-config/ examples', () => {
   });
 });
 
-// Applied for real into a temp root seeded as a CoreOS host is: Debian's base accounts plus the
-// `core` user the documentation's examples address, and the units the package installs.
-const units = join(fileURLToPath(new URL('../../../systemd/', import.meta.url)));
-function coreosLikeRoot(): TestRoot {
+// Applied for real by the one executor (src/target/apply.ts) into a temporary root seeded like a
+// Debian image with flotilla installed: base accounts plus `core` (the user top-level
+// ssh_authorized_keys are for), the project's units in /etc/systemd/system. Needs root (real
+// shadow-utils --root); skipped otherwise, as the executor's own tests are.
+function seededRoot(): TestRoot {
   const r = makeRoot();
-  appendFileSync(r.at('/etc/passwd'), 'core:x:500:500:CoreOS Admin:/home/core:/bin/bash\n');
-  appendFileSync(r.at('/etc/shadow'), 'core:*:19000:0:99999:7:::\n');
-  appendFileSync(r.at('/etc/group'), 'core:x:500:\n');
-  appendFileSync(r.at('/etc/gshadow'), 'core:*::\n');
-  mkdirSync(r.at('/home/core'), { recursive: true });
-  chownSync(r.at('/home/core'), 500, 500);
-  mkdirSync(r.at('/lib/systemd/system'), { recursive: true });
+  appendFileSync(r.at('etc/passwd'), 'core:x:500:500:CoreOS Admin:/home/core:/bin/bash\n');
+  appendFileSync(r.at('etc/group'), 'core:x:500:\n');
+  appendFileSync(r.at('etc/shadow'), 'core:*:19000:0:99999:7:::\n');
+  appendFileSync(r.at('etc/gshadow'), 'core:*::\n');
+  mkdirSync(r.at('home/core'), { mode: 0o755 });
+  chownSync(r.at('home/core'), 500, 500);
+  mkdirSync(r.at('etc/systemd/system'), { recursive: true });
   for (const u of ['etcd-member.service', 'flotilla.service'])
-    copyFileSync(join(units, u), r.at(`/lib/systemd/system/${u}`));
+    copyFileSync(join(repo, 'systemd', u), r.at(`etc/systemd/system/${u}`));
   return r;
 }
 
-describe.skipIf(why !== undefined)(`applied into a temp --root${why ? ` (skipped: ${why})` : ''}`, () => {
-  it.each(docs)('doc-%i.yml applies, and applying again changes nothing', async (n) => {
-    const root = coreosLikeRoot();
+describe.skipIf(why)('applied into a temp --root by the executor', { timeout: 60_000 }, () => {
+  it.each(docs)('doc-%i.yml applies, and applying it again changes nothing', async (n) => {
+    const r = seededRoot();
     try {
-      const { actions } = planOf(fixture(`doc-${n}.yml`));
-      await applyPlan(actions, { root: root.dir, live: false });
-      const before = root.snapshot();
-      const again = await applyPlan(planOf(fixture(`doc-${n}.yml`)).actions, { root: root.dir, live: false });
+      const first = await applyPlan(planOf(fixture(`doc-${n}.yml`)).actions, { root: r.dir, live: false });
+      expect(first.changed.length).toBeGreaterThan(0);
+      const before = r.snapshot();
+      const again = await applyPlan(planOf(fixture(`doc-${n}.yml`)).actions, { root: r.dir, live: false });
       expect(again.changed.map((c) => c.reason)).toEqual([]);
-      expect(root.snapshot()).toBe(before);
+      expect(r.snapshot()).toBe(before);
     } finally {
-      root.cleanup();
+      r.cleanup();
+    }
+  });
+
+  it('doc-13.yml: the files are there with their modes and decoded contents', async () => {
+    const r = seededRoot();
+    try {
+      await applyPlan(planOf(fixture('doc-13.yml')).actions, { root: r.dir, live: false });
+      expect(r.read('etc/resolv.conf')).toBe('nameserver 8.8.8.8\n');
+      expect(r.read('tmp/todolist')).toBe('Pack my box with five dozen liquor jugs');
+      expect(statSync(r.at('tmp/like_this')).mode & 0o7777).toBe(0o644);
+    } finally {
+      r.cleanup();
+    }
+  });
+
+  it('cluster-member.yml applies: etcd-member.env, flotilla.conf, update.conf, units enabled', async () => {
+    const r = seededRoot();
+    try {
+      const text = readFileSync(join(repo, 'cloud-config', 'cluster-member.yml'), 'utf8');
+      const actions = planOf(text).actions.filter(
+        (a) => !(a.action.kind === 'unit' && a.action.name === 'docker.service'),
+      );
+      await applyPlan(actions, { root: r.dir, live: false });
+      expect(r.read('etc/flotilla/etcd-member.env')).toMatch(/^ETCD_NAME=m1$/m);
+      expect(r.read('etc/flotilla/flotilla.conf')).toMatch(/^public_ip=192\.0\.2\.13$/m);
+      expect(r.read('etc/flotilla/update.conf')).toMatch(/^REBOOT_STRATEGY=etcd-lock$/m);
+      expect(r.exists('etc/systemd/system/multi-user.target.wants/etcd-member.service')).toBe(true);
+      expect(r.exists('etc/systemd/system/multi-user.target.wants/flotilla.service')).toBe(true);
+      expect(r.exists('etc/systemd/system/multi-user.target.wants/node-exporter.service')).toBe(true);
+    } finally {
+      r.cleanup();
     }
   });
 });

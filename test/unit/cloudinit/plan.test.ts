@@ -146,13 +146,11 @@ describe('planCloudConfig: order and contents', () => {
       enable: true,
       command: 'start',
     });
-    expect(units).toContainEqual({
-      kind: 'unit',
-      name: 'etcd-member.service',
-      enable: true,
-      command: 'start',
-    });
-    expect(units).toContainEqual({ kind: 'unit', name: 'flotilla.service', enable: true, command: 'start' });
+    expect(units).toContainEqual({ kind: 'unit', name: 'etcd-member.service', enable: true });
+    expect(units).toContainEqual({ kind: 'unit', name: 'flotilla.service', enable: true });
+    // started after the apply without waiting: at boot flotilla-cloudinit.service is ordered before them
+    expect(plan(FULL, {}, MD).startAfterApply).toEqual(['etcd-member.service', 'flotilla.service']);
+    expect(plan('#cloud-config\nhostname: a\n').startAfterApply).toEqual([]);
   });
 
   it('users: every field, the key set name from -ssh-key-name', () => {
@@ -401,6 +399,14 @@ describe('planCloudConfig: bad input is refused with its key and line, before an
       /line 3: error: file cannot be written to a read-only filesystem/,
     ],
   ])('%j', (doc, re) => refuse(doc, re));
+});
+
+describe('null values', () => {
+  it('an empty value is a warning only (the zero value), as go-yaml decoded it', () => {
+    const p = plan('#cloud-config\nhostname:\nwrite_files:\n  - path: /a\n    content:\n');
+    expect(summary(p.actions)).toEqual(['file /a']);
+    expect((p.actions[0]!.action as FileAction).contents.toString()).toBe('');
+  });
 });
 
 describe('substitution', () => {

@@ -59,7 +59,7 @@ async function run(userdata: string | Buffer, over: Partial<RunOptions> = {}, so
   return { code, log, printed, applied, scripts, path };
 }
 
-describe('runCloudinit', () => {
+describe('runCloudinit', { timeout: 30_000 }, () => {
   it('-validate prints the report and exits 1 when it has entries, 0 when clean; applies nothing', async () => {
     const bad = await run('#cloud-config\nbogus: 1\ncoreos:\n  update:\n    reboot-strategy: false\n', {
       validateOnly: true,
@@ -156,6 +156,30 @@ describe('runCloudinit', () => {
       contents: Buffer;
     };
     expect(conf.contents.toString()).toBe('public_ip=10.1.2.3\n');
+  });
+
+  it('live: etcd-member and flotilla are queued with no-block after the apply, never in --root mode', async () => {
+    const doc = '#cloud-config\ncoreos:\n  etcd2:\n    name: m1\n  fleet:\n    metadata: a=b\n';
+    const started: string[][] = [];
+    const order: string[] = [];
+    const live = await run(doc, {
+      live: true,
+      apply: (plan) => {
+        order.push('apply');
+        return Promise.resolve({ changed: [...plan], unchanged: [] });
+      },
+      startNoBlock: (units) => {
+        order.push('start');
+        started.push(units);
+        return Promise.resolve();
+      },
+    });
+    expect(live.code).toBe(0);
+    expect(started).toEqual([['etcd-member.service', 'flotilla.service']]);
+    expect(order).toEqual(['apply', 'start']);
+    const rooted: string[][] = [];
+    await run(doc, { startNoBlock: (u) => (rooted.push(u), Promise.resolve()) });
+    expect(rooted).toEqual([]);
   });
 
   it('no datasource in time: exit 1', async () => {
