@@ -106,7 +106,7 @@ sed -e "s/@VERSION@/$version/" -e "s/@SIZE@/$installed_kb/" -e "s/@NODE@/$node_v
   packaging/deb/control >"$root/DEBIAN/control"
 cp packaging/deb/conffiles "$root/DEBIAN/conffiles"
 for s in postinst prerm postrm; do install -m 755 "packaging/deb/$s" "$root/DEBIAN/$s"; done
-dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >&2
+dpkg-deb --root-owner-group -Zxz -z6 --build "$root" "$deb" >&2
 rm -rf "$root/DEBIAN"
 
 # 5. The tarball: flotilla-VERSION/ = /usr/lib/flotilla, which `flotilla install` copies into place
