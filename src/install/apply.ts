@@ -196,7 +196,12 @@ export async function applyActions(actions: readonly Action[], opts: ApplyOption
           break;
         case 'systemctl': {
           const back = a.undo;
-          if (back) undo.push({ what: `systemctl ${back.join(' ')}`, fn: () => run(back) });
+          if (back) {
+            const u = { what: `systemctl ${back.join(' ')}`, fn: () => run(back) };
+            // A reload undoes best after the unit files are gone again: it runs last.
+            if (back[0] === 'daemon-reload') undo.unshift(u);
+            else undo.push(u);
+          }
           await run(a.argv);
           break;
         }

@@ -142,7 +142,7 @@ suite('package: .deb and tarball on bare machines', () => {
     expect(procs).toEqual([p.MainPID]);
     expect((await props(M1, 'flotilla.socket', ['ActiveState'])).ActiveState).toBe('active');
     expect((await sh(M1, 'stat -c %a /run/fleet.sock')).trim()).toBe('600');
-  });
+  }, 300_000);
 
   it('the hardening directives are in force and the agent still starts units', async () => {
     const h = await props(M1, 'flotilla.service', [
@@ -176,7 +176,7 @@ suite('package: .deb and tarball on bare machines', () => {
       async () => (await props(M1, HELLO, ['ActiveState'])).ActiveState === 'active',
       30_000,
     );
-  });
+  }, 300_000);
 
   it('systemctl reload delivers SIGHUP; the journal has PRIORITY 6, 4 and 3 lines', async () => {
     const since = (await sh(M1, 'date "+%Y-%m-%d %H:%M:%S"')).trim();
@@ -194,7 +194,7 @@ suite('package: .deb and tarball on bare machines', () => {
     for (const p of ['3', '4', '6']) expect(prios).toContain(p);
     expect((await props(M1, 'flotilla.service', ['MainPID'])).MainPID).toBe(pid);
     await sh(M1, "sed -i -e '/^no equals sign$/d' -e '/^agent_ttl=45s$/d' /etc/flotilla/flotilla.conf");
-  });
+  }, 300_000);
 
   it('SIGSTOP: no watchdog pings, systemd restarts the agent within WatchdogSec; the unit keeps its MainPID', async () => {
     const before = await props(M1, 'flotilla.service', ['MainPID', 'NRestarts']);
@@ -222,20 +222,36 @@ suite('package: .deb and tarball on bare machines', () => {
     expect(log).toMatch(/[Ww]atchdog timeout/);
     expect((await props(M1, HELLO, ['MainPID', 'ActiveState'])).MainPID).toBe(hello);
     expect(await machineIds(M1)).toContain(await ownId(M1));
-  });
+  }, 300_000);
 
   it('socket activation: with the agent stopped, a connection to /var/run/fleet.sock starts it', async () => {
     await inMachineOk(M1, 'systemctl', 'stop', 'flotilla.service');
     expect((await props(M1, 'flotilla.service', ['ActiveState'])).ActiveState).toBe('inactive');
     expect((await props(M1, 'flotilla.socket', ['ActiveState'])).ActiveState).toBe('active');
     const since = (await sh(M1, 'date "+%Y-%m-%d %H:%M:%S"')).trim();
-    // The stop was a leave; this call (through the socket) brings the agent back, and it answers.
+    // The stop was a leave; a connection to the socket brings the agent back, and it answers it
+    // (curl waits: the agent takes a few seconds to start, longer than fleetctl's 3 s budget).
+    const t0 = performance.now();
+    const body = await inMachineOk(
+      M1,
+      'curl',
+      '-sf',
+      '--max-time',
+      '60',
+      '--unix-socket',
+      '/var/run/fleet.sock',
+      'http://localhost/fleet/v1/machines',
+    );
+    console.log(
+      `[package] socket activation: first answer after ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
+    expect(body).toContain(await ownId(M1));
     const ids = await machineIds(M1);
     expect(ids).toContain(await ownId(M1));
     expect((await props(M1, 'flotilla.service', ['ActiveState'])).ActiveState).toBe('active');
     const lines = await sh(M1, `journalctl -u flotilla.service --since='${since}' --no-pager -o cat`);
     expect(lines).toMatch(/API listening socket="?fds 3/);
-  });
+  }, 300_000);
 
   it('m2: flotilla install refuses bad input and rolls a failed start back, leaving nothing behind', async () => {
     await inMachineOk(M2, 'tar', '-xzf', `${machineProject}/dist-pkg/${TGZ}`, '-C', '/root');
@@ -292,17 +308,17 @@ suite('package: .deb and tarball on bare machines', () => {
     // A start that fails (the agent exits on a bad env value) undoes every step.
     await putFile(M2, '/etc/flotilla/flotilla.env', 'FLOTILLA_AGENT_TTL=forever\n');
     const failed = await inMachine(M2, `${tree}/bin/flotilla`, 'install', '--metadata=via=tar');
+    await inMachineOk(M2, 'rm', '-f', '/etc/flotilla/flotilla.env');
     expect(failed.code).toBe(1);
     expect(failed.stderr).toMatch(
-      /E_INSTALL: step \d+\/\d+ \(start the agent.*failed: .*every earlier step was undone/,
+      /E_INSTALL: step \d+\/\d+ \(start the agent.*failed: .*every earlier step was undone/s,
     );
     expect(failed.stderr).toMatch(/undo: remove \/usr\/lib\/flotilla/);
     expect((await left()).trim()).toBe('');
     expect((await inMachine(M2, 'systemctl', 'is-enabled', 'flotilla.service')).stdout.trim()).not.toBe(
       'enabled',
     );
-    await inMachineOk(M2, 'rm', '-f', '/etc/flotilla/flotilla.env');
-  });
+  }, 300_000);
 
   it('m2: the tarball + flotilla install joins the cluster on the bundled node', async () => {
     const tree = `/root/flotilla-${version}`;
@@ -340,7 +356,7 @@ suite('package: .deb and tarball on bare machines', () => {
       },
       30_000,
     );
-  });
+  }, 300_000);
 
   it('dpkg -r on m1 is a real leave: m1 is gone from list-machines at once; purge removes its data', async () => {
     const id1 = await ownId(M1);
@@ -357,7 +373,7 @@ suite('package: .deb and tarball on bare machines', () => {
     ).toHaveLength(2);
     await inMachineOk(M1, 'dpkg', '--purge', 'flotilla');
     expect((await sh(M1, 'ls -d /var/lib/flotilla /etc/flotilla 2>/dev/null; true')).trim()).toBe('');
-  });
+  }, 300_000);
 
   it('flotilla install refuses on a host without systemd as PID 1 (this host)', async () => {
     expect(existsSync('/run/systemd/system')).toBe(false);
@@ -371,7 +387,7 @@ suite('package: .deb and tarball on bare machines', () => {
       /E_INSTALL: systemd is not running as PID 1 on this host \(\/run\/systemd\/system is missing\)/,
     );
     expect(readdirSync('/usr/lib').includes('flotilla')).toBe(false);
-  });
+  }, 300_000);
 
   it('m2: flotilla uninstall --purge leaves the cluster and removes everything', async () => {
     const id2 = await ownId(M2);
@@ -392,5 +408,5 @@ suite('package: .deb and tarball on bare machines', () => {
     const log = await sh(M2, `journalctl -u flotilla.service -n 100 --no-pager -o cat`);
     expect(log).toMatch(/stopping: leaving the cluster/);
     expect(id2).toMatch(/^[0-9a-f]{32}$/);
-  });
+  }, 300_000);
 });
