@@ -89,7 +89,9 @@ for n in "${names[@]}"; do
   ln -s ../lib/flotilla/bin/flotilla "$root/usr/bin/$n"
 done
 install -m 644 packaging/flotilla.conf "$lib/share/flotilla.conf"
-cp systemd/flotilla.service systemd/flotilla.socket systemd/etcd-member.service "$root/lib/systemd/system/"
+# Every unit in systemd/ (the agent, its socket, etcd-member, the first-boot units); only
+# flotilla.socket and flotilla.service are enabled by postinst.
+cp systemd/*.service systemd/*.socket "$root/lib/systemd/system/"
 cp packaging/flotilla.conf "$root/etc/flotilla/flotilla.conf"
 cp README.md docs/packaging.md "$root/usr/share/doc/flotilla/"
 cp packaging/copyright "$root/usr/share/doc/flotilla/copyright"
