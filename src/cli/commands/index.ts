@@ -70,6 +70,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./ignition.js')).ignitionValidate,
   },
   {
+    name: 'install',
+    summary: 'Install this flotilla tree on the host (systemd units, commands, config) and start the agent',
+    load: async () => (await import('./install.js')).install,
+  },
+  {
     name: 'journal',
     summary: 'Print the journal of a unit in the cluster to stdout',
     load: async () => (await import('./status.js')).journal,
@@ -141,6 +146,13 @@ export const COMMANDS: readonly CommandEntry[] = [
     name: 'submit',
     summary: 'Upload one or more units to the cluster without starting them',
     load: async () => (await import('./units.js')).submit,
+  },
+  {
+    name: 'uninstall',
+    summary: 'Remove a flotilla installed with `flotilla install` (the agent leaves the cluster)',
+    // Full name only: a prefix must not take `un` (fleetctl's `unload`) away.
+    hidden: true,
+    load: async () => (await import('./install.js')).uninstall,
   },
   {
     name: 'unload',
