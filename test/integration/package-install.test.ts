@@ -162,7 +162,7 @@ suite('package: .deb and tarball on bare machines', () => {
       ProtectKernelModules: 'yes',
       ProtectControlGroups: 'yes',
       RestrictSUIDSGID: 'yes',
-      UMask: '0077',
+      UMask: '0022', // systemd's default: the agent sets each file's mode itself
       KillMode: 'mixed',
     });
     await putFile(
