@@ -131,7 +131,7 @@ function Overview({ c }) {
         'tbody',
         null,
         c.machines.map((m) =>
-          h('tr', { key: m.id }, [
+          h('tr', { key: m.id, 'data-machine': m.id }, [
             h('td', null, h('a', { href: `#/machine/${m.id}` }, m.id.slice(0, 12))),
             h('td', null, m.primaryIP),
             h(
@@ -205,10 +205,10 @@ function Units({ c }) {
         rows.map((r) =>
           h('tr', { key: r.name, 'data-unit': r.name }, [
             h('td', null, h('a', { href: `#/unit/${r.name}` }, r.name)),
-            h('td', null, r.machine),
-            h('td', null, r.desired),
-            h('td', { class: 'current' }, r.current ?? '-'),
-            h('td', { class: 'active' }, r.active),
+            h('td', { 'data-col': 'machine' }, r.machine),
+            h('td', { 'data-col': 'desired' }, r.desired),
+            h('td', { 'data-col': 'current' }, r.current ?? '-'),
+            h('td', { 'data-col': 'active' }, r.active),
           ]),
         ),
       ),
@@ -342,14 +342,14 @@ function Events({ c }) {
     h('h1', null, 'Events'),
     h(
       'ol',
-      { reversed: true },
+      { reversed: true, id: 'timeline' },
       c.events
         .slice(-200)
         .reverse()
         .map((e) =>
           h(
             'li',
-            null,
+            { 'data-kind': e.kind, 'data-name': e.name ?? e.id ?? e.machineID ?? '' },
             `${e.at.slice(11, 19)} ${e.kind} ${e.name ?? e.machineID ?? ''} ${e.currentState ?? e.desiredState ?? ''}`,
           ),
         ),
