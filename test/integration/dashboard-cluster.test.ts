@@ -59,13 +59,13 @@ const CONF = (m: string) =>
     '',
   ].join('\n');
 
-/** A unit that prints whatever the test drops into /tmp/<name>.say (polled every 100 ms). */
+/** A unit that prints whatever the test writes into its FIFO /tmp/<name>.say (no polling delay). */
 const echoUnit = (name: string, xfleet = '') =>
   [
     '[Unit]',
     'Description=dashboard test echo',
     '[Service]',
-    `ExecStart=/bin/sh -c 'while :; do if [ -e /tmp/${name}.say ]; then cat /tmp/${name}.say; rm -f /tmp/${name}.say; fi; sleep 0.1; done'`,
+    `ExecStart=/bin/sh -c 'rm -f /tmp/${name}.say; mkfifo /tmp/${name}.say; while :; do cat /tmp/${name}.say; done'`,
     xfleet,
   ].join('\n');
 
@@ -246,5 +246,62 @@ describeSystemd.skipIf(!haveChromium)('dashboard on the 3 test machines', () => 
         .waitFor({ timeout: 5000 });
       await page.context().close();
       bootMachine(victim);
+    }));
+
+  it("terminal: `hostname` on m2 shows m2 (forwarded from m1), audited in m2's journal; a machine that is down says so", () =>
+    withBrowser(async () => {
+      const page = await loggedIn();
+      const m2 = allMachines[1]!;
+      const m3 = allMachines[2]!;
+      const since = (await inMachineOk(m2, 'date', '+%Y-%m-%d %H:%M:%S')).trim();
+      await page.goto(`${base}/ui/#/terminal/${cluster.map().id(m2)}`);
+      await page.locator('#term-state', { hasText: 'open' }).waitFor({ timeout: 10_000 });
+      await page.getByLabel('Command').fill('hostname');
+      await page.getByRole('button', { name: 'Send' }).click();
+      await expect
+        .poll(async () => ((await page.locator('#terminal').textContent()) ?? '').split('\n').includes(m2), {
+          timeout: 10_000,
+        })
+        .toBe(true);
+      await page.getByLabel('Command').fill('exit');
+      await page.getByRole('button', { name: 'Send' }).click();
+      await page.locator('#term-state', { hasText: 'closed' }).waitFor({ timeout: 10_000 });
+      const audit = await waitFor(
+        'the audit lines in m2',
+        async () => {
+          const j = await inMachineOk(
+            m2,
+            'journalctl',
+            '-u',
+            'flotilla',
+            '--no-pager',
+            '-o',
+            'cat',
+            '--since',
+            since,
+          );
+          const lines = j.split('\n').filter((l) => l.includes('dashboard terminal: session'));
+          return lines.length >= 2 ? lines : undefined;
+        },
+        10_000,
+      );
+      expect(audit[0]).toContain('session start');
+      expect(audit[0]).toContain(cluster.map().id(m2));
+      expect(audit[0]).toContain(cluster.map().id(cli)); // forwarded from m1
+      expect(audit[1]).toContain('session end');
+
+      powerCut(m3);
+      try {
+        await page.goto(`${base}/ui/#/terminal/${cluster.map().id(m3)}`);
+        await page
+          .locator('#term-state', { hasText: /unreachable|down or not in the cluster/ })
+          .waitFor({ timeout: 15_000 });
+        console.log(
+          `[dashboard] terminal on ${m3} while down: ${await page.locator('#term-state').textContent()}`,
+        );
+      } finally {
+        bootMachine(m3);
+      }
+      await page.context().close();
     }));
 });
