@@ -108,7 +108,7 @@ export function Submit({ onLoggedOut }) {
         bad.size > 0 &&
         h(
           'ol',
-          { class: 'listing', 'aria-label': 'unit file with the lines in error marked' },
+          { class: 'listing', 'aria-label': 'Lines in error marked' },
           text
             .split('\n')
             .map((l, i) =>
