@@ -26,6 +26,7 @@ import {
   allMachines,
   ctlOk,
   inMachineOk,
+  listMachines,
   listUnits,
   putFile,
   sleep,
@@ -141,6 +142,25 @@ describeSystemd.skipIf(!haveChromium)('dashboard on the 3 test machines', () => 
       const page = await loggedIn();
       await expect.poll(() => page.locator('tr[data-machine]').count(), { timeout: 10_000 }).toBe(3);
       for (const m of allMachines) await page.locator(`tr[data-machine] >> text=${machineIp(m)}`).waitFor();
+
+      // The machine page: an operator sets metadata (PATCH /fleet/v1/machines); the CLI sees it.
+      const m3 = allMachines[2]!;
+      const m3id = cluster.map().id(m3);
+      await page.locator(`tr[data-machine="${m3id}"] a`).click();
+      await page.getByLabel('Key').fill('dash');
+      await page.getByLabel('Value').fill('yes');
+      await page.getByRole('button', { name: 'Set' }).click();
+      await page.locator('#metadata tr[data-key=dash]', { hasText: 'yes' }).waitFor({ timeout: 10_000 });
+      await expect
+        .poll(async () => (await listMachines(cli)).find((r) => r.id === m3id)?.metadata.dash, {
+          timeout: 10_000,
+        })
+        .toBe('yes');
+      await page.getByRole('button', { name: 'Remove dash' }).click();
+      await expect
+        .poll(() => page.locator('#metadata tr[data-key=dash]').count(), { timeout: 10_000 })
+        .toBe(0);
+      await page.getByRole('link', { name: 'Overview' }).click();
 
       const name = `${uniq('dash')}.service`;
       cluster.created.push(name);
