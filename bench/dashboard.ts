@@ -203,7 +203,8 @@ export default async function dashboardBench(args: string[]): Promise<void> {
     ],
   });
   try {
-    const ctx = await browser.newContext();
+    // bypassCSP only for the bench's own probes (string predicates); the app is unchanged.
+    const ctx = await browser.newContext({ bypassCSP: true });
     const login = await ctx.newPage();
     await login.goto(`${base}/ui/login#token=${issueToken(dir, 'viewer', 600)}`);
     await login.getByRole('heading', { name: 'Overview' }).waitFor();

@@ -33,7 +33,7 @@ export function StateChart({ samples }) {
       ),
     ]),
     h('figcaption', { id: 'states-cap' }, [
-      `Units per state over the last ${Math.round((t1 - t0) / 60000)} min: `,
+      `Units per state over the last ${t1 - t0 < 120_000 ? `${Math.round((t1 - t0) / 1000)} s` : `${Math.round((t1 - t0) / 60000)} min`}: `,
       ...states.map((st, i) =>
         h('span', { class: 'key', style: `--c:${COLORS[i % COLORS.length]}` }, ` ${st} ${last[st] ?? 0}`),
       ),
