@@ -137,7 +137,16 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   servicesView.on('error', (e) => log.debug({ err: e.message }, 'services watch interrupted'));
   await servicesView.start();
   setGaugeSource(() => clusterGauges({ view, machineID, lease, engine }));
-  const api = await startApi({ config, registry, view, servicesView, machineID, log });
+  const statusRef: { fn?: () => Record<string, unknown> } = {};
+  const api = await startApi({
+    config,
+    registry,
+    view,
+    servicesView,
+    machineID,
+    log,
+    status: () => statusRef.fn?.() ?? {},
+  });
 
   // Parts started only once the agent is ready: reboot coordination (src/locksmith/) reads "ready"
   // as "back and healthy" after a reboot. It reads its own config (update.conf), not the agent's.
@@ -147,6 +156,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   // Its code (and node-pty's, for the terminal) is loaded only when dashboard_listen is set.
   const dashboard = config.dashboardListen ? [new (await import('../dashboard/server.js')).Dashboard()] : [];
   const subsystems = new SubsystemHost<AgentConfig>([proxy, ...dashboard], log);
+  statusRef.fn = () => ({ ...subsystems.status(), ...afterReady.status() });
   const abort = new AbortController();
   await subsystems.start({
     config,
