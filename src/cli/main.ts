@@ -114,6 +114,13 @@ function cobraMessage(msg: string): string {
 export async function main(argv: string[], io: Io = defaultIo, env = process.env): Promise<number> {
   if (basename(process.argv[1] ?? '') === 'locksmithctl') {
     argv = ['locksmith', ...(await import('./commands/locksmith.js')).locksmithctlArgv(argv)];
+  } else if (basename(process.argv[1] ?? '') === 'update_engine_client') {
+    try {
+      argv = (await import('./commands/update.js')).updateEngineClientArgv(argv);
+    } catch (err) {
+      io.err(`${(err as Error).message}\n`);
+      return 64;
+    }
   }
   const prog = progName();
   if (io === defaultIo) quietOnClosedStdout();

@@ -9,7 +9,7 @@
  * problem is final (no retry); a cut connection resumes from the bytes already on disk; free
  * space is checked before the first payload byte (E_UPDATE_SPACE).
  */
-import { createReadStream, mkdirSync, renameSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { open, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, Writable } from 'node:stream';
@@ -19,19 +19,18 @@ import { redactUrl } from '../datasource/http.js';
 import { FlotillaError, isErrno } from '../lib/errors.js';
 import { writeAtomic } from '../lib/fs.js';
 import { nullLogger, type Logger } from '../lib/log.js';
+import { STAGED_MANIFEST, STAGING_DIR, verifyStagedPayload } from './staging.js';
 import {
   checkTarget,
   MAX_MANIFEST_BYTES,
   parseEnvelope,
-  PayloadVerifier,
   verifyEnvelope,
   type Manifest,
   type Target,
   type TrustedKey,
 } from './bundle.js';
 
-export const STAGING_DIR = '/var/lib/flotilla/update';
-export const STAGED_MANIFEST = 'manifest.json';
+export { STAGING_DIR };
 
 export interface Progress {
   bytes: number;
@@ -148,14 +147,18 @@ export async function freeBytes(dir: string): Promise<number> {
   return Number(s.bavail) * Number(s.bsize);
 }
 
-/** Verify a staged payload file against its manifest (size, SHA-256). */
-export async function verifyStagedPayload(path: string, m: Manifest): Promise<void> {
-  const v = new PayloadVerifier(m.size, m.sha256, `staged payload ${path}`);
-  await pipeline(createReadStream(path), async function* (src: AsyncIterable<Buffer>) {
-    for await (const chunk of src) v.update(chunk);
-    yield* [];
-  });
-  v.finish();
+/** Fetch the manifest, verify its signature and that it fits this machine (no payload byte yet). */
+export async function fetchVerifiedManifest(
+  o: Pick<
+    DownloadOptions,
+    'manifestUrl' | 'keys' | 'target' | 'attempts' | 'idleTimeoutMs' | 'backoffMs' | 'maxBackoffMs' | 'signal'
+  >,
+): Promise<{ manifest: Manifest; manifestBytes: Buffer }> {
+  const murl = checkUrl(o.manifestUrl);
+  const manifestBytes = await fetchManifest(murl, o);
+  const { manifest } = verifyEnvelope(parseEnvelope(manifestBytes), o.keys);
+  checkTarget(manifest, o.target);
+  return { manifest, manifestBytes };
 }
 
 /** One payload attempt: GET with Range from `have`, append to `part`. Returns the bytes on disk after. */
@@ -252,9 +255,7 @@ export async function downloadBundle(o: DownloadOptions): Promise<StagedBundle> 
   const log = o.log ?? nullLogger;
   const dir = o.stagingDir ?? STAGING_DIR;
   const murl = checkUrl(o.manifestUrl);
-  const manifestBytes = await fetchManifest(murl, o);
-  const { manifest } = verifyEnvelope(parseEnvelope(manifestBytes), o.keys);
-  checkTarget(manifest, o.target);
+  const { manifest, manifestBytes } = await fetchVerifiedManifest(o);
   const purl = new URL(manifest.payload, murl);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const part = join(dir, `${manifest.sha256}.part`);
@@ -323,33 +324,4 @@ export async function downloadBundle(o: DownloadOptions): Promise<StagedBundle> 
   writeAtomic(manifestPath, manifestBytes, { mode: 0o600 });
   log.info({ version: manifest.version, bytes: manifest.size }, 'update payload downloaded and verified');
   return staged;
-}
-
-/** A bundle staged earlier (by `downloadBundle`), verified again from disk: manifest, key, target, payload. */
-export async function loadStagedBundle(
-  dir: string,
-  keys: readonly TrustedKey[],
-  target: Target,
-): Promise<StagedBundle> {
-  const manifestPath = join(dir, STAGED_MANIFEST);
-  let manifestBytes: Buffer;
-  try {
-    const { readFileSync } = await import('node:fs');
-    manifestBytes = readFileSync(manifestPath);
-  } catch (err) {
-    throw new FlotillaError('E_UPDATE_MANIFEST', `no staged update in ${dir}: ${(err as Error).message}`, {
-      dir,
-    });
-  }
-  const { manifest } = verifyEnvelope(parseEnvelope(manifestBytes), keys);
-  checkTarget(manifest, target);
-  const payloadPath = join(dir, `${manifest.sha256}.payload`);
-  await verifyStagedPayload(payloadPath, manifest).catch((err: unknown) => {
-    if (isErrno(err, 'ENOENT'))
-      throw new FlotillaError('E_UPDATE_VERIFY', `staged payload ${payloadPath} is missing`, {
-        path: payloadPath,
-      });
-    throw err;
-  });
-  return { manifest, manifestBytes, dir, payloadPath, manifestPath };
 }

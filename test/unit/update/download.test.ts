@@ -12,7 +12,8 @@ import {
   signManifest,
   type Manifest,
 } from '../../../src/update/bundle.js';
-import { downloadBundle, loadStagedBundle } from '../../../src/update/download.js';
+import { downloadBundle } from '../../../src/update/download.js';
+import { loadStagedBundle } from '../../../src/update/staging.js';
 import { scratch, type Scratch } from './disk-image.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
