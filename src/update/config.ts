@@ -19,6 +19,8 @@
  *   UPDATE_NICE                 Nice=, -20..19 (default 19)
  *   UPDATE_IO_WRITE_BANDWIDTH_MAX  IOWriteBandwidthMax= on UPDATE_DISK, bytes/s with K/M/G suffix
  *                               (1024-based, as systemd); default none
+ *   UPDATE_WRITE_RATE_LIMIT     a userland limit of the write itself, bytes/s (K/M/G); for disks
+ *                               where IOWriteBandwidthMax= cannot apply (image files on overlayfs)
  *   UPDATE_HEALTHY_SECONDS      mark the booted slot good after the agent has been ready and
  *                               healthy this long (default 60; 0 disables automatic mark-good)
  *   UPDATE_TRANSIENT_UNIT       yes (default): write inside a throttled transient unit; no: in process
@@ -43,6 +45,7 @@ export interface UpdateConfig {
   cpuWeight: number;
   nice: number;
   ioWriteBandwidthMax?: number;
+  writeRateLimit?: number;
   healthySeconds: number;
   transientUnit: boolean;
 }
@@ -125,6 +128,13 @@ export function loadUpdateConfig(
     if (bw === undefined)
       throw bad('UPDATE_IO_WRITE_BANDWIDTH_MAX', `${JSON.stringify(bwRaw)} is not bytes (e.g. 50M)`);
   }
+  let rl: number | undefined;
+  const rlRaw = get('UPDATE_WRITE_RATE_LIMIT');
+  if (rlRaw) {
+    rl = parseBytes(rlRaw);
+    if (rl === undefined)
+      throw bad('UPDATE_WRITE_RATE_LIMIT', `${JSON.stringify(rlRaw)} is not bytes (e.g. 20M)`);
+  }
   const tu = (get('UPDATE_TRANSIENT_UNIT') ?? 'yes').toLowerCase();
   if (!['yes', 'no', 'true', 'false', '1', '0'].includes(tu))
     throw bad('UPDATE_TRANSIENT_UNIT', 'must be yes or no');
@@ -148,6 +158,7 @@ export function loadUpdateConfig(
     cpuWeight: int('UPDATE_CPU_WEIGHT', 10, 1, 10_000),
     nice: int('UPDATE_NICE', 19, -20, 19),
     ...(bw ? { ioWriteBandwidthMax: bw } : {}),
+    ...(rl ? { writeRateLimit: rl } : {}),
     healthySeconds: int('UPDATE_HEALTHY_SECONDS', 60, 0, 86_400),
     transientUnit: ['yes', 'true', '1'].includes(tu),
   };

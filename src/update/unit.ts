@@ -26,6 +26,7 @@ export function writeSlotArgv(c: UpdateConfig, w: WriteCommand): string[] {
   if (c.grubenv) argv.push(`--grubenv=${c.grubenv}`);
   const passive = w.booted === 'A' ? c.partitions.B : c.partitions.A;
   if (passive) argv.push(`--partition=${passive}`);
+  if (c.writeRateLimit) argv.push(`--max-bytes-per-second=${c.writeRateLimit}`);
   return argv;
 }
 

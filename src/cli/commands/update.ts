@@ -112,6 +112,7 @@ async function unitWriter(c: UpdateConfig, ctx: Context): Promise<SlotWriter> {
         keys: loadTrustedKeys(c.keysDir),
         board: c.board,
         ...(c.grubenv ? { grubenv: c.grubenv } : {}),
+        ...(c.writeRateLimit ? { maxBytesPerSecond: c.writeRateLimit } : {}),
         ...((booted === 'A' ? c.partitions.B : c.partitions.A)
           ? { partitionDevice: (booted === 'A' ? c.partitions.B : c.partitions.A)! }
           : {}),
