@@ -9,7 +9,7 @@
  * problem is final (no retry); a cut connection resumes from the bytes already on disk; free
  * space is checked before the first payload byte (E_UPDATE_SPACE).
  */
-import { mkdirSync, renameSync, rmSync, statSync, truncateSync } from 'node:fs';
+import { chmodSync, mkdirSync, renameSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { open, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, Writable } from 'node:stream';
@@ -104,13 +104,26 @@ async function fetchManifest(url: URL, o: DownloadOptions): Promise<Buffer> {
   let last = '';
   for (let i = 1; i <= attempts; i++) {
     try {
-      const res = await got(url.href, {
+      const req = got(url.href, {
         responseType: 'buffer',
         throwHttpErrors: false,
         retry: { limit: 0 },
         timeout: { request: o.idleTimeoutMs ?? 30_000 },
         hooks: redirectHooks(url),
         ...(o.signal ? { signal: o.signal } : {}),
+      });
+      // A manifest is small: stop reading a body past the limit instead of buffering it.
+      let oversize = false;
+      void req.on('downloadProgress', (p: { transferred: number }) => {
+        if (p.transferred > MAX_MANIFEST_BYTES) {
+          oversize = true;
+          req.cancel();
+        }
+      });
+      const res = await req.catch((err: unknown) => {
+        if (oversize)
+          throw new FlotillaError('E_UPDATE_MANIFEST', `update manifest: over ${MAX_MANIFEST_BYTES} bytes`);
+        throw err;
       });
       if (res.statusCode >= 400 && res.statusCode < 500)
         throw new Final(`HTTP ${res.statusCode} for the manifest`);
@@ -258,6 +271,7 @@ export async function downloadBundle(o: DownloadOptions): Promise<StagedBundle> 
   const { manifest, manifestBytes } = await fetchVerifiedManifest(o);
   const purl = new URL(manifest.payload, murl);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700);
   const part = join(dir, `${manifest.sha256}.part`);
   const payloadPath = join(dir, `${manifest.sha256}.payload`);
   const manifestPath = join(dir, STAGED_MANIFEST);

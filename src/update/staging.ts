@@ -93,6 +93,7 @@ export async function stageLocalBundle(
     throw err;
   });
   mkdirSync(stagingDir, { recursive: true, mode: 0o700 });
+  chmodSync(stagingDir, 0o700);
   const payloadPath = join(stagingDir, `${manifest.sha256}.payload`);
   const tmp = `${payloadPath}.tmp`;
   copyFileSync(src, tmp);

@@ -246,7 +246,23 @@ async function run(ctx: Context): Promise<number> {
         return 0;
       }
       const c = configOf(ctx);
-      const s = await applyUpdate({ ...deps(ctx, c), writer: await unitWriter(c, ctx), needReboot });
+      // A progress line on a terminal (update_engine_client printed none; runbooks parse stdout only).
+      const tty = process.stderr.isTTY;
+      let shown = '';
+      const s = await applyUpdate({
+        ...deps(ctx, c),
+        writer: await unitWriter(c, ctx),
+        needReboot,
+        onState: (st) => {
+          if (!tty) return;
+          const line = `${st.status.replace('UPDATE_STATUS_', '')} ${(st.progress * 100).toFixed(0)}%`;
+          if (line !== shown)
+            ctx.io.err(
+              `\r${line.padEnd(40)}${st.status === 'UPDATE_STATUS_UPDATED_NEED_REBOOT' ? '\n' : ''}`,
+            );
+          shown = line;
+        },
+      });
       if (s.status === 'UPDATE_STATUS_UPDATED_NEED_REBOOT') {
         out(`Update installed (${s.newVersion}, slot ${s.slot ?? '?'}): reboot needed\n`);
         return 0;

@@ -47,6 +47,10 @@ beforeAll(async () => {
   server = createServer((req, res) => {
     const [, mode, file] = (req.url ?? '').split('/');
     if (file === 'manifest.json') {
+      if (mode === 'huge') {
+        res.end(' '.repeat(5 * 1024 * 1024));
+        return;
+      }
       let m = manifest;
       if (mode === 'arm') m = { ...manifest, arch: 'arm64' };
       if (mode === 'big') m = { ...manifest, size: payload.length - 10, imageSize: payload.length - 10 };
@@ -188,6 +192,14 @@ describe('downloadBundle against a real HTTP server', () => {
         reserveBytes: 2 ** 52,
       }),
     ).rejects.toMatchObject({ code: 'E_UPDATE_SPACE' });
+    expect(ranges).toEqual([]);
+  });
+
+  it('a manifest body over the limit is cut off, not buffered', async () => {
+    s = scratch();
+    await expect(
+      downloadBundle({ ...fast, manifestUrl: `${base}/huge/manifest.json`, keys, target, stagingDir: s.dir }),
+    ).rejects.toMatchObject({ code: 'E_UPDATE_MANIFEST' });
     expect(ranges).toEqual([]);
   });
 
