@@ -18,6 +18,7 @@
  */
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { FlotillaError } from '../../lib/errors.js';
 import { writeAtomic } from '../../lib/fs.js';
 import { REBOOT_REQUIRED } from '../../locksmith/manager.js';
@@ -76,7 +77,8 @@ export function updateEngineClientArgv(argv: readonly string[]): string[] {
 
 /** argv that runs this CLI again (the installed bin, or tsx from source in tests). */
 function selfArgv(): string[] {
-  return [process.execPath, ...process.execArgv, process.argv[1]!];
+  // Absolute: the unit runs from / (a relative `--import tsx` only works in tests started in the repo).
+  return [process.execPath, ...process.execArgv, resolve(process.argv[1]!)];
 }
 
 function str(ctx: Context, name: string): string | undefined {
