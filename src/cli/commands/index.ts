@@ -160,6 +160,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./units.js')).unload,
   },
   {
+    name: 'update',
+    summary: 'A/B OS updates (update_engine_client): status, check, apply, slots, mark-good, rollback',
+    load: async () => (await import('./update.js')).update,
+  },
+  {
     name: 'verify',
     summary: 'DEPRECATED - No longer works',
     hidden: true,
