@@ -96,6 +96,13 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./proxy.js')).proxyCmd,
   },
   {
+    name: 'registry',
+    summary: 'Back up or restore the embedded registry (registry backup|restore FILE)',
+    // Full name only: `r` stays fleetctl's `restart`.
+    hidden: true,
+    load: async () => (await import('./registry.js')).registry,
+  },
+  {
     name: 'restart',
     summary: 'Instruct systemd to rolling restart one or more units in the cluster',
     load: async () => (await import('./units.js')).restart,
