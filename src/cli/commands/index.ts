@@ -91,6 +91,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./locksmith.js')).locksmith,
   },
   {
+    name: 'migrate-from-fleet',
+    summary: "Import a fleet cluster's units, desired states and machine metadata from etcd (v2 API)",
+    load: async () => (await import('./migrate.js')).migrateFromFleet,
+  },
+  {
     name: 'proxy',
     summary: 'Proxy TCP connections to the live endpoints of services',
     load: async () => (await import('./proxy.js')).proxyCmd,
