@@ -37,6 +37,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./units.js')).destroy,
   },
   {
+    name: 'etcd',
+    summary:
+      'etcd membership: add-member NAME PEER_URL, remove-member NAME|ID, list-members (refused on an unhealthy cluster)',
+    load: async () => (await import('./etcd.js')).etcd,
+  },
+  {
     name: 'fd-forward',
     summary: 'Proxy stdin and stdout to a unix domain socket',
     hidden: true,
