@@ -17,13 +17,16 @@ import {
   allMachines,
   clusterSh,
   destroyUnits,
+  etcdMemberHealthy,
   freshCluster,
+  inMachine,
   inMachineOk,
   restoreMachines,
   run,
+  waitFor,
   type ClusterMap,
 } from '../support/cluster.js';
-import { describeSystemd, envDir, machineIp } from '../support/testbed.js';
+import { describeSystemd, envDir, machineIp, machineProject } from '../support/testbed.js';
 import { extractFile, type Step } from '../runbooks/extract.js';
 
 const DOCS = fileURLToPath(new URL('../../docs/runbooks/', import.meta.url));
@@ -102,7 +105,35 @@ const SETUP: Record<string, () => Promise<void>> = {
   },
 };
 
+/** What Debian's etcd-server and flotilla's package put on a VM, which the test machines lack. */
+async function packagedPaths(m: string): Promise<void> {
+  await inMachineOk(m, 'ln', '-sfn', '/usr/local/bin/etcd', '/usr/bin/etcd');
+  await inMachineOk(m, 'ln', '-sfn', machineProject, '/usr/lib/flotilla');
+}
+SETUP['replace-etcd-member.md'] = () => packagedPaths('m3');
+
 const TEARDOWN: Record<string, () => Promise<void>> = {
+  // m3's member goes back to the test environment's unit, on the data of its replacement (same name
+  // and URLs; etcd ignores the initial-cluster flags once the data directory exists).
+  'replace-etcd-member.md': async () => {
+    await inMachine('m3', 'systemctl', 'disable', '--now', 'etcd-member');
+    await inMachine(
+      'm3',
+      'rm',
+      '-f',
+      '/etc/systemd/system/etcd-member.service',
+      '/etc/flotilla/etcd-member.env',
+    );
+    await inMachineOk('m3', 'systemctl', 'daemon-reload');
+    await inMachineOk('m3', 'systemctl', 'enable', '--now', 'flotilla-etcd');
+    await inMachine('m3', 'rm', '-f', '/usr/bin/etcd', '/usr/lib/flotilla');
+    await waitFor(
+      'every etcd member healthy again',
+      async () => (await Promise.all(allMachines.map(etcdMemberHealthy))).every(Boolean),
+      60_000,
+      500,
+    );
+  },
   'migrate-from-fleet.md': async () => {
     await v2('DELETE', '/_coreos.com');
     // The metadata the migration carried over (role=web on m2) is removed again.
