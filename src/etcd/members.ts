@@ -225,7 +225,8 @@ export class EtcdMembers {
           else if (s.leader === '0') out.set(m.id, { ok: false, why: 'no leader' });
           else out.set(m.id, { ok: true });
         } catch (err) {
-          out.set(m.id, { ok: false, why: `${m.clientURLs[0]}: ${(err as Error).message.split('\n')[0]}` });
+          const msg = (err as Error).message.split('\n')[0]!.replace(/\.? ?Resolution note:.*$/, '');
+          out.set(m.id, { ok: false, why: `${m.clientURLs[0]}: ${msg}` });
         }
       }),
     );
