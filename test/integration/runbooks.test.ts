@@ -40,6 +40,7 @@ const PAGE_UNITS: Record<string, string[]> = {
   'drain-machine.md': ['rb-pinned.service', 'rb-any.service'],
   'migrate-from-fleet.md': ['hello.service', 'web@.service', 'web@1.service', 'batch.service'],
   'registry-backup.md': ['rb-keep.service'],
+  'remove-add-machine.md': ['rb-stay.service'],
 };
 
 async function v2(method: 'PUT' | 'DELETE', key: string, value?: string): Promise<void> {
@@ -111,28 +112,37 @@ async function packagedPaths(m: string): Promise<void> {
   await inMachineOk(m, 'ln', '-sfn', machineProject, '/usr/lib/flotilla');
 }
 SETUP['replace-etcd-member.md'] = () => packagedPaths('m3');
+SETUP['remove-add-machine.md'] = () => packagedPaths('m3');
+
+/**
+ * m3's member goes back to the test environment's unit, on the data of its replacement (same name
+ * and URLs; etcd ignores the initial-cluster flags once the data directory exists).
+ */
+async function memberBackToTestenv(): Promise<void> {
+  await inMachine('m3', 'systemctl', 'disable', '--now', 'etcd-member');
+  await inMachine(
+    'm3',
+    'rm',
+    '-f',
+    '/etc/systemd/system/etcd-member.service',
+    '/etc/flotilla/etcd-member.env',
+  );
+  await inMachineOk('m3', 'systemctl', 'daemon-reload');
+  await inMachineOk('m3', 'systemctl', 'enable', '--now', 'flotilla-etcd');
+  await inMachine('m3', 'rm', '-f', '/usr/bin/etcd', '/usr/lib/flotilla');
+  await waitFor(
+    'every etcd member healthy again',
+    async () => (await Promise.all(allMachines.map(etcdMemberHealthy))).every(Boolean),
+    60_000,
+    500,
+  );
+}
 
 const TEARDOWN: Record<string, () => Promise<void>> = {
-  // m3's member goes back to the test environment's unit, on the data of its replacement (same name
-  // and URLs; etcd ignores the initial-cluster flags once the data directory exists).
-  'replace-etcd-member.md': async () => {
-    await inMachine('m3', 'systemctl', 'disable', '--now', 'etcd-member');
-    await inMachine(
-      'm3',
-      'rm',
-      '-f',
-      '/etc/systemd/system/etcd-member.service',
-      '/etc/flotilla/etcd-member.env',
-    );
-    await inMachineOk('m3', 'systemctl', 'daemon-reload');
-    await inMachineOk('m3', 'systemctl', 'enable', '--now', 'flotilla-etcd');
-    await inMachine('m3', 'rm', '-f', '/usr/bin/etcd', '/usr/lib/flotilla');
-    await waitFor(
-      'every etcd member healthy again',
-      async () => (await Promise.all(allMachines.map(etcdMemberHealthy))).every(Boolean),
-      60_000,
-      500,
-    );
+  'replace-etcd-member.md': memberBackToTestenv,
+  'remove-add-machine.md': async () => {
+    await memberBackToTestenv();
+    await inMachineOk('m3', 'systemctl', 'enable', '--now', 'flotilla');
   },
   'migrate-from-fleet.md': async () => {
     await v2('DELETE', '/_coreos.com');
