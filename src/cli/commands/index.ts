@@ -43,6 +43,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./units.js')).destroy,
   },
   {
+    name: 'etcd',
+    summary:
+      'etcd membership: add-member NAME PEER_URL, remove-member NAME|ID, list-members (refused on an unhealthy cluster)',
+    load: async () => (await import('./etcd.js')).etcd,
+  },
+  {
     name: 'fd-forward',
     summary: 'Proxy stdin and stdout to a unix domain socket',
     hidden: true,
@@ -112,9 +118,21 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./locksmith.js')).locksmith,
   },
   {
+    name: 'migrate-from-fleet',
+    summary: "Import a fleet cluster's units, desired states and machine metadata from etcd (v2 API)",
+    load: async () => (await import('./migrate.js')).migrateFromFleet,
+  },
+  {
     name: 'proxy',
     summary: 'Proxy TCP connections to the live endpoints of services',
     load: async () => (await import('./proxy.js')).proxyCmd,
+  },
+  {
+    name: 'registry',
+    summary: 'Back up or restore the embedded registry (registry backup|restore FILE)',
+    // Full name only: `r` stays fleetctl's `restart`.
+    hidden: true,
+    load: async () => (await import('./registry.js')).registry,
   },
   {
     name: 'restart',
