@@ -81,6 +81,11 @@ export interface AgentConfig {
   dashboardCafile?: string;
   /** The dashboard's terminal (a shell over a WebSocket, operator only); off by default. */
   dashboardTerminal: boolean;
+  /** OS update write throttle (src/update/config.ts validates the ranges; update.conf wins). */
+  updateIoWeight?: number;
+  updateCpuWeight?: number;
+  updateNice?: number;
+  updateIoWriteBandwidthMax?: string;
 }
 
 export const DEFAULT_CONFIG_FILE: string = HOST_PATHS.configFile;
@@ -151,6 +156,10 @@ export const KEYS: Record<string, KeySpec> = {
   dashboard_keyfile: { field: 'dashboardKeyfile', kind: 'path' },
   dashboard_cafile: { field: 'dashboardCafile', kind: 'path' },
   dashboard_terminal: { field: 'dashboardTerminal', kind: 'bool' },
+  update_io_weight: { field: 'updateIoWeight', kind: 'int' },
+  update_cpu_weight: { field: 'updateCpuWeight', kind: 'int' },
+  update_nice: { field: 'updateNice', kind: 'int' },
+  update_io_write_bandwidth_max: { field: 'updateIoWriteBandwidthMax', kind: 'string' },
 };
 
 /** fleet keys we accept and ignore, with the reason logged once. */

@@ -1,7 +1,9 @@
 /**
  * OS update settings, from /etc/flotilla/update.conf (the file first boot writes from cloud-config
  * `coreos.update`, shared with the reboot manager) overlaid by the environment, same key names.
- * Every bad value is E_CONFIG naming the key and where it came from.
+ * Every bad value is E_CONFIG naming the key and where it came from. The write throttle can also
+ * be set in flotilla.conf (`update_io_weight`, `update_cpu_weight`, `update_nice`,
+ * `update_io_write_bandwidth_max`, passed in as `agent`); update.conf and the environment win.
  *
  *   SERVER                      the bundle manifest URL (ends in .json), or a base URL under which
  *                               <GROUP>/<BOARD>/manifest.json is read
@@ -68,10 +70,19 @@ export function parseBytes(v: string): number | undefined {
   return Number.isSafeInteger(n) && n > 0 ? n : undefined;
 }
 
+/** The flotilla.conf keys that feed the write throttle (AgentConfig fields). */
+export interface AgentUpdateKeys {
+  updateIoWeight?: number | undefined;
+  updateCpuWeight?: number | undefined;
+  updateNice?: number | undefined;
+  updateIoWriteBandwidthMax?: string | undefined;
+}
+
 export function loadUpdateConfig(
   env: NodeJS.ProcessEnv = process.env,
   file = UPDATE_CONF,
   osRelease = '/etc/os-release',
+  agent: AgentUpdateKeys = {},
 ): UpdateConfig {
   let text = '';
   try {
@@ -81,6 +92,14 @@ export function loadUpdateConfig(
       throw new FlotillaError('E_CONFIG', `${file}: ${(err as Error).message}`, { file });
   }
   const s = parseUpdateConf(text, file);
+  const fromAgent: [string, number | string | undefined, string][] = [
+    ['UPDATE_IO_WEIGHT', agent.updateIoWeight, 'update_io_weight'],
+    ['UPDATE_CPU_WEIGHT', agent.updateCpuWeight, 'update_cpu_weight'],
+    ['UPDATE_NICE', agent.updateNice, 'update_nice'],
+    ['UPDATE_IO_WRITE_BANDWIDTH_MAX', agent.updateIoWriteBandwidthMax, 'update_io_write_bandwidth_max'],
+  ];
+  for (const [k, v, name] of fromAgent)
+    if (v !== undefined && !s.has(k)) s.set(k, { value: String(v), from: `flotilla.conf ${name}` });
   for (const [k, v] of Object.entries(env)) if (v !== undefined) s.set(k, { value: v, from: 'environment' });
   const get = (k: string) => s.get(k)?.value;
   const bad = (k: string, msg: string) =>

@@ -19,6 +19,7 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { loadConfig } from '../../daemon/config.js';
 import { FlotillaError } from '../../lib/errors.js';
 import { writeAtomic } from '../../lib/fs.js';
 import { REBOOT_REQUIRED } from '../../locksmith/manager.js';
@@ -87,7 +88,9 @@ function str(ctx: Context, name: string): string | undefined {
 }
 
 function configOf(ctx: Context): UpdateConfig {
-  const c = loadUpdateConfig(ctx.env, str(ctx, 'config'));
+  // The write throttle may also come from flotilla.conf (update_* keys); update.conf wins.
+  const agent = loadConfig({ env: ctx.env, flags: {} }).config;
+  const c = loadUpdateConfig(ctx.env, str(ctx, 'config'), undefined, agent);
   const disk = str(ctx, 'disk');
   const grubenv = str(ctx, 'grubenv');
   return {

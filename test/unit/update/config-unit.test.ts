@@ -54,6 +54,20 @@ describe('update.conf', () => {
     });
   }
 
+  it('flotilla.conf update_* keys set the throttle; update.conf and the environment win; bad values name the key', () => {
+    const f = conf('UPDATE_CPU_WEIGHT=5\n');
+    const c = loadUpdateConfig({ UPDATE_NICE: '3' }, f, undefined, {
+      updateIoWeight: 77,
+      updateCpuWeight: 99,
+      updateNice: 10,
+      updateIoWriteBandwidthMax: '10M',
+    });
+    expect(c).toMatchObject({ ioWeight: 77, cpuWeight: 5, nice: 3, ioWriteBandwidthMax: 10 * 1024 * 1024 });
+    expect(() => loadUpdateConfig({}, f, undefined, { updateIoWeight: 0 })).toThrow(
+      /flotilla.conf update_io_weight: UPDATE_IO_WEIGHT/,
+    );
+  });
+
   it('parses byte sizes as systemd does (1024-based)', () => {
     expect(parseBytes('50M')).toBe(52_428_800);
     expect(parseBytes('1g')).toBe(1024 ** 3);
