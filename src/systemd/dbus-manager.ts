@@ -437,16 +437,6 @@ export class DbusSystemdManager implements SystemdManager {
     return String(jobPath);
   }
 
-  /** The units `name` is ordered after (its After= list, as systemd resolved it). */
-  async orderedAfter(name: string): Promise<string[]> {
-    this.assertOpen();
-    validateUnitName(name);
-    const path = await this.reader.pathFor(name);
-    const [v] = await this.conn.call(propsCall('Get', path, 'ss', [UNIT, 'After']));
-    const list = (v as { value?: unknown } | undefined)?.value;
-    return Array.isArray(list) ? list.map(String) : [];
-  }
-
   async startTransient(spec: TransientUnitSpec, opts: JobOptions = {}): Promise<JobOutcome> {
     this.assertOpen();
     validateUnitName(spec.name);

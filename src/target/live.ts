@@ -14,8 +14,8 @@ import type { UnitCommand } from './units.js';
 export interface TargetSystemd {
   daemonReload(): Promise<void>;
   /**
-   * Runs `command` on `name` and waits for its job (rejects when the job fails), except when the
-   * unit is ordered after the unit this process runs in: then the job is queued ('queued').
+   * Runs `command` on `name` and waits for its job (rejects when the job fails), except while the
+   * unit this process runs in is still activating (first boot): then the job is queued ('queued').
    */
   unitCommand(name: string, command: UnitCommand): Promise<'done' | 'queued'>;
   close(): Promise<void>;
@@ -43,11 +43,15 @@ export function dbusTargetSystemd(
     },
     async unitCommand(name, command) {
       const m = await get();
-      // At boot flotilla-cloudinit / flotilla-ignition run ordered Before= the units their configs
-      // start (etcd-member, flotilla): waiting for such a job would wait for ourselves. Those jobs
-      // are queued (systemctl --no-block, as coreos-cloudinit issued them); the others are awaited.
+      // At boot flotilla-cloudinit / flotilla-ignition run as oneshot units still activating, ordered
+      // Before= the units their configs start (etcd-member, flotilla, and anything ordered after
+      // those): waiting for such a job would wait for ourselves. While this process's own unit is
+      // activating, jobs are queued (systemctl --no-block, as coreos-cloudinit issued them); run
+      // from a shell or a started service, they are awaited and a failed job is an error.
       const self = await m.unitOfPid(process.pid).catch((): undefined => undefined);
-      if (self !== undefined && (await m.orderedAfter(name).catch((): string[] => [])).includes(self)) {
+      const selfState =
+        self === undefined ? undefined : await m.state(self).catch((): undefined => undefined);
+      if (selfState?.activeState === 'activating') {
         await m.enqueueHostUnitJob(name, COMMAND_MEMBERS[command]);
         return 'queued';
       }

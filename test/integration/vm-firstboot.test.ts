@@ -222,7 +222,11 @@ const IGNITION = {
 writeFileSync(join(work, 'config.ign'), JSON.stringify(IGNITION));
 
 describeVm('first boot from QEMU fw_cfg with an Ignition config (Test 2)', () => {
-  const vm = useVm('fbign', { fwCfg: join(work, 'config.ign') });
+  // As an Ignition image boots on QEMU: first boot flagged, the platform named on the command line.
+  const vm = useVm('fbign', {
+    fwCfg: join(work, 'config.ign'),
+    append: 'ignition.firstboot ignition.platform.id=qemu',
+  });
 
   it('applies files, directories, links, units and users at first boot', async () => {
     await vm().sh('systemctl is-system-running --wait', { timeoutMs: 240_000 });

@@ -47,7 +47,8 @@ export const ignitionValidate: Command = {
 export const ignition: Command = {
   name: 'ignition',
   summary: 'Run an Ignition stage (fetch, disks, files) on first boot',
-  usage: 'ignition --stage=fetch|disks|files --platform=vmware|qemu|file|metal [--config=FILE] [--root=DIR]',
+  usage:
+    'ignition --stage=fetch|disks|files --platform=vmware|qemu|file|metal|auto [--config=FILE] [--root=DIR]',
   description:
     'fetch: read the platform config, validate it, resolve ignition.config.merge/replace and cache it (0600).\n' +
     'disks: refuse storage.disks/raid/luks/filesystems (flotilla does not partition); otherwise nothing.\n' +
@@ -59,7 +60,7 @@ export const ignition: Command = {
     platform: {
       type: 'string',
       value: 'PLATFORM',
-      help: `Where the config comes from: ${IGNITION_PLATFORMS.join(', ')}`,
+      help: `Where the config comes from: ${IGNITION_PLATFORMS.join(', ')}, or auto (ignition.platform.id= on the kernel command line, else metal)`,
     },
     config: { type: 'string', value: 'FILE', help: 'The config file (platform file)' },
     root: { type: 'string', value: 'DIR', default: '/', help: 'Apply into this directory tree instead of /' },
@@ -82,8 +83,23 @@ export const ignition: Command = {
   async run(ctx) {
     if (ctx.args.length > 0) throw new UsageError('ignition takes no arguments');
     const stage = ctx.flags.stage;
-    const platform = ctx.flags.platform;
     const { STAGES, runStage } = await import('../../ignition/stages.js');
+    let platform = ctx.flags.platform;
+    if (platform === 'auto') {
+      // As Ignition images set it: ignition.platform.id= on the kernel command line, else metal.
+      const { readFileSync } = await import('node:fs');
+      const cmdline = readFileSync(
+        typeof ctx.flags.cmdline === 'string' ? ctx.flags.cmdline : '/proc/cmdline',
+        'utf8',
+      );
+      const id = /(?:^|\s)ignition\.platform\.id=(\S+)/.exec(cmdline)?.[1] ?? 'metal';
+      if (!(IGNITION_PLATFORMS as readonly string[]).includes(id)) {
+        throw new UsageError(
+          `ignition.platform.id=${id} on the kernel command line: not one of ${IGNITION_PLATFORMS.join(', ')}`,
+        );
+      }
+      platform = id;
+    }
     if (typeof stage !== 'string' || !(STAGES as readonly string[]).includes(stage)) {
       throw new UsageError(`--stage must be one of ${STAGES.join(', ')}`);
     }

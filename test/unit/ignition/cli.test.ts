@@ -147,6 +147,28 @@ describe('ignition --stage', () => {
     });
   });
 
+  it('--platform=auto takes ignition.platform.id= from the kernel command line', async () => {
+    const root = join(dir, 'root-auto');
+    const run = join(dir, 'run-auto');
+    mkdirSync(root);
+    const cfg = file('auto.ign', { ignition: { version: '3.3.0' } });
+    const ok = file('cmdline-auto', 'root=/dev/vda ignition.firstboot ignition.platform.id=file\n');
+    const args = (cmdline: string) => [
+      'ignition',
+      '--stage=fetch',
+      '--platform=auto',
+      `--config=${cfg}`,
+      `--root=${root}`,
+      `--run-dir=${run}`,
+      `--cmdline=${cmdline}`,
+    ];
+    expect(await cli(args(ok))).toMatchObject({ code: 0, out: 'Ignition fetch stage done\n' });
+    const bad = file('cmdline-aws', 'ignition.firstboot ignition.platform.id=aws\n');
+    const r = await cli(args(bad));
+    expect(r.code).toBe(64);
+    expect(r.err).toContain('ignition.platform.id=aws');
+  });
+
   it('a refused config: exit 1 naming the key, nothing cached', async () => {
     const root = join(dir, 'root2');
     const run = join(dir, 'run2');
