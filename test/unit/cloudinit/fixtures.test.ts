@@ -46,7 +46,7 @@ const PLANS: Record<number, string[]> = {
   7: ['coreos.units[0] unit docker-redis.service'],
   8: ['coreos.units[0] unit docker.service'],
   9: ['coreos.units[0] unit etcd2.service', 'coreos.units[1] unit fleet.service'],
-  10: ['ssh_authorized_keys authorized-keys core'],
+  10: ['ssh_authorized_keys (user core) user core', 'ssh_authorized_keys authorized-keys core'],
   11: ['hostname hostname coreos1'],
   12: ['users[0] user elroy', 'users[0].ssh_authorized_keys authorized-keys elroy'],
   13: [
