@@ -4,6 +4,7 @@
  *   GET /flotilla/v1/events                 NDJSON stream of cluster changes (below)
  *   GET /flotilla/v1/units/{name}/status    `systemctl status` on the hosting machine (unit-logs.ts)
  *   GET /flotilla/v1/units/{name}/journal   `journalctl [-f]` on the hosting machine, streamed
+ *   GET /flotilla/v1/status                 {"machineID","subsystems":{name: status}} (proxy listeners, …)
  *   GET /metrics                            Prometheus text (src/lib/metrics.ts)
  *
  * EVENTS: `application/x-ndjson`, one JSON object per line, fed from the agent's cluster view (its one
@@ -47,6 +48,8 @@ export interface FlotillaV1Deps {
   logs?: UnitLogs;
   /** Silence after which a ping line is sent; default 30 s. */
   pingMs?: number;
+  /** This agent's subsystems' status (GET /flotilla/v1/status); absent: 503. */
+  status?: () => Record<string, unknown>;
   /** Lines a client may fall behind before its stream is ended; default 10,000. */
   maxBacklog?: number;
 }
@@ -197,6 +200,11 @@ export class FlotillaV1 {
     if (rest === '/events') {
       if (req.method !== 'GET') throw methodNotAllowed(['GET']);
       return this.events(req);
+    }
+    if (rest === '/status') {
+      if (req.method !== 'GET') throw methodNotAllowed(['GET']);
+      if (!this.d.status) throw new HttpError(503, 'this agent does not report its status yet');
+      return { status: 200, body: { machineID: this.d.machineID, subsystems: this.d.status() } };
     }
     const u = /^\/units\/([^/]+)\/(status|journal)$/.exec(rest);
     if (u) {

@@ -13,6 +13,7 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { dirname } from 'node:path';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { countApiRequest } from '../lib/metrics.js';
 import {
@@ -28,6 +29,18 @@ import { harden, LIMITS, serverOptions } from './limits.js';
 import { certRoles, refusal, type Role } from './roles.js';
 
 export type Handler = (req: ApiRequest) => Promise<ApiResponse | undefined>;
+
+/**
+ * An HTTP Upgrade (WebSocket) request: true when it took the socket (answered or joined), false when
+ * the path is not its own (then 404). `roles` as for requests; `tcp` = the mutual-TLS listener.
+ */
+export type UpgradeHandler = (
+  req: IncomingMessage,
+  sock: Duplex,
+  head: Buffer,
+  roles: ReadonlySet<Role>,
+  tcp: boolean,
+) => boolean;
 
 export interface ListenOptions {
   socketPath?: string;
@@ -94,15 +107,33 @@ export function activationFds(env = process.env): number[] {
 export class ApiServer {
   private readonly servers: Server[] = [];
   private socketPath: string | undefined;
+  private readonly upgraded = new Set<Duplex>();
 
-  constructor(private readonly handlers: Handler[]) {}
+  constructor(
+    private readonly handlers: Handler[],
+    private readonly upgradeHandler?: UpgradeHandler,
+  ) {}
+
+  /** Upgrade requests go to the handler, or get 404. */
+  private onUpgrade(s: Server, tcp: boolean): Server {
+    s.on('upgrade', (req: IncomingMessage, sock: Duplex, head: Buffer) => {
+      sock.on('error', () => sock.destroy());
+      // Upgraded sockets leave the HTTP server's books: close() ends them itself.
+      this.upgraded.add(sock);
+      sock.once('close', () => this.upgraded.delete(sock));
+      const roles = tcp ? certRoles((req.socket as TLSSocket).getPeerCertificate()) : OPERATOR;
+      if (this.upgradeHandler?.(req, sock, head, roles, tcp)) return;
+      sock.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    });
+    return s;
+  }
 
   async listen(opts: ListenOptions): Promise<void> {
     const onRequest = listener(this.handlers, false);
     const fds = opts.activationFds ?? [];
     if (fds.length > 0) {
       for (const fd of fds) {
-        const s = harden(createHttpServer(serverOptions(), onRequest));
+        const s = this.onUpgrade(harden(createHttpServer(serverOptions(), onRequest)), false);
         await new Promise<void>((resolve, reject) => {
           s.once('error', reject);
           s.listen({ fd }, () => resolve());
@@ -113,7 +144,7 @@ export class ApiServer {
       const path = opts.socketPath;
       mkdirSync(dirname(path), { recursive: true });
       rmSync(path, { force: true });
-      const s = harden(createHttpServer(serverOptions(), onRequest));
+      const s = this.onUpgrade(harden(createHttpServer(serverOptions(), onRequest)), false);
       // Created 0600 (umask 0177 around bind), so there is no moment where others may connect.
       const old = process.umask(0o177);
       try {
@@ -143,7 +174,7 @@ export class ApiServer {
         },
         listener(this.handlers, true),
       );
-      harden(s);
+      this.onUpgrade(harden(s), true);
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);
         s.listen(t.port, t.host, () => resolve());
@@ -162,6 +193,7 @@ export class ApiServer {
   }
 
   async close(): Promise<void> {
+    for (const sock of this.upgraded) sock.destroy();
     await Promise.all(
       this.servers.map(
         (s) =>

@@ -130,6 +130,13 @@ export async function main(argv: string[], io: Io = defaultIo, env = process.env
   if (basename(process.argv[1] ?? '') === 'coreos-cloudinit') argv = ['cloudinit', ...argv];
   if (basename(process.argv[1] ?? '') === 'locksmithctl') {
     argv = ['locksmith', ...(await import('./commands/locksmith.js')).locksmithctlArgv(argv)];
+  } else if (basename(process.argv[1] ?? '') === 'update_engine_client') {
+    try {
+      argv = (await import('./commands/update.js')).updateEngineClientArgv(argv);
+    } catch (err) {
+      io.err(`${(err as Error).message}\n`);
+      return 64;
+    }
   }
   const prog = progName();
   if (io === defaultIo) quietOnClosedStdout();

@@ -17,6 +17,11 @@
  * [Install], [X-Fleet]); the [Container] section is kept as [X-Container] (systemd ignores X-
  * sections) and [X-Flotilla] records the hash of the unit as submitted, so the agent recognises
  * the installed file after a restart. Pure.
+ *
+ * Secrets: the generated service is world-readable (0644, like every unit file; `systemctl cat`
+ * shows it to any user), so the `Environment=` lines of [Container] are NOT copied into it. Their
+ * values live only in the run spec (0600, root), which the runner reads; the service names the
+ * variables (`[X-Flotilla] EnvironmentNames=`) so an operator still sees what is set.
  */
 import { UnitFile, type UnitOption } from '../unit/index.js';
 import { CONTAINER_SECTION, type ContainerSpec } from './spec.js';
@@ -76,9 +81,10 @@ export function generateContainerService(
   const has = (section: string, name: string) =>
     unit.options.some((o) => o.section === section && o.name === name);
   for (const o of unit.options) {
-    if (o.section === CONTAINER_SECTION)
+    if (o.section !== CONTAINER_SECTION) out.push({ ...o });
+    // Values may be secrets: they stay in the 0600 run spec.
+    else if (o.name !== 'Environment')
       kept.push({ section: KEPT_CONTAINER_SECTION, name: o.name, value: o.value });
-    else out.push({ ...o });
   }
   const unitOpts: UnitOption[] = [];
   if (!has('Unit', 'Description'))
@@ -100,6 +106,9 @@ export function generateContainerService(
     { section: GENERATED_SECTION, name: 'SourceHash', value: unit.hash() },
     { section: GENERATED_SECTION, name: 'Spec', value: opts.specPath },
   ];
+  const envNames = [...new Set(spec.environment.map(([k]) => k))];
+  if (envNames.length > 0)
+    marker.push({ section: GENERATED_SECTION, name: 'EnvironmentNames', value: envNames.join(' ') });
   // Sections in a stable order: [Unit] first, then the unit's own sections, [Service] with ours
   // appended, [X-Container], [X-Flotilla].
   return UnitFile.fromOptions([...unitOpts, ...out, ...service, ...kept, ...marker]);

@@ -35,6 +35,7 @@ import {
   type PullProgress,
 } from '../docker/port.js';
 import type { ContainerSpec } from './spec.js';
+import { checkEnvironment, parseEnvironmentFile } from './env-file.js';
 import { SERVICE_LABEL } from '../discovery/services.js';
 
 export type RunnerPhase = 'starting' | 'pulling' | 'running' | 'stopping' | 'exited' | 'failed';
@@ -76,9 +77,11 @@ export function readRunSpec(path: string): RunSpec {
   try {
     spec = JSON.parse(text) as RunSpec;
   } catch (err) {
+    // Not the parser's message: it quotes the text, and the spec holds the unit's secrets.
+    const at = /position (\d+)/.exec((err as Error).message)?.[1];
     throw new FlotillaError(
       'E_CONTAINER_SPEC',
-      `container spec ${path}: invalid JSON: ${(err as Error).message}`,
+      `container spec ${path}: invalid JSON${at !== undefined ? ` at byte ${at}` : ''} (the agent writes this file; restart the unit through flotilla to rewrite it)`,
     );
   }
   if (spec?.version !== 1 || typeof spec.unit !== 'string' || typeof spec.container?.image !== 'string')
@@ -105,32 +108,7 @@ export function readStatus(path: string): RunnerStatus | undefined {
   }
 }
 
-/** systemd EnvironmentFile= syntax: KEY=VALUE lines, `#`/`;` comments, optional quotes. */
-export function parseEnvironmentFile(text: string, path: string): [string, string][] {
-  const out: [string, string][] = [];
-  const lines = text.split(/\r?\n/);
-  for (let i = 0; i < lines.length; i++) {
-    let line = lines[i]!.trim();
-    if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
-    if (line.startsWith('export ')) line = line.slice(7).trimStart();
-    const eq = line.indexOf('=');
-    const key = eq === -1 ? line : line.slice(0, eq).trim();
-    if (eq <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(key))
-      throw new FlotillaError(
-        'E_CONTAINER_SPEC',
-        `EnvironmentFile ${path}: line ${i + 1}: expected NAME=VALUE`,
-        {
-          path,
-          line: i + 1,
-        },
-      );
-    let value = line.slice(eq + 1).trim();
-    if (value.length >= 2 && (value[0] === '"' || value[0] === "'") && value.endsWith(value[0]))
-      value = value.slice(1, -1);
-    out.push([key, value]);
-  }
-  return out;
-}
+export { parseEnvironmentFile } from './env-file.js';
 
 /** The environment of the container: EnvironmentFile= files first, Environment= wins (as docker run). */
 export function containerEnvironment(
@@ -153,6 +131,8 @@ export function containerEnvironment(
     for (const [k, v] of parseEnvironmentFile(text, f.path)) env.set(k, v);
   }
   for (const [k, v] of spec.environment) env.set(k, v);
+  // A hand-edited run spec too: nothing with a NUL reaches Docker.
+  checkEnvironment(env);
   return [...env].map(([k, v]) => `${k}=${v}`);
 }
 

@@ -403,14 +403,28 @@ export function parseContainerSection(unitName: string, unit: UnitFile): Contain
     spec.exec = argv;
   }
 
+  // Environment= values may be secrets: errors name the word's position and the variable, never
+  // the value (they reach logs and the published reason of a unit).
   for (const v of multi('Environment')) {
-    for (const w of words('Environment', v)) {
-      const eq = w.indexOf('=');
-      if (eq <= 0) fail('Environment', v, `${JSON.stringify(w)} is not NAME=VALUE`);
-      const k = w.slice(0, eq);
-      if (!ENV_NAME.test(k)) fail('Environment', v, `${JSON.stringify(k)} is not a valid variable name`);
-      spec.environment.push([k, w.slice(eq + 1)]);
+    let ws: string[];
+    try {
+      ws = splitWords(expandContainerSpecifiers(v, unitName));
+    } catch (err) {
+      return fail('Environment', undefined, (err as Error).message);
     }
+    ws.forEach((w, i) => {
+      const eq = w.indexOf('=');
+      if (eq <= 0)
+        fail(
+          'Environment',
+          undefined,
+          `word ${i + 1} is not NAME=VALUE (quote a value with spaces: "NAME=a b")`,
+        );
+      const k = w.slice(0, eq);
+      if (!ENV_NAME.test(k))
+        fail('Environment', undefined, `${JSON.stringify(k)} is not a valid variable name`);
+      spec.environment.push([k, w.slice(eq + 1)]);
+    });
   }
 
   for (const v of multi('EnvironmentFile')) {

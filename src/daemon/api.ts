@@ -9,6 +9,7 @@ import { FlotillaV1 } from '../api/flotilla-v1.js';
 import { ApiServer, activationFds, parseListen } from '../api/server.js';
 import { ServicesApi, ServicesHttpServer } from '../api/services.js';
 import { UnitLogs } from '../api/unit-logs.js';
+import { TerminalHost } from '../dashboard/terminal.js';
 import type { ServicesView } from '../discovery/services-view.js';
 import type { Logger } from '../lib/log.js';
 import type { ClusterView } from '../registry/cluster-view.js';
@@ -22,6 +23,8 @@ export interface ApiDeps {
   servicesView: ServicesView;
   machineID: string;
   log: Logger;
+  /** The subsystems' status, for GET /flotilla/v1/status (set once they exist). */
+  status?: () => Record<string, unknown>;
 }
 
 export async function startApi(d: ApiDeps): Promise<{ close(): Promise<void> }> {
@@ -34,14 +37,22 @@ export async function startApi(d: ApiDeps): Promise<{ close(): Promise<void> }> 
   const flotilla = new FlotillaV1({
     machineID: d.machineID,
     view: d.view,
+    status: () => d.status?.() ?? {},
     logs: new UnitLogs({ registry, machineID: d.machineID, peerTls }),
   });
+  // The dashboard's terminal (WebSocket upgrades): answers "off" unless dashboard_terminal.
+  const terminal = new TerminalHost({
+    machineID: d.machineID,
+    enabled: config.dashboardTerminal,
+    registry,
+    peerTls,
+    log,
+  });
   // servicesApi first: the /flotilla/v1 router answers 404 for paths it does not know.
-  const api = new ApiServer([
-    (req) => fleet.route(req),
-    (req) => servicesApi.route(req),
-    (req) => flotilla.route(req),
-  ]);
+  const api = new ApiServer(
+    [(req) => fleet.route(req), (req) => servicesApi.route(req), (req) => flotilla.route(req)],
+    (req, sock, head, roles, tcp) => terminal.upgrade(req, sock, head, roles, tcp),
+  );
   const fds = activationFds();
   await api.listen({
     socketPath: config.socketPath,

@@ -11,10 +11,17 @@
  * is an E_CONFIG error naming the key (and the file and line). Nothing here has side effects.
  */
 import { readFileSync } from 'node:fs';
-import { parseProxySpecs } from '../discovery/services.js';
-import { isLoopbackHost, parseHostPort } from '../lib/net.js';
 import { FlotillaError, isErrno } from '../lib/errors.js';
 import { HOST_PATHS } from '../lib/paths.js';
+import { redactUrl } from '../lib/redact.js';
+import {
+  checkDuration,
+  checkInt,
+  checkListen,
+  checkPublicIp,
+  normalizeKeyPrefix,
+  validateConfig,
+} from './config-check.js';
 
 export interface AgentConfig {
   /** Empty: use the embedded registry (single machine). */
@@ -23,6 +30,9 @@ export interface AgentConfig {
   etcdCafile?: string;
   etcdCertfile?: string;
   etcdKeyfile?: string;
+  /** etcd username/password auth (or the URL form `http://user:pass@host:2379`). */
+  etcdUsername?: string;
+  etcdPassword?: string;
   /** Seconds. */
   etcdRequestTimeout: number;
   publicIp?: string;
@@ -96,7 +106,8 @@ export const DEFAULTS: AgentConfig = {
   dashboardTerminal: false,
 };
 
-type Kind = 'list' | 'string' | 'seconds' | 'duration' | 'bool' | 'int' | 'metadata' | 'path';
+type Kind =
+  'list' | 'string' | 'duration' | 'bool' | 'int' | 'metadata' | 'path' | 'listen' | 'ip' | 'prefix';
 interface KeySpec {
   field: keyof AgentConfig;
   kind: Kind;
@@ -105,21 +116,23 @@ interface KeySpec {
 /** Every accepted key, fleet's names first. */
 export const KEYS: Record<string, KeySpec> = {
   etcd_servers: { field: 'etcdServers', kind: 'list' },
-  etcd_key_prefix: { field: 'etcdKeyPrefix', kind: 'string' },
+  etcd_key_prefix: { field: 'etcdKeyPrefix', kind: 'prefix' },
   etcd_cafile: { field: 'etcdCafile', kind: 'path' },
   etcd_certfile: { field: 'etcdCertfile', kind: 'path' },
   etcd_keyfile: { field: 'etcdKeyfile', kind: 'path' },
-  etcd_request_timeout: { field: 'etcdRequestTimeout', kind: 'seconds' },
-  public_ip: { field: 'publicIp', kind: 'string' },
+  etcd_username: { field: 'etcdUsername', kind: 'string' },
+  etcd_password: { field: 'etcdPassword', kind: 'string' },
+  etcd_request_timeout: { field: 'etcdRequestTimeout', kind: 'duration' },
+  public_ip: { field: 'publicIp', kind: 'ip' },
   metadata: { field: 'metadata', kind: 'metadata' },
   agent_ttl: { field: 'agentTtl', kind: 'duration' },
-  engine_reconcile_interval: { field: 'engineReconcileInterval', kind: 'seconds' },
+  engine_reconcile_interval: { field: 'engineReconcileInterval', kind: 'duration' },
   disable_engine: { field: 'disableEngine', kind: 'bool' },
   verbosity: { field: 'verbosity', kind: 'int' },
   units_directory: { field: 'unitsDirectory', kind: 'path' },
   data_dir: { field: 'dataDir', kind: 'path' },
   socket: { field: 'socketPath', kind: 'path' },
-  api_listen: { field: 'apiListen', kind: 'string' },
+  api_listen: { field: 'apiListen', kind: 'listen' },
   api_cafile: { field: 'apiCafile', kind: 'path' },
   api_certfile: { field: 'apiCertfile', kind: 'path' },
   api_keyfile: { field: 'apiKeyfile', kind: 'path' },
@@ -129,11 +142,11 @@ export const KEYS: Record<string, KeySpec> = {
   machine_id_file: { field: 'machineIdFile', kind: 'path' },
   liveness_port: { field: 'livenessPort', kind: 'int' },
   liveness_timeout: { field: 'livenessTimeout', kind: 'duration' },
-  services_listen: { field: 'servicesListen', kind: 'string' },
+  services_listen: { field: 'servicesListen', kind: 'listen' },
   proxy_services: { field: 'proxyServices', kind: 'string' },
   proxy_drain_timeout: { field: 'proxyDrainTimeout', kind: 'duration' },
   proxy_mode: { field: 'proxyMode', kind: 'string' },
-  dashboard_listen: { field: 'dashboardListen', kind: 'string' },
+  dashboard_listen: { field: 'dashboardListen', kind: 'listen' },
   dashboard_certfile: { field: 'dashboardCertfile', kind: 'path' },
   dashboard_keyfile: { field: 'dashboardKeyfile', kind: 'path' },
   dashboard_cafile: { field: 'dashboardCafile', kind: 'path' },
@@ -142,8 +155,6 @@ export const KEYS: Record<string, KeySpec> = {
 
 /** fleet keys we accept and ignore, with the reason logged once. */
 export const IGNORED_KEYS: Record<string, string> = {
-  etcd_username: 'etcd basic auth is not supported; use TLS client certificates',
-  etcd_password: 'etcd basic auth is not supported; use TLS client certificates',
   systemd_user: 'flotilla drives the system instance only',
   token_limit: 'the API page size is fixed at 100',
   disable_watches: 'flotilla is event-driven; watches cannot be disabled',
@@ -197,24 +208,43 @@ function convert(src: Source): unknown {
         try {
           u = new URL(it);
         } catch {
-          throw bad(src, `${JSON.stringify(it)} is not a URL (expected http://host:port)`);
+          throw bad(src, `${JSON.stringify(redactUrl(it))} is not a URL (expected http://host:port)`);
         }
         if (u.protocol !== 'http:' && u.protocol !== 'https:')
-          throw bad(src, `${JSON.stringify(it)}: scheme must be http or https`);
+          throw bad(src, `${JSON.stringify(redactUrl(it))}: scheme must be http or https`);
       }
       return items;
     }
     case 'string':
     case 'path':
+    case 'listen':
+    case 'ip':
+    case 'prefix': {
+      if (v.includes('\0')) throw bad(src, 'contains a NUL byte');
       if (spec.kind === 'path' && v !== '' && !v.startsWith('/'))
         throw bad(src, `${JSON.stringify(v)} must be an absolute path`);
-      if (v.includes('\0')) throw bad(src, 'contains a NUL byte');
+      // An empty listener is "off" (as unset).
+      const why =
+        spec.kind === 'listen' && v !== ''
+          ? checkListen(v)
+          : spec.kind === 'ip'
+            ? checkPublicIp(v)
+            : undefined;
+      if (why !== undefined) throw bad(src, why);
+      if (spec.kind === 'prefix') {
+        const p = normalizeKeyPrefix(v);
+        if (typeof p !== 'string') throw bad(src, p.why);
+        return p;
+      }
+      if (spec.kind === 'ip' && v === '') return undefined;
       return v;
-    case 'seconds':
+    }
     case 'duration': {
       const s = parseDuration(v);
       if (s === undefined || s <= 0)
         throw bad(src, `${JSON.stringify(v)} is not a positive duration (e.g. 30s, 2.5, 1m)`);
+      const why = checkDuration(src.key, s);
+      if (why !== undefined) throw bad(src, `${JSON.stringify(v)} ${why}`);
       return s;
     }
     case 'bool': {
@@ -225,6 +255,8 @@ function convert(src: Source): unknown {
     }
     case 'int': {
       if (!/^-?\d+$/.test(v)) throw bad(src, `${JSON.stringify(v)} is not an integer`);
+      const why = checkInt(src.key, Number(v));
+      if (why !== undefined) throw bad(src, why);
       return Number(v);
     }
     case 'metadata':
@@ -326,6 +358,8 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   }
   const config = { ...DEFAULTS, metadata: { ...DEFAULTS.metadata } } as Record<string, unknown>;
   const ignored: string[] = [];
+  /** key → where its winning value came from. */
+  const origins = new Map<string, string>();
   for (const src of sources) {
     if (IGNORED_KEYS[src.key] !== undefined) {
       ignored.push(`${src.origin}: ${src.key} ignored: ${IGNORED_KEYS[src.key]}`);
@@ -337,67 +371,9 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
         field: src.key,
       });
     config[spec.field] = convert(src);
+    origins.set(src.key, src.origin);
   }
   const c = config as unknown as AgentConfig;
-  validate(c);
+  validateConfig(c, (key) => origins.get(key));
   return file === undefined ? { config: c, ignored } : { config: c, file, ignored };
-}
-
-function validate(c: AgentConfig): void {
-  const err = (field: string, msg: string) => new FlotillaError('E_CONFIG', `${field}: ${msg}`, { field });
-  if ((c.etcdCertfile === undefined) !== (c.etcdKeyfile === undefined)) {
-    throw err('etcd_certfile', 'etcd_certfile and etcd_keyfile must be set together');
-  }
-  if (c.apiListen !== undefined) {
-    if (!/^[^\s]+:\d{1,5}$/.test(c.apiListen))
-      throw err('api_listen', `${JSON.stringify(c.apiListen)} is not host:port`);
-    if (!c.apiCertfile || !c.apiKeyfile || !c.apiCafile) {
-      throw err(
-        'api_listen',
-        'a TCP listener requires api_cafile, api_certfile and api_keyfile (mutual TLS)',
-      );
-    }
-  }
-  if (c.agentTtl < 1) throw err('agent_ttl', 'must be at least 1s');
-  if (!Number.isInteger(c.livenessPort) || c.livenessPort < 0 || c.livenessPort > 65535)
-    throw err('liveness_port', `${c.livenessPort} is not a TCP port (0 disables the responder)`);
-  if (c.livenessTimeout !== undefined && c.livenessTimeout >= c.agentTtl)
-    throw err(
-      'liveness_timeout',
-      `must be shorter than agent_ttl (${c.agentTtl}s); the lease covers the rest`,
-    );
-  if (c.servicesListen !== undefined && c.servicesListen !== '') {
-    const hp = parseHostPort(c.servicesListen);
-    if (!hp) throw err('services_listen', `${JSON.stringify(c.servicesListen)} is not host:port`);
-    if (!isLoopbackHost(hp.host)) {
-      throw err(
-        'services_listen',
-        `${hp.host} is not a loopback address: the services listener serves plain HTTP without authentication (use the API's mutual-TLS listener, api_listen, for remote readers)`,
-      );
-    }
-  }
-  if (c.proxyServices !== undefined && c.proxyServices !== '') {
-    try {
-      parseProxySpecs([c.proxyServices], 'proxy_services');
-    } catch (e) {
-      throw err('proxy_services', (e as Error).message.replace(/^proxy_services: /, ''));
-    }
-  }
-  if (c.dashboardListen !== undefined && c.dashboardListen !== '') {
-    const hp = parseHostPort(c.dashboardListen);
-    if (!hp) throw err('dashboard_listen', `${JSON.stringify(c.dashboardListen)} is not host:port`);
-    const tls = !!c.dashboardCertfile || !!c.dashboardKeyfile;
-    if (tls && !(c.dashboardCertfile && c.dashboardKeyfile))
-      throw err('dashboard_certfile', 'dashboard_certfile and dashboard_keyfile must be set together');
-    if (!tls && !isLoopbackHost(hp.host))
-      throw err(
-        'dashboard_listen',
-        `${hp.host} is not a loopback address: a dashboard bound elsewhere requires TLS (dashboard_certfile, dashboard_keyfile); or bind 127.0.0.1 and reach it with ssh -L`,
-      );
-    if (c.dashboardCafile && !tls)
-      throw err('dashboard_cafile', 'client certificates need TLS (dashboard_certfile, dashboard_keyfile)');
-  }
-  if (!['auto', 'kernel', 'userspace'].includes(c.proxyMode)) {
-    throw err('proxy_mode', `${JSON.stringify(c.proxyMode)} is not one of auto, kernel, userspace`);
-  }
 }

@@ -28,6 +28,7 @@ import { startApi } from './api.js';
 import { loadConfig, type AgentConfig, type LoadOptions } from './config.js';
 import { SubsystemHost } from './host.js';
 import { RebootManager } from '../locksmith/manager.js';
+import { MarkGood } from './mark-good.js';
 import { localAddresses, machineRecord } from './identity.js';
 import { Lifecycle, restartOnlyChanges } from './lifecycle.js';
 import { openRegistry } from './open-store.js';
@@ -137,16 +138,31 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   servicesView.on('error', (e) => log.debug({ err: e.message }, 'services watch interrupted'));
   await servicesView.start();
   setGaugeSource(() => clusterGauges({ view, machineID, lease, engine }));
-  const api = await startApi({ config, registry, view, servicesView, machineID, log });
+  const statusRef: { fn?: () => Record<string, unknown> } = {};
+  const api = await startApi({
+    config,
+    registry,
+    view,
+    servicesView,
+    machineID,
+    log,
+    status: () => statusRef.fn?.() ?? {},
+  });
 
   // Parts started only once the agent is ready: reboot coordination (src/locksmith/) reads "ready"
   // as "back and healthy" after a reboot. It reads its own config (update.conf), not the agent's.
-  const afterReady = new SubsystemHost<undefined>([new RebootManager()], log);
+  // Mark-good (src/daemon/mark-good.ts) marks a trial boot's slot good once the agent has been
+  // healthy (registry view available) for UPDATE_HEALTHY_SECONDS.
+  const afterReady = new SubsystemHost<undefined>(
+    [new RebootManager(), new MarkGood({ healthy: () => view.available })],
+    log,
+  );
   const proxy = new ProxySubsystem(servicesView);
   // The dashboard (src/dashboard/) calls the API socket, so it starts after it and stops before it.
   // Its code (and node-pty's, for the terminal) is loaded only when dashboard_listen is set.
   const dashboard = config.dashboardListen ? [new (await import('../dashboard/server.js')).Dashboard()] : [];
   const subsystems = new SubsystemHost<AgentConfig>([proxy, ...dashboard], log);
+  statusRef.fn = () => ({ ...subsystems.status(), ...afterReady.status() });
   const abort = new AbortController();
   await subsystems.start({
     config,

@@ -104,6 +104,9 @@ export class Lifecycle {
         await this.notify.stopping();
         this.notify.stopWatchdog();
         const restart = await restartPending(this.d.systemd);
+        await this.notify.status(
+          restart ? 'restarting: units keep running' : 'stopping: leaving the cluster',
+        );
         log.info(
           { signal, restart },
           restart ? 'restarting: units keep running' : 'stopping: leaving the cluster',
@@ -124,7 +127,10 @@ export class Lifecycle {
       process.on('SIGTERM', () => void shutdown('SIGTERM'));
       process.on('SIGINT', () => void shutdown('SIGINT'));
       process.on('SIGUSR1', () => log.info({ state: this.d.dump() }, 'state dump'));
-      process.on('SIGHUP', () => this.d.reload());
+      process.on('SIGHUP', () => {
+        log.info({ signal: 'SIGHUP' }, 'SIGHUP: reloading the configuration');
+        this.d.reload();
+      });
     });
   }
 }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { AgentConfig } from './config.js';
 import { EmbeddedKvStore } from '../registry/embedded/index.js';
 import type { EtcdConfig } from '../registry/etcd.js';
+import { redactUrl } from '../lib/redact.js';
 import type { Logger } from '../lib/log.js';
 import { instrumentStore } from '../lib/metrics.js';
 import type { KvStore } from '../registry/kv.js';
@@ -23,6 +24,8 @@ export async function openStore(config: AgentConfig): Promise<KvStore> {
   if (config.etcdCafile) etcd.caFile = config.etcdCafile;
   if (config.etcdCertfile) etcd.certFile = config.etcdCertfile;
   if (config.etcdKeyfile) etcd.keyFile = config.etcdKeyfile;
+  if (config.etcdUsername !== undefined) etcd.username = config.etcdUsername;
+  if (config.etcdPassword !== undefined) etcd.password = config.etcdPassword;
   // etcd3 (with gRPC and protobufjs, ~30 MB) is loaded only when a cluster is configured.
   const { EtcdKvStore } = await import('../registry/etcd.js');
   return new EtcdKvStore(etcd);
@@ -52,9 +55,11 @@ export async function openRegistry(
 ): Promise<{ store: KvStore; registry: Registry }> {
   config.etcdServers = preferLocal(config.etcdServers, local);
   const store = instrumentStore(await openStore(config));
+  // Never the password of a `user:pass@` endpoint.
+  const shown = config.etcdServers.map(redactUrl);
   log.info(
-    { registry: store.backend, endpoints: config.etcdServers.length ? config.etcdServers : undefined },
-    `registry: ${store.backend === 'etcd' ? `etcd ${config.etcdServers.join(',')}` : `embedded in ${config.dataDir}/registry`}`,
+    { registry: store.backend, endpoints: shown.length ? shown : undefined },
+    `registry: ${store.backend === 'etcd' ? `etcd ${shown.join(',')}` : `embedded in ${config.dataDir}/registry`}`,
   );
   return { store, registry: new Registry(store) };
 }

@@ -2,10 +2,12 @@
  * The web dashboard, a Subsystem hosted by the agent: `/ui/` on `dashboard_listen`.
  *
  *   POST   /ui/session     {"token"} → session cookie (HttpOnly, SameSite=Strict, Secure under TLS)
- *   GET    /ui/session     {"role","csrf","who"} or 401
+ *   GET    /ui/session     {"role","csrf","who","terminal"} or 401
  *   DELETE /ui/session     log out
  *   *      /ui/api/PATH    proxied to the agent's own API socket at /PATH (fleet v1, /flotilla/v1/…):
  *                          GET/HEAD for any session; anything else needs operator + X-CSRF-Token
+ *   GET    /ui/terminal/ID WebSocket: a shell on machine ID (operator; dashboard_terminal), relayed to
+ *                          the API socket's terminal (src/dashboard/terminal.ts)
  *   GET    /ui/…           static assets from dist/ui (index.html for app routes)
  *
  * A verified client certificate (dashboard_cafile) is an operator session without a token.
@@ -30,6 +32,8 @@ import type { Logger } from '../lib/log.js';
 import type { ReloadOutcome, Subsystem, SubsystemContext, SubsystemStatus } from '../daemon/subsystem.js';
 import { redeemToken, safeEqual, sessionCookie, Sessions, type Session } from './auth.js';
 import { serveStatic } from './static.js';
+import { USER_HEADER } from './terminal.js';
+import { handshakeProblem } from './websocket.js';
 
 export type DashboardConfig = Pick<
   AgentConfig,
@@ -92,6 +96,8 @@ export class Dashboard implements Subsystem<DashboardConfig> {
   private loopback = false;
   private reason: string | undefined;
   readonly sessions = new Sessions();
+  /** WebSockets (terminals): the HTTP server does not track upgraded sockets, stop() ends them. */
+  private readonly upgraded = new Set<Duplex>();
 
   async start(ctx: SubsystemContext<DashboardConfig>): Promise<void> {
     const c = ctx.config;
@@ -130,7 +136,7 @@ export class Dashboard implements Subsystem<DashboardConfig> {
       : createHttpServer(onRequest);
     s.maxConnections = 512;
     s.headersTimeout = 10_000;
-    s.on('upgrade', (req: IncomingMessage, sock: Duplex) => this.upgrade(req, sock));
+    s.on('upgrade', (req: IncomingMessage, sock: Duplex, head: Buffer) => this.upgrade(req, sock, head));
     await new Promise<void>((resolve, reject) => {
       s.once('error', reject);
       s.listen(hp.port, hp.host, () => {
@@ -163,6 +169,7 @@ export class Dashboard implements Subsystem<DashboardConfig> {
   async stop(): Promise<void> {
     const s = this.server;
     this.server = undefined;
+    for (const sock of this.upgraded) sock.destroy();
     if (!s) return;
     await new Promise<void>((resolve) => {
       s.close(() => resolve());
@@ -208,16 +215,61 @@ export class Dashboard implements Subsystem<DashboardConfig> {
     return undefined;
   }
 
-  private upgrade(req: IncomingMessage, sock: Duplex): void {
+  /**
+   * WebSocket: `/ui/terminal/{machineID}` only (operator, dashboard_terminal on). The upgrade is
+   * relayed to the agent's API socket (src/dashboard/terminal.ts), which hosts the shell or forwards
+   * it to the machine's own agent; the two sockets are joined after its 101.
+   */
+  private upgrade(req: IncomingMessage, sock: Duplex, head: Buffer): void {
+    sock.on('error', () => sock.destroy());
+    this.upgraded.add(sock);
+    sock.once('close', () => this.upgraded.delete(sock));
     const refuse = (code: number, text: string) => {
       sock.end(`HTTP/1.1 ${code} ${text}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     };
-    if (!this.hostOk(req) || req.headers.origin === undefined || !this.originOk(req))
+    if (!this.hostOk(req) || req.headers.origin === undefined || !this.originOk(req)) {
+      this.log?.warn({ origin: req.headers.origin }, 'dashboard: WebSocket from another origin refused');
       return refuse(403, 'Forbidden');
+    }
     const s = this.session(req);
     if (!s) return refuse(401, 'Unauthorized');
-    // The terminal is the only WebSocket; it is not in this build.
-    return refuse(404, 'Not Found');
+    const m = /^\/ui\/terminal\/([A-Za-z0-9_-]{1,64})$/.exec(new URL(req.url ?? '/', 'http://d').pathname);
+    if (!m) return refuse(404, 'Not Found');
+    if (!this.cfg?.dashboardTerminal) return refuse(404, 'Not Found');
+    if (s.role !== 'operator') return refuse(403, 'Forbidden');
+    const problem = handshakeProblem(req);
+    if (problem) return refuse(400, 'Bad Request');
+    const up = request({
+      socketPath: this.cfg.socketPath,
+      path: `/flotilla/v1/machines/${m[1]}/terminal`,
+      headers: {
+        Connection: 'Upgrade',
+        Upgrade: 'websocket',
+        'Sec-WebSocket-Key': String(req.headers['sec-websocket-key']),
+        'Sec-WebSocket-Version': '13',
+        [USER_HEADER]: `${s.who} (${s.role}) from ${req.socket.remoteAddress ?? '?'}`,
+      },
+    });
+    up.on('upgrade', (res, api, apiHead) => {
+      sock.write(
+        'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          `Sec-WebSocket-Accept: ${String(res.headers['sec-websocket-accept'])}\r\n\r\n`,
+      );
+      if (apiHead.length) sock.write(apiHead);
+      if (head.length) api.write(head);
+      api.pipe(sock);
+      sock.pipe(api);
+      const kill = () => (api.destroy(), sock.destroy());
+      api.on('close', kill);
+      sock.on('close', kill);
+      api.on('error', kill);
+    });
+    up.on('response', (res) => {
+      res.resume();
+      refuse(res.statusCode ?? 502, 'Bad Gateway');
+    });
+    up.on('error', () => refuse(502, 'Bad Gateway'));
+    up.end();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -248,11 +300,16 @@ export class Dashboard implements Subsystem<DashboardConfig> {
     return serveStatic(res, path, SECURITY_HEADERS);
   }
 
+  /** What the page learns of its session (`terminal`: whether this dashboard offers one). */
+  private sessionBody(s: Session) {
+    return { role: s.role, csrf: s.csrf, who: s.who, terminal: this.cfg?.dashboardTerminal === true };
+  }
+
   private async sessionRoute(req: IncomingMessage, res: ServerResponse, method: string): Promise<void> {
     const secure = this.tls ? '; Secure' : '';
     if (method === 'GET') {
       const s = this.session(req);
-      return s ? json(res, 200, { role: s.role, csrf: s.csrf, who: s.who }) : fail(res, 401, 'not logged in');
+      return s ? json(res, 200, this.sessionBody(s)) : fail(res, 401, 'not logged in');
     }
     if (method === 'POST') {
       const body = await readSmall(req, MAX_LOGIN_BODY);
@@ -277,12 +334,9 @@ export class Dashboard implements Subsystem<DashboardConfig> {
       }
       const s = this.sessions.create(role, 'token');
       this.log?.info({ role, remote: req.socket.remoteAddress }, 'dashboard: login');
-      return json(
-        res,
-        200,
-        { role: s.role, csrf: s.csrf, who: s.who },
-        { 'Set-Cookie': `${COOKIE}=${s.id}; Path=/ui/; HttpOnly; SameSite=Strict${secure}` },
-      );
+      return json(res, 200, this.sessionBody(s), {
+        'Set-Cookie': `${COOKIE}=${s.id}; Path=/ui/; HttpOnly; SameSite=Strict${secure}`,
+      });
     }
     if (method === 'DELETE') {
       const s = this.session(req);

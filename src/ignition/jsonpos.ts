@@ -17,12 +17,16 @@ export interface Located {
   positions: Map<string, Position>;
 }
 
+/** Deeper nesting is refused (no config needs it; it would only exhaust the stack). */
+export const MAX_NESTING = 500;
+
 const WS = new Set([' ', '\t', '\n', '\r']);
 
 class Parser {
   private i = 0;
   private line = 1;
   private lineStart = 0;
+  private depth = 0;
   readonly positions = new Map<string, Position>();
 
   constructor(private readonly s: string) {}
@@ -66,8 +70,12 @@ class Parser {
     this.ws();
     this.positions.set(ptr, this.pos());
     const c = this.s[this.i];
-    if (c === '{') return this.object(ptr);
-    if (c === '[') return this.array(ptr);
+    if (c === '{' || c === '[') {
+      if (++this.depth > MAX_NESTING) this.fail(`nested deeper than ${MAX_NESTING} levels`);
+      const v = c === '{' ? this.object(ptr) : this.array(ptr);
+      this.depth--;
+      return v;
+    }
     if (c === '"') return this.string();
     if (c === 't' || c === 'f' || c === 'n') return this.literal();
     if (c === '-' || (c !== undefined && c >= '0' && c <= '9')) return this.number();

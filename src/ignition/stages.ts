@@ -100,6 +100,12 @@ function readCache(opts: StageOptions): Cached {
 
 async function fetchStage(opts: StageOptions, log: Logger): Promise<StageResult> {
   const raw = await fetchIgnitionConfig(opts.platform, { ...opts.source, log });
+  if (raw === undefined && opts.platform === 'file') {
+    // A config file named on purpose and missing is a mistake, not "no config": do not provision
+    // an empty machine and mark it done.
+    const path = opts.source?.path ?? '(none)';
+    throw new FlotillaError('E_IGNITION', `ignition config file ${path} does not exist`, { path });
+  }
   const userConfigProvided = raw !== undefined;
   if (!userConfigProvided)
     log.info({ platform: opts.platform }, 'the platform provides no Ignition config: using an empty one');

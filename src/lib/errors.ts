@@ -96,6 +96,24 @@ export const ERRORS = {
     exit: 1,
     summary: 'a first-boot action (file, user, unit, hostname) cannot be applied to the target root',
   },
+  E_BACKUP: {
+    http: 400,
+    exit: 1,
+    summary:
+      'a registry backup file is missing, damaged, truncated or not a flotilla backup (names the file and the bad part)',
+  },
+  E_MIGRATE: {
+    http: 502,
+    exit: 1,
+    summary:
+      "migrate-from-fleet cannot read fleet's keys (etcd v2 API) or finds them malformed (names the key)",
+  },
+  E_ETCD_MEMBER: {
+    http: 409,
+    exit: 1,
+    summary:
+      'an etcd membership change was refused: the cluster is unhealthy (names the member), or the member is unknown or exists',
+  },
   E_INSTALL: {
     http: 500,
     exit: 1,

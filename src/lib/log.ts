@@ -2,7 +2,9 @@
  * Logging through pino. Under journald (JOURNAL_STREAM names our stderr) lines are plain text with an
  * sd-daemon priority prefix and no timestamp (journald adds one): `<6>message key=value`, so
  * `journalctl -p warning -u flotilla` works. Elsewhere: one JSON object per line on stderr.
- * Secrets never reach here: callers log names and paths, not file contents or keys.
+ * Secrets never reach here: callers log names and paths, not file contents or keys. As a second
+ * fence, every line is scrubbed of URL credentials (`scheme://user:PASSWORD@` → `user:***@`) before
+ * it is written, so an `etcd_servers=http://user:pass@…` logged anywhere shows no password.
  */
 import { fstatSync } from 'node:fs';
 import { pino, type Logger as PinoLogger } from 'pino';
@@ -55,13 +57,19 @@ export function journalLine(json: string): string {
   return `<${PRIORITY[level as number] ?? 6}>${typeof msg === 'string' ? msg : JSON.stringify(msg ?? '')}${fields ? ` ${fields}` : ''}\n`;
 }
 
+/** `scheme://user:secret@` → `scheme://user:***@`, anywhere in a line (JSON-escaped or not). */
+export function scrubCredentials(line: string): string {
+  return line.replace(/(\b[A-Za-z][A-Za-z0-9+.-]*:(?:\\?\/){2}[^\s/@:"\\]*):[^\s/@"]*@/g, '$1:***@');
+}
+
 export function createLogger(opts: { verbosity?: number; journald?: boolean } = {}): PinoLogger {
   const level = (opts.verbosity ?? 0) > 0 ? 'debug' : 'info';
   if (opts.journald ?? underJournald()) {
     return pino(
       { level, base: null, timestamp: false },
-      { write: (line: string) => void process.stderr.write(journalLine(line)) },
+      { write: (line: string) => void process.stderr.write(scrubCredentials(journalLine(line))) },
     );
   }
-  return pino({ level, base: null }, pino.destination({ fd: 2, sync: true }));
+  const out = pino.destination({ fd: 2, sync: true });
+  return pino({ level, base: null }, { write: (line: string) => void out.write(scrubCredentials(line)) });
 }

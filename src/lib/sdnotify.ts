@@ -34,6 +34,10 @@ export class SdNotify {
     return this.send('STOPPING=1');
   }
 
+  status(text: string): Promise<void> {
+    return this.send(`STATUS=${text}`);
+  }
+
   /**
    * Ping the watchdog every WATCHDOG_USEC/2 while `alive()` says the reconcile loop is healthy; a
    * stuck loop stops the pings and systemd restarts us.

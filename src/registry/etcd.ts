@@ -22,6 +22,9 @@ import { isRecoverableError } from 'etcd3/lib/errors.js';
 import { circuitBreaker, ConsecutiveBreaker, handleWhen, noop, retry } from 'cockatiel';
 import type * as RPC from 'etcd3/lib/rpc.js';
 import { FlotillaError } from '../lib/errors.js';
+import { redactUrl } from '../lib/redact.js';
+
+export { redactUrl };
 import { AsyncQueue } from '../lib/queue.js';
 import type {
   Compare,
@@ -143,18 +146,6 @@ export function parseEndpoints(endpoints: string[]): ParsedEndpoints {
     );
   }
   return { hosts, tls: schemes.has('https:'), ...(cred ?? {}) };
-}
-
-/** A URL with any password replaced by `***` (for logs and errors). Non-URLs pass unchanged. */
-export function redactUrl(s: string): string {
-  try {
-    const u = new URL(s);
-    if (u.password === '') return s;
-    u.password = '***';
-    return u.toString().replace(/\/$/, s.endsWith('/') ? '/' : '');
-  } catch {
-    return s.replace(/\/\/([^/@:]*):[^/@]*@/, '//$1:***@');
-  }
 }
 
 function resolveAuth(

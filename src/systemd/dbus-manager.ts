@@ -422,6 +422,31 @@ export class DbusSystemdManager implements SystemdManager {
     return this.runJob(kind, name, member, opts);
   }
 
+  /**
+   * Queue a job on a host unit and return its job path without waiting for it (`systemctl
+   * --no-block`), as coreos-cloudinit issued its unit commands: first boot runs ordered Before= the
+   * units it starts, so waiting for their jobs would wait for itself.
+   */
+  async enqueueHostUnitJob(name: string, member: HostJobMember): Promise<string> {
+    this.assertOpen();
+    validateUnitName(name);
+    if (!HOST_JOB_MEMBERS.includes(member)) {
+      throw new FlotillaError('E_USAGE', `not a systemd job method: ${String(member)}`);
+    }
+    const [jobPath] = await this.conn.call(managerCall(member, 'ss', [name, 'replace']));
+    return String(jobPath);
+  }
+
+  /** The units `name` is ordered after (its After= list, as systemd resolved it). */
+  async orderedAfter(name: string): Promise<string[]> {
+    this.assertOpen();
+    validateUnitName(name);
+    const path = await this.reader.pathFor(name);
+    const [v] = await this.conn.call(propsCall('Get', path, 'ss', [UNIT, 'After']));
+    const list = (v as { value?: unknown } | undefined)?.value;
+    return Array.isArray(list) ? list.map(String) : [];
+  }
+
   async startTransient(spec: TransientUnitSpec, opts: JobOptions = {}): Promise<JobOutcome> {
     this.assertOpen();
     validateUnitName(spec.name);

@@ -182,8 +182,9 @@ export async function applyPlan(plan: readonly PlannedAction[], opts: ApplyOptio
       );
     }
     for (const c of runner.commands) {
+      let outcome: 'done' | 'queued';
       try {
-        await systemd.unitCommand(c.name, c.command);
+        outcome = await systemd.unitCommand(c.name, c.command);
       } catch (err) {
         // The job error (state, journal lines) goes to the caller as it is; the log names the reason.
         log.error(
@@ -192,7 +193,12 @@ export async function applyPlan(plan: readonly PlannedAction[], opts: ApplyOptio
         );
         throw err;
       }
-      log.info({ reason: c.reason, unit: c.name, command: c.command }, 'first boot: unit command done');
+      log.info(
+        { reason: c.reason, unit: c.name, command: c.command },
+        outcome === 'done'
+          ? 'first boot: unit command done'
+          : 'first boot: unit command queued (the unit starts after this one)',
+      );
     }
   } finally {
     if (!opts.systemd) await systemd.close();

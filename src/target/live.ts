@@ -13,8 +13,11 @@ import type { UnitCommand } from './units.js';
 
 export interface TargetSystemd {
   daemonReload(): Promise<void>;
-  /** Runs `command` on `name` and waits for its job (rejects when the job fails). */
-  unitCommand(name: string, command: UnitCommand): Promise<void>;
+  /**
+   * Runs `command` on `name` and waits for its job (rejects when the job fails), except when the
+   * unit is ordered after the unit this process runs in: then the job is queued ('queued').
+   */
+  unitCommand(name: string, command: UnitCommand): Promise<'done' | 'queued'>;
   close(): Promise<void>;
 }
 
@@ -39,7 +42,17 @@ export function dbusTargetSystemd(
       await (await get()).reload();
     },
     async unitCommand(name, command) {
-      await (await get()).hostUnitJob(name, COMMAND_MEMBERS[command]);
+      const m = await get();
+      // At boot flotilla-cloudinit / flotilla-ignition run ordered Before= the units their configs
+      // start (etcd-member, flotilla): waiting for such a job would wait for ourselves. Those jobs
+      // are queued (systemctl --no-block, as coreos-cloudinit issued them); the others are awaited.
+      const self = await m.unitOfPid(process.pid).catch((): undefined => undefined);
+      if (self !== undefined && (await m.orderedAfter(name).catch((): string[] => [])).includes(self)) {
+        await m.enqueueHostUnitJob(name, COMMAND_MEMBERS[command]);
+        return 'queued';
+      }
+      await m.hostUnitJob(name, COMMAND_MEMBERS[command]);
+      return 'done';
     },
     async close() {
       if (m) await (await m.catch(() => undefined))?.close();

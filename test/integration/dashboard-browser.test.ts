@@ -4,7 +4,9 @@
  * registry) on loopback: login with the URL, a bad token refused, a viewer's stop refused, a unit
  * appearing and changing in the table live (no reload), and axe-core's serious/critical check.
  *
- * Not yet here: the 3-machine cases (start → active, journal within 1 s, power cut, terminal).
+ * Bad input: a bad unit in the form gets the API's error with its lines marked, an oversized paste
+ * is refused, an expired session goes back to login with the half-typed form kept.
+ * The 3-machine cases (start → active, journal, power cut, terminal) are in dashboard-cluster.test.ts.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -162,6 +164,81 @@ describe.skipIf(!haveChromium)('dashboard in Chromium', () => {
           .map((v) => v.id);
       });
       expect(bad).toEqual([]);
+      await ctx.close();
+    });
+  });
+
+  it("shows the API's error for a bad unit with its lines marked, and refuses an oversized paste", async () => {
+    await withBrowser(async (browser) => {
+      const ctx = await browser.newContext();
+      const page = await ctx.newPage();
+      await page.goto(`${base}/ui/login#token=${issueToken(agent.dir, 'operator', 60)}`);
+      await page.getByRole('heading', { name: 'Overview' }).waitFor();
+      await page.getByRole('link', { name: 'Submit' }).click();
+      await page.getByLabel('Name').fill('dash-bad.service');
+      await page
+        .getByLabel('Unit file')
+        .fill('[Service]\nExecStart=/bin/true\n\n[X-Fleet]\nMachineID=abc\nGlobal=true\n');
+      await page.getByRole('button', { name: 'Submit and start' }).click();
+      await expect
+        .poll(() => page.locator('#submit-error').textContent(), { timeout: 5000 })
+        .toBe('MachineID cannot be used with Global');
+      const marked = page.locator('ol.listing li.bad');
+      expect(await marked.count()).toBe(2);
+      expect([
+        await marked.nth(0).getAttribute('data-line'),
+        await marked.nth(1).getAttribute('data-line'),
+      ]).toEqual(['5', '6']);
+      expect((await call(agent.target, 'GET', '/fleet/v1/units/dash-bad.service')).status).toBe(404);
+      // A syntax error is named by its line before anything is sent.
+      await page.getByLabel('Unit file').fill('[Service]\nExecStart=/bin/true\nnot a key value line\n');
+      await page.getByRole('button', { name: 'Submit and start' }).click();
+      await expect
+        .poll(() => page.locator('#submit-error').textContent())
+        .toBe('line 3: expected [Section] or Key=Value');
+      expect(await page.locator('ol.listing li.bad').getAttribute('data-line')).toBe('3');
+      // A paste that would make the file larger than 64 KiB is refused (and not inserted).
+      const inserted = await page
+        .getByLabel('Unit file')
+        .evaluate((ta: { dispatchEvent(e: Event): boolean }) => {
+          const g = globalThis as unknown as {
+            DataTransfer: new () => { setData(type: string, v: string): void };
+            ClipboardEvent: new (type: string, init: unknown) => Event;
+          };
+          const { DataTransfer, ClipboardEvent } = g;
+          const dt = new DataTransfer();
+          dt.setData('text/plain', 'x'.repeat(70 * 1024));
+          return ta.dispatchEvent(
+            new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }),
+          );
+        });
+      expect(inserted).toBe(false); // default prevented
+      await expect
+        .poll(() => page.locator('#submit-error').textContent())
+        .toMatch(/^paste refused: .* 64 KiB$/);
+      await ctx.close();
+    });
+  });
+
+  it('sends an expired session back to login and keeps the half-typed unit', async () => {
+    await withBrowser(async (browser) => {
+      const ctx = await browser.newContext();
+      const page = await ctx.newPage();
+      await page.goto(`${base}/ui/login#token=${issueToken(agent.dir, 'operator', 60)}`);
+      await page.getByRole('heading', { name: 'Overview' }).waitFor();
+      await page.getByRole('link', { name: 'Submit' }).click();
+      await page.getByLabel('Name').fill('dash-draft.service');
+      await page.getByLabel('Unit file').fill('[Service]\nExecStart=/bin/sleep 1000\n');
+      // The session ends (expired or dropped by the server): the cookie is gone.
+      await ctx.clearCookies();
+      await page.getByRole('button', { name: 'Submit and start' }).click();
+      await page.getByText('Your session ended').waitFor({ timeout: 5000 });
+      expect((await call(agent.target, 'GET', '/fleet/v1/units/dash-draft.service')).status).toBe(404);
+      await page.goto(`${base}/ui/login#token=${issueToken(agent.dir, 'operator', 60)}`);
+      await page.getByRole('heading', { name: 'Overview' }).waitFor();
+      await page.getByRole('link', { name: 'Submit' }).click();
+      expect(await page.getByLabel('Name').inputValue()).toBe('dash-draft.service');
+      expect(await page.getByLabel('Unit file').inputValue()).toBe('[Service]\nExecStart=/bin/sleep 1000\n');
       await ctx.close();
     });
   });

@@ -17,6 +17,8 @@ const ok = `flotilla-target-live-${suffix}.service`;
 const bad = `flotilla-target-bad-${suffix}.service`;
 const marker = `/run/flotilla-target-live-${suffix}`;
 const user = `tl${suffix}`;
+// Matches no link: networkd is restarted for it and leaves the machine's eth0 alone.
+const network = `90-flotilla-target-${suffix}.network`;
 const lines: string[] = [];
 const log = {
   debug: () => undefined,
@@ -50,6 +52,15 @@ const plan = (command: string): PlannedAction[] => [
     },
   },
   { reason: 'hostname', action: { kind: 'hostname', hostname: `tlive-${suffix}` } },
+  {
+    reason: 'coreos.units[2]',
+    action: {
+      kind: 'unit',
+      name: network,
+      contents: '[Match]\nName=fltnone0\n\n[Network]\nDHCP=no\n',
+      runtime: true,
+    },
+  },
 ];
 
 const report: Record<string, unknown> = {};
@@ -72,6 +83,8 @@ try {
   const s3 = await mgr.state(ok);
   report.afterRestart = { activeState: s3.activeState, invocationId: s3.invocationId };
   report.runs3 = readFileSync(marker, 'utf8').trim().split('\n').length;
+  const nd = await mgr.state('systemd-networkd.service');
+  report.networkd = { activeState: nd.activeState, file: existsSync(`/run/systemd/network/${network}`) };
   report.hostname = hostname();
   report.etcHostname = readFileSync('/etc/hostname', 'utf8');
   report.passwd = readFileSync('/etc/passwd', 'utf8')
@@ -106,6 +119,7 @@ try {
     `/etc/systemd/system/multi-user.target.wants/${ok}`,
     `/etc/systemd/system/${bad}`,
     marker,
+    `/run/systemd/network/${network}`,
   ]) {
     rmSync(p, { force: true });
   }

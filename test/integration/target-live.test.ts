@@ -23,6 +23,7 @@ interface Report {
   afterRestart: { activeState: string; invocationId: string };
   runs3: number;
   hostname: string;
+  networkd: { activeState: string; file: boolean };
   etcHostname: string;
   passwd: number;
   shadowHasHash: boolean;
@@ -55,7 +56,11 @@ describeSystemd(`applyPlan live inside ${m}`, () => {
       'users[0]',
       'users[0].ssh_authorized_keys',
       'hostname',
+      'coreos.units[2]',
     ]);
+    // A networkd unit changed: networkd was restarted (so it runs), once, before the commands.
+    expect(r.networkd).toEqual({ activeState: 'active', file: true });
+    expect(r.log.filter((l) => l.includes('networkd units changed'))).toHaveLength(1);
     expect(r.afterStart.activeState).toBe('active');
     expect(r.afterStart.unitFileState).toBe('enabled');
     expect(r.wantsLink).toMatch(/^\/etc\/systemd\/system\/flotilla-target-live-[0-9a-f]+\.service$/);

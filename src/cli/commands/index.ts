@@ -43,6 +43,12 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./units.js')).destroy,
   },
   {
+    name: 'etcd',
+    summary:
+      'etcd membership: add-member NAME PEER_URL, remove-member NAME|ID, list-members (refused on an unhealthy cluster)',
+    load: async () => (await import('./etcd.js')).etcd,
+  },
+  {
     name: 'fd-forward',
     summary: 'Proxy stdin and stdout to a unix domain socket',
     hidden: true,
@@ -68,6 +74,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     name: 'ignition-validate',
     summary: 'Validate an Ignition config (as ignition-validate): errors and warnings with JSON paths',
     load: async () => (await import('./ignition.js')).ignitionValidate,
+  },
+  {
+    name: 'install',
+    summary: 'Install this flotilla tree on the host (systemd units, commands, config) and start the agent',
+    load: async () => (await import('./install.js')).install,
   },
   {
     name: 'journal',
@@ -107,9 +118,21 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./locksmith.js')).locksmith,
   },
   {
+    name: 'migrate-from-fleet',
+    summary: "Import a fleet cluster's units, desired states and machine metadata from etcd (v2 API)",
+    load: async () => (await import('./migrate.js')).migrateFromFleet,
+  },
+  {
     name: 'proxy',
     summary: 'Proxy TCP connections to the live endpoints of services',
     load: async () => (await import('./proxy.js')).proxyCmd,
+  },
+  {
+    name: 'registry',
+    summary: 'Back up or restore the embedded registry (registry backup|restore FILE)',
+    // Full name only: `r` stays fleetctl's `restart`.
+    hidden: true,
+    load: async () => (await import('./registry.js')).registry,
   },
   {
     name: 'restart',
@@ -143,9 +166,21 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: async () => (await import('./units.js')).submit,
   },
   {
+    name: 'uninstall',
+    summary: 'Remove a flotilla installed with `flotilla install` (the agent leaves the cluster)',
+    // Full name only: a prefix must not take `un` (fleetctl's `unload`) away.
+    hidden: true,
+    load: async () => (await import('./install.js')).uninstall,
+  },
+  {
     name: 'unload',
     summary: 'Unschedule one or more units in the cluster',
     load: async () => (await import('./units.js')).unload,
+  },
+  {
+    name: 'update',
+    summary: 'A/B OS updates (update_engine_client): status, check, apply, slots, mark-good, rollback',
+    load: async () => (await import('./update.js')).update,
   },
   {
     name: 'verify',

@@ -35,6 +35,7 @@ import { type DirLock, lockDir } from './lock.js';
 import { LogWriter } from './log.js';
 import { encodeRecord } from './records.js';
 import { recover } from './recover.js';
+import type { SnapshotSource } from './snapshot.js';
 import type { Applied, KvState } from './state.js';
 import { WatchHub, deferredWatch } from './watch.js';
 import { HOST_PATHS } from '../../lib/paths.js';
@@ -254,6 +255,15 @@ export class EmbeddedKvStore implements KvStore {
   async revision(): Promise<number> {
     await this.begin();
     return this.settled(this.state.revision);
+  }
+
+  /**
+   * The whole state at one revision (keys and leases), once it is durable: what a backup is
+   * written from (see ./backup.ts). Cheap: entries are immutable and shared, not copied.
+   */
+  async capture(): Promise<SnapshotSource> {
+    await this.begin();
+    return this.settled(this.state.capture());
   }
 
   // ---- leases ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { ClusterView } from '../../../src/registry/cluster-view.js';
 import { FleetV1 } from '../../../src/api/fleet-v1.js';
 import { FlotillaV1 } from '../../../src/api/flotilla-v1.js';
-import { ApiServer } from '../../../src/api/server.js';
+import { ApiServer, type UpgradeHandler } from '../../../src/api/server.js';
 import { UnitLogs, type UnitLogsDeps } from '../../../src/api/unit-logs.js';
 import { EmbeddedKvStore } from '../../../src/registry/embedded/index.js';
 import type { KvStore } from '../../../src/registry/kv.js';
@@ -192,6 +192,8 @@ export interface AgentOptions {
   tcp?: { ca: string; cert: string; key: string };
   pingMs?: number;
   maxBacklog?: number;
+  /** WebSocket upgrades (the dashboard's terminal). */
+  upgrade?: UpgradeHandler;
 }
 
 /** An agent's API (no systemd, no engine): registry + cluster view + the real server. */
@@ -211,7 +213,7 @@ export async function startAgent(o: AgentOptions = {}): Promise<Agent> {
     ...(o.pingMs !== undefined ? { pingMs: o.pingMs } : {}),
     ...(o.maxBacklog !== undefined ? { maxBacklog: o.maxBacklog } : {}),
   });
-  const server = new ApiServer([(r) => fleet.route(r), (r) => flotilla.route(r)]);
+  const server = new ApiServer([(r) => fleet.route(r), (r) => flotilla.route(r)], o.upgrade);
   const socketPath = join(dir, 'fleet.sock');
   await server.listen({
     socketPath,

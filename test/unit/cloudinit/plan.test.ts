@@ -260,7 +260,7 @@ write_files:
 
   it('a secret makes the file 0600', () => {
     const p = plan(
-      '#cloud-config\ncoreos:\n  fleet:\n    etcd_password: s3cret\n  locksmith:\n    etcd_password: s3cret\n',
+      '#cloud-config\ncoreos:\n  fleet:\n    etcd_username: root\n    etcd_password: s3cret\n  locksmith:\n    etcd_password: s3cret\n',
     );
     expect(file(p.actions, '/etc/flotilla/flotilla.conf').mode).toBe(0o600);
     expect(file(p.actions, '/etc/flotilla/update.conf').mode).toBe(0o600);

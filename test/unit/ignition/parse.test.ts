@@ -201,6 +201,11 @@ describe('bad input', () => {
     );
     expect(() => parseIgnition('{"a": 1} x')).toThrow(/line 1 col 10/);
   });
+  it('absurd nesting is an error, not a crash', () => {
+    expect(() => parseIgnition('['.repeat(100_000))).toThrow(
+      /invalid JSON: nested deeper than 500 levels \(line 1 col 501\)/,
+    );
+  });
   it('an empty config and a non-object are errors', () => {
     expect(() => parseIgnition('  \n')).toThrow(/not a config \(empty\)/);
     expect(() => parseIgnition('[1]')).toThrow(/must be a JSON object/);

@@ -198,6 +198,19 @@ describe('stages', () => {
     expect(existsSync(join(root, RESULT_FILE))).toBe(false);
   });
 
+  it('platform file: a missing config file is an error, not an empty config', async () => {
+    const o: StageOptions = {
+      platform: 'file',
+      root,
+      runDir: run,
+      cmdlinePath: cmdline,
+      source: { path: join(dir, 'nope.ign') },
+      apply,
+    };
+    await expect(runStage('fetch', o)).rejects.toThrow(/ignition config file .*nope\.ign does not exist/);
+    expect(existsSync(join(run, CACHE_NAME))).toBe(false);
+  });
+
   it('no config from the platform: an empty config, recorded as not provided', async () => {
     const o: StageOptions = {
       platform: 'qemu',

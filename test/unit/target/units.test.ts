@@ -331,7 +331,9 @@ describe.skipIf(why)('live: daemon-reload, networkd, commands', () => {
       },
       unitCommand: (name, command) => {
         calls.push(`${command} ${name}`);
-        return name === fail ? Promise.reject(new Error(`job for ${name} failed`)) : Promise.resolve();
+        return name === fail
+          ? Promise.reject(new Error(`job for ${name} failed`))
+          : Promise.resolve('done' as const);
       },
       close: () => Promise.resolve(),
     };
