@@ -4,7 +4,8 @@
  *
  *   1. hostname (user-data wins over the metadata's)
  *   2. users: each user, then its keys (key set `-ssh-key-name`, default coreos-cloudinit)
- *   3. top-level ssh_authorized_keys (plus the metadata's keys) for `core`
+ *   3. top-level ssh_authorized_keys (plus the metadata's keys) for `core` (created, password
+ *      locked, when the image has no `core` and `users` does not define it)
  *   4. files: write_files, /etc/oem-release, /etc/flotilla/update.conf, /etc/hosts,
  *      /run/flannel/options.env, /etc/flotilla/etcd-member.env, /etc/flotilla/flotilla.conf, then
  *      the COREOS_*_IPV* merge into /etc/environment unless write_files wrote that file
@@ -303,6 +304,11 @@ export function planCloudConfig(input: PlanInput): Plan {
     .sort()
     .map((k) => md.sshPublicKeys[k]!);
   const coreKeys = [...cfg.sshAuthorizedKeys, ...mdKeys];
+  if (coreKeys.length > 0 && !cfg.users.some((u) => u.name === 'core')) {
+    // CoreOS always had `core`; a Debian image may not. Creating it (password locked) is a no-op
+    // where it exists (an existing user gets only a hash and keys, and there is no hash here).
+    actions.push({ action: { kind: 'user', name: 'core' }, reason: 'ssh_authorized_keys (user core)' });
+  }
   if (coreKeys.length > 0)
     actions.push({
       action: keysAction('core', setName, coreKeys),

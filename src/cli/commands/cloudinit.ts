@@ -9,7 +9,7 @@
  * (EC2, GCE, DigitalOcean, Packet, CloudSigma, Azure) are refused with E_DATASOURCE naming the
  * flag. With none given it prints the accepted flags and exits 2, as coreos-cloudinit does.
  */
-import { datasourcesFromFlags, type SourceFlags } from '../../datasource/index.js';
+import type { SourceFlags } from '../../datasource/index.js';
 import { FlotillaError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { CliExit, type Command, type Context, type FlagSpec } from '../command.js';
@@ -143,6 +143,8 @@ async function run(ctx: Context): Promise<number> {
     return 2;
   }
   const log = textLogger(ctx.io.err);
+  // Loaded only now: the HTTP client behind the URL sources is not needed for the flag checks above.
+  const { datasourcesFromFlags } = await import('../../datasource/index.js');
   const ds = datasourcesFromFlags(sources, { log });
   const root = typeof f.root === 'string' && f.root !== '' ? f.root : '/';
   const live = root === '/';

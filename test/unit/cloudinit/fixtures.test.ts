@@ -4,7 +4,15 @@
  * warnings are coreos-cloudinit's own) and plans; the two examples in cloud-config/ too. Each plan is
  * also applied into a temp --root by the real executor, twice: the second run changes nothing.
  */
-import { appendFileSync, chownSync, copyFileSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import {
+  appendFileSync,
+  chownSync,
+  copyFileSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseCloudConfig } from '../../../src/cloudinit/config.js';
@@ -46,7 +54,7 @@ const PLANS: Record<number, string[]> = {
   7: ['coreos.units[0] unit docker-redis.service'],
   8: ['coreos.units[0] unit docker.service'],
   9: ['coreos.units[0] unit etcd2.service', 'coreos.units[1] unit fleet.service'],
-  10: ['ssh_authorized_keys authorized-keys core'],
+  10: ['ssh_authorized_keys (user core) user core', 'ssh_authorized_keys authorized-keys core'],
   11: ['hostname hostname coreos1'],
   12: ['users[0] user elroy', 'users[0].ssh_authorized_keys authorized-keys elroy'],
   13: [
@@ -136,7 +144,10 @@ function seededRoot(): TestRoot {
   mkdirSync(r.at('home/core'), { mode: 0o755 });
   chownSync(r.at('home/core'), 500, 500);
   mkdirSync(r.at('etc/systemd/system'), { recursive: true });
-  for (const u of ['etcd-member.service', 'flotilla.service'])
+  // as the install path does: every unit the project ships
+  for (const u of readdirSync(join(repo, 'systemd')).filter((f) =>
+    /\.(service|socket|path|target|timer)$/.test(f),
+  ))
     copyFileSync(join(repo, 'systemd', u), r.at(`etc/systemd/system/${u}`));
   return r;
 }

@@ -92,6 +92,7 @@ describe('planCloudConfig: order and contents', () => {
       'hostname m1',
       'user ops',
       'authorized-keys ops',
+      'user core',
       'authorized-keys core',
       'file /etc/motd',
       'file /etc/oem-release',
@@ -192,8 +193,8 @@ users:
   it('merges the metadata: user-data hostname wins (with a warning), metadata keys go to core', () => {
     const md: Metadata = { sshPublicKeys: { b: 'ssh-rsa B', a: 'ssh-rsa A' }, hostname: 'from-md' };
     const p = plan('#cloud-config\nhostname: from-ud\n', {}, md);
-    expect(summary(p.actions)).toEqual(['hostname from-ud', 'authorized-keys core']);
-    expect(p.actions[1]!.action).toMatchObject({
+    expect(summary(p.actions)).toEqual(['hostname from-ud', 'user core', 'authorized-keys core']);
+    expect(p.actions[2]!.action).toMatchObject({
       setName: 'coreos-cloudinit',
       keys: ['ssh-rsa A', 'ssh-rsa B'],
     });

@@ -116,6 +116,12 @@ describe('runCloudinit', { timeout: 30_000 }, () => {
     );
   });
 
+  it('gzip magic with a broken stream is refused, naming gzip', async () => {
+    const r = await run(Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x01, 0x02, 0x03]));
+    expect([r.code, r.applied]).toEqual([1, []]);
+    expect(r.log.text()).toMatch(/user-data: Unable to decode gzip/);
+  });
+
   it('refuses user-data over 16 MiB without applying', async () => {
     const r = await run(Buffer.alloc(16 * 1024 * 1024 + 1, 0x61));
     expect([r.code, r.applied]).toEqual([1, []]);
@@ -151,7 +157,8 @@ describe('runCloudinit', { timeout: 30_000 }, () => {
     expect(r.code).toBe(0);
     const flat = r.applied[0]!.map((a) => a.action);
     expect(flat[0]).toEqual({ kind: 'hostname', hostname: 'md-host' });
-    expect(flat[1]).toMatchObject({ kind: 'authorized-keys', user: 'core', keys: ['ssh-ed25519 AAAA k'] });
+    expect(flat[1]).toEqual({ kind: 'user', name: 'core' });
+    expect(flat[2]).toMatchObject({ kind: 'authorized-keys', user: 'core', keys: ['ssh-ed25519 AAAA k'] });
     const conf = flat.find((a) => a.kind === 'file' && a.path === '/etc/flotilla/flotilla.conf') as {
       contents: Buffer;
     };
