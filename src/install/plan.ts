@@ -17,7 +17,25 @@ export const COMMAND_NAMES = [
   'update_engine_client',
   'locksmithctl',
 ] as const;
-export const UNIT_NAMES = ['flotilla.socket', 'flotilla.service'] as const;
+/** Every unit installed: the agent and its socket, and the first-boot units (issue 14). */
+export const UNIT_NAMES = [
+  'flotilla.socket',
+  'flotilla.service',
+  'flotilla-ignition.service',
+  'flotilla-cloudinit.service',
+  'flotilla-cloudinit-configdrive.service',
+  'etcd-member.service',
+] as const;
+/** Enabled for the next boot: the agent, and first boot (each skips itself when it has nothing to do). */
+export const ENABLE_UNITS = [
+  'flotilla.socket',
+  'flotilla.service',
+  'flotilla-ignition.service',
+  'flotilla-cloudinit.service',
+  'flotilla-cloudinit-configdrive.service',
+] as const;
+/** Started now: the agent (etcd-member is enabled and started by cloud-config's coreos.etcd2). */
+export const START_UNITS = ['flotilla.socket', 'flotilla.service'] as const;
 export const MIN_NODE = [20, 19, 0] as const;
 export const MANIFEST = 'install-manifest.json';
 
@@ -98,7 +116,7 @@ const SAFE_PATH = /^\/[A-Za-z0-9._/+-]*$/;
 
 /** The unit file for a tree at `tree`: ExecStart points at its launcher. */
 export function serviceUnit(text: string, tree: string): string {
-  return text.replace(/^ExecStart=\/usr\/lib\/flotilla\/bin\/flotilla /m, `ExecStart=${tree}/bin/flotilla `);
+  return text.replace(/^ExecStart=\/usr\/lib\/flotilla\/bin\/flotilla /gm, `ExecStart=${tree}/bin/flotilla `);
 }
 
 export function planInstall(req: InstallRequest, o: InstallObserved, units: Record<string, string>): Plan {
@@ -221,7 +239,7 @@ export function planInstall(req: InstallRequest, o: InstallObserved, units: Reco
     });
   }
   for (const u of UNIT_NAMES) {
-    const text = u === 'flotilla.service' ? serviceUnit(units[u]!, tree) : units[u]!;
+    const text = serviceUnit(units[u]!, tree);
     actions.push({
       kind: 'write',
       path: `${req.unitDir}/${u}`,
@@ -245,15 +263,15 @@ export function planInstall(req: InstallRequest, o: InstallObserved, units: Reco
   });
   actions.push({
     kind: 'systemctl',
-    argv: ['enable', ...UNIT_NAMES],
-    undo: ['disable', ...UNIT_NAMES],
+    argv: ['enable', ...ENABLE_UNITS],
+    undo: ['disable', ...ENABLE_UNITS],
     reason: 'start at boot',
   });
   if (req.start) {
     actions.push({
       kind: 'systemctl',
-      argv: ['start', ...UNIT_NAMES],
-      undo: ['stop', ...UNIT_NAMES],
+      argv: ['start', ...START_UNITS],
+      undo: ['stop', ...START_UNITS],
       reason: 'start the agent (waits for READY=1)',
     });
   }
@@ -284,14 +302,16 @@ export function planUninstall(
     });
   const m = o.manifest;
   const actions: Action[] = [];
+  // The units this install put there (an older install may have put fewer).
+  const names = m.units.map((u) => u.replace(/^.*\//, ''));
   if (o.systemdRunning) {
     actions.push({
       kind: 'systemctl',
-      argv: ['stop', ...UNIT_NAMES],
+      argv: ['stop', ...names],
       reason: 'stop the agent: a stop is a leave (its units stop, the machine leaves the cluster)',
     });
   }
-  actions.push({ kind: 'systemctl', argv: ['disable', ...UNIT_NAMES], reason: 'no start at boot' });
+  actions.push({ kind: 'systemctl', argv: ['disable', ...names], reason: 'no start at boot' });
   for (const u of m.units) actions.push({ kind: 'remove', path: u, reason: 'systemd unit' });
   for (const l of m.links) actions.push({ kind: 'remove', path: l, reason: 'command link' });
   actions.push({ kind: 'remove', path: m.tree, reason: 'the installed tree' });

@@ -14,7 +14,18 @@ import {
 const DEFAULT_CONF = readFileSync(new URL('../../../packaging/flotilla.conf', import.meta.url), 'utf8');
 const SERVICE = readFileSync(new URL('../../../systemd/flotilla.service', import.meta.url), 'utf8');
 const SOCKET = readFileSync(new URL('../../../systemd/flotilla.socket', import.meta.url), 'utf8');
-const units = { 'flotilla.service': SERVICE, 'flotilla.socket': SOCKET };
+const unitFile = (n: string) => readFileSync(new URL(`../../../systemd/${n}`, import.meta.url), 'utf8');
+const FIRST_BOOT = [
+  'flotilla-ignition.service',
+  'flotilla-cloudinit.service',
+  'flotilla-cloudinit-configdrive.service',
+  'etcd-member.service',
+];
+const units: Record<string, string> = {
+  'flotilla.service': SERVICE,
+  'flotilla.socket': SOCKET,
+  ...Object.fromEntries(FIRST_BOOT.map((n) => [n, unitFile(n)])),
+};
 
 const req = (over: Partial<InstallRequest> = {}): InstallRequest => ({
   prefix: '/usr',
@@ -36,6 +47,7 @@ const observed = (over: Partial<InstallObserved> = {}): InstallObserved => ({
     'share/flotilla.conf',
     'systemd/flotilla.socket',
     'systemd/flotilla.service',
+    ...FIRST_BOOT.map((n) => `systemd/${n}`),
   ]),
   nodeVersion: 'v22.23.5\n',
   bundledNode: true,
@@ -92,9 +104,10 @@ describe('planInstall', () => {
       'write:/etc/flotilla/flotilla.conf',
       'write:/etc/systemd/system/flotilla.socket',
       'write:/etc/systemd/system/flotilla.service',
+      ...FIRST_BOOT.map((n) => `write:/etc/systemd/system/${n}`),
       'write:/usr/lib/flotilla/install-manifest.json',
       'systemctl:daemon-reload',
-      'systemctl:enable flotilla.socket flotilla.service',
+      'systemctl:enable flotilla.socket flotilla.service flotilla-ignition.service flotilla-cloudinit.service flotilla-cloudinit-configdrive.service',
       'systemctl:start flotilla.socket flotilla.service',
     ]);
     const conf = plan.actions.find((a) => a.kind === 'write' && a.path.endsWith('flotilla.conf'));
