@@ -160,7 +160,8 @@ suite('package: .deb and tarball on bare machines', () => {
       PrivateTmp: 'yes',
       NoNewPrivileges: 'yes',
       ProtectKernelModules: 'yes',
-      ProtectControlGroups: 'yes',
+      // Off on purpose: journalctl --follow prints nothing under it (systemd 252); see the unit.
+      ProtectControlGroups: 'no',
       RestrictSUIDSGID: 'yes',
       UMask: '0022', // systemd's default: the agent sets each file's mode itself
       KillMode: 'mixed',
@@ -168,7 +169,7 @@ suite('package: .deb and tarball on bare machines', () => {
     await putFile(
       M1,
       `/root/${HELLO}`,
-      `[Unit]\nDescription=package test\n\n[Service]\nExecStart=/bin/sleep infinity\n\n[X-Fleet]\nMachineMetadata=via=deb\n`,
+      `[Unit]\nDescription=package test\n\n[Service]\nExecStart=/bin/sh -c 'echo hello from the package test; exec sleep infinity'\n\n[X-Fleet]\nMachineMetadata=via=deb\n`,
     );
     await inMachineOk(M1, 'fleetctl', 'start', `/root/${HELLO}`);
     await waitFor(
@@ -176,6 +177,13 @@ suite('package: .deb and tarball on bare machines', () => {
       async () => (await props(M1, HELLO, ['ActiveState'])).ActiveState === 'active',
       30_000,
     );
+    // The agent runs journalctl for `fleetctl journal`: under the hardening it must still follow.
+    const follow = await sh(
+      M1,
+      `timeout -s INT 4 fleetctl journal -f --lines=5 ${HELLO}; test $? -eq 124 || echo "journal -f ended by itself"`,
+    );
+    expect(follow).toContain('hello from the package test');
+    expect(follow).not.toContain('ended by itself');
   }, 300_000);
 
   it('systemctl reload delivers SIGHUP; the journal has PRIORITY 6, 4 and 3 lines', async () => {
