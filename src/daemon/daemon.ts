@@ -204,7 +204,17 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
         ownMetadata.setBase(next.metadata);
         log.level = next.verbosity > 0 ? 'debug' : 'info';
         presence.republishMetadata();
-        if (!life.isStopping) void subsystems.reload(next);
+        if (!life.isStopping) {
+          void subsystems.reload(next);
+          // Reboot coordination and mark-good read update.conf themselves: SIGHUP re-reads it too.
+          void afterReady.reload(undefined).then(({ needRestart }) => {
+            if (needRestart.length > 0)
+              log.warn(
+                { keys: needRestart },
+                `update.conf reloaded; ${needRestart.join(', ')} take effect at the next restart`,
+              );
+          });
+        }
         const later = restartOnlyChanges(config, next);
         if (later.length > 0) {
           log.warn(

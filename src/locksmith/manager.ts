@@ -264,6 +264,11 @@ export class RebootManager implements Subsystem<RebootConfig | undefined> {
     );
     const later = (['group', 'lockTtlSec'] as const).filter((k) => cfg[k] !== this.cfg[k]);
     this.cfg = { ...cfg, group: this.cfg.group, lockTtlSec: this.cfg.lockTtlSec };
+    if (changed.length > 0)
+      this.log.info(
+        { strategy: this.cfg.strategy, window: this.cfg.window?.text, changed },
+        `locksmith: reloaded, strategy ${this.cfg.strategy}${this.cfg.window ? `, window ${this.cfg.window.text}` : ''}`,
+      );
     return Promise.resolve({ applied: changed, needRestart: later });
   }
 

@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { generateSigningKey } from '../../src/update/bundle.js';
@@ -29,7 +29,11 @@ import { coreosImage, scratch, sgdisk, sgdiskBits, type Scratch } from '../unit/
 const m = machines[0] ?? 'm1';
 const MiB = 1024 * 1024;
 const DIR = '/var/tmp/flotilla-update-it';
-const TSX = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+// tsx as the machine sees it: the checkout is mounted at machineProject there, not at its host path.
+const REPO = join(import.meta.dirname, '..', '..');
+const TSX = pathToFileURL(
+  join(machineProject, relative(REPO, createRequire(import.meta.url).resolve('tsx'))),
+).href;
 const ENTRY = join(machineProject, 'test/unit/cli/cli-entry.ts');
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
@@ -98,12 +102,46 @@ describeSystemd('update: the slot write in a throttled transient unit', () => {
       ].join('\n'),
     );
     put(join(s.dir, 'update.conf'), `${DIR}/update.conf`);
+    // A cluster agent left running in m by another test file would see /run/reboot-required after
+    // the apply and reboot m (strategy reboot, its default): turn its reboots off for this test.
+    await holdReboots();
   });
+
+  async function holdReboots(): Promise<void> {
+    const active = machineExec(m, 'sh', '-c', 'systemctl is-active flotilla.service || true').trim();
+    if (active !== 'active') return;
+    const since = machineExec(m, 'date', '+%Y-%m-%d %H:%M:%S').trim();
+    machineExec(
+      m,
+      'sh',
+      '-c',
+      'mkdir -p /etc/flotilla; [ -e /etc/flotilla/update.conf ] && cp -p /etc/flotilla/update.conf /etc/flotilla/update.conf.it-backup; ' +
+        'echo REBOOT_STRATEGY=off >> /etc/flotilla/update.conf; systemctl reload flotilla.service',
+    );
+    const deadline = Date.now() + 30_000;
+    while (
+      !/configuration reloaded/.test(
+        machineExec(m, 'journalctl', '-u', 'flotilla.service', `--since=${since}`, '--no-pager', '-o', 'cat'),
+      )
+    ) {
+      if (Date.now() > deadline) throw new Error(`the agent in ${m} did not reload its configuration`);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    restoreReboots = true;
+  }
+  let restoreReboots = false;
 
   afterAll(async () => {
     await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
     try {
       machineExec(m, 'rm', '-rf', DIR, '/run/reboot-required');
+      if (restoreReboots)
+        machineExec(
+          m,
+          'sh',
+          '-c',
+          'if [ -e /etc/flotilla/update.conf.it-backup ]; then mv /etc/flotilla/update.conf.it-backup /etc/flotilla/update.conf; else rm -f /etc/flotilla/update.conf; fi; systemctl reload flotilla.service',
+        );
     } catch {
       /* machine gone */
     }

@@ -44,7 +44,7 @@ flock -w 900 7 || die "timed out waiting for another image build ($VM_CACHE/.bui
 [ -s "$VM_KEY" ] || ssh-keygen -q -t ed25519 -N '' -C flotilla-testenv-vm -f "$VM_KEY"
 
 units=()
-for f in "$VM_PROJECT"/systemd/*.service "$VM_PROJECT"/systemd/*.path "$VM_PROJECT"/systemd/*.target; do
+for f in "$VM_PROJECT"/systemd/*.service "$VM_PROJECT"/systemd/*.socket "$VM_PROJECT"/systemd/*.path "$VM_PROJECT"/systemd/*.target; do
   [ -f "$f" ] && units+=("$f")
 done
 HASH=$( {

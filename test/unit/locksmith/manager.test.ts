@@ -105,6 +105,17 @@ describe('RebootManager', () => {
     expect((await after.tick()).type).toBe('wait');
   });
 
+  it('a reload to strategy off (SIGHUP re-reads update.conf) keeps a needed reboot back; group waits for a restart', async () => {
+    const { start, host, lock } = await setup();
+    const m = await start();
+    const out = await m.reload({ ...DEFAULTS, strategy: 'off', group: 'other', drainTimeoutMs: 60_000 });
+    expect(out).toEqual({ applied: ['strategy'], needRestart: ['group'] });
+    for (let i = 0; i < 3; i++) expect((await m.tick()).type).toBe('wait');
+    expect(host.reboots).toHaveLength(0);
+    expect((await lock.status()).holders).toEqual([]);
+    expect(m.status()).toMatchObject({ strategy: 'off' });
+  });
+
   it('a second machine waits while the first holds the lock (max 1)', async () => {
     const { store, start, lock } = await setup();
     const l = await store.grantLease(60);
