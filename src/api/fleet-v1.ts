@@ -28,6 +28,8 @@ import {
   type UnitOption,
 } from '../unit/index.js';
 import { isContainerUnit, parseContainerSection } from '../container/spec.js';
+import { optionsFor } from './redact.js';
+import type { Role } from './roles.js';
 import { DISCOVERY } from './discovery.js';
 import {
   HttpError,
@@ -143,13 +145,22 @@ export function currentState(snap: StateView, name: string, global: boolean): De
   return st.jobState ?? 'loaded';
 }
 
-function toApiUnit(snap: StateView, job: JobRecord, body: string | undefined): ApiUnit {
+function toApiUnit(
+  snap: StateView,
+  job: JobRecord,
+  body: string | undefined,
+  roles: ReadonlySet<Role> | undefined,
+): ApiUnit {
   const out: ApiUnit = { name: job.name, desiredState: job.desiredState };
   let global = false;
   if (body !== undefined) {
     const p = parseBody(job.name, job.hash, body);
     global = p.global;
-    out.options = p.unit.options.map((o) => ({ name: o.name, section: o.section, value: o.value }));
+    // Environment= values only for the operator (redact.ts).
+    out.options = optionsFor(
+      p.unit.options.map((o) => ({ name: o.name, section: o.section, value: o.value })),
+      roles,
+    );
   }
   out.currentState = currentState(snap, job.name, global);
   const sched = snap.schedules.get(job.name);
@@ -161,13 +172,16 @@ function toApiUnit(snap: StateView, job: JobRecord, body: string | undefined): A
 export class FleetV1 {
   constructor(private readonly registry: Registry) {}
 
-  async listUnits(query: URLSearchParams): Promise<ApiResponse> {
+  async listUnits(query: URLSearchParams, roles?: ReadonlySet<Role>): Promise<ApiResponse> {
     const [snap, { units }] = await Promise.all([this.registry.snapshot(), this.registry.listUnits()]);
     const sorted = units.sort((a, b) => (a.job.name < b.job.name ? -1 : a.job.name > b.job.name ? 1 : 0));
-    return { status: 200, body: paginate(sorted, query, 'units', (u) => toApiUnit(snap, u.job, u.body)) };
+    return {
+      status: 200,
+      body: paginate(sorted, query, 'units', (u) => toApiUnit(snap, u.job, u.body, roles)),
+    };
   }
 
-  async getUnit(name: string): Promise<ApiResponse> {
+  async getUnit(name: string, roles?: ReadonlySet<Role>): Promise<ApiResponse> {
     // Only this unit's keys: the CLI asks for units one by one, so this must not read the cluster.
     const [u, sched, states] = await Promise.all([
       this.registry.getUnit(name),
@@ -179,7 +193,7 @@ export class FleetV1 {
       schedules: new Map(sched ? [[name, sched]] : []),
       states: new Map([[name, new Map(states.map((st) => [st.machineID, st]))]]),
     };
-    return { status: 200, body: toApiUnit(view, u.job, u.body) };
+    return { status: 200, body: toApiUnit(view, u.job, u.body, roles) };
   }
 
   async putUnit(name: string, req: ApiRequest): Promise<ApiResponse> {
@@ -317,13 +331,13 @@ export class FleetV1 {
     }
     if (rest === '/units') {
       only(['GET']);
-      return this.listUnits(req.query);
+      return this.listUnits(req.query, req.roles);
     }
     const unit = /^\/units\/([^/]+)$/.exec(rest);
     if (unit) {
       const name = decodeSegment(unit[1]!);
       only(['GET', 'PUT', 'DELETE']);
-      if (req.method === 'GET') return this.getUnit(name);
+      if (req.method === 'GET') return this.getUnit(name, req.roles);
       if (req.method === 'PUT') return this.putUnit(name, req);
       return this.deleteUnit(name);
     }

@@ -799,6 +799,50 @@ describe('forwarding to the hosting agent over mutual TLS', () => {
     expect(errorOf(none).message).toMatch(/client certificate has no flotilla role/);
   });
 
+  it('Environment= values are redacted for viewer and agent (GET of one unit and the list), shown to the operator', async () => {
+    const secretOpts = [
+      { section: 'Unit', name: 'Description', value: 'secret test' },
+      { section: 'Container', name: 'Image', value: 'busybox:1.36' },
+      { section: 'Container', name: 'Environment', value: 'DB_PASSWORD=hunter2 "API_TOKEN=tok en"' },
+      { section: 'Service', name: 'Environment', value: 'SVC_KEY=s3cr3t' },
+    ];
+    const name = 'redact-test.service';
+    const op = over(pki.clientCert, pki.clientKey);
+    expect(
+      (await call(op, 'PUT', `/fleet/v1/units/${name}`, { desiredState: 'inactive', options: secretOpts }))
+        .status,
+    ).toBe(201);
+    type U = { name: string; options: { section: string; name: string; value: string }[] };
+    const envOf = (u: U) =>
+      u.options.filter((o) => o.name === 'Environment').map((o) => `${o.section}:${o.value}`);
+    for (const [cert, key] of [
+      [pki.viewerCert, pki.viewerKey],
+      [pki.serverCert, pki.serverKey],
+    ] as const) {
+      const one = await call(over(cert, key), 'GET', `/fleet/v1/units/${name}`);
+      expect(one.status).toBe(200);
+      expect(envOf(one.json as U)).toEqual([
+        'Container:DB_PASSWORD=<redacted> API_TOKEN=<redacted>',
+        'Service:SVC_KEY=<redacted>',
+      ]);
+      // Everything else as submitted.
+      expect((one.json as U).options.find((o) => o.name === 'Image')?.value).toBe('busybox:1.36');
+      const list = await call(over(cert, key), 'GET', '/fleet/v1/units');
+      const mine = (list.json as { units: U[] }).units.find((u) => u.name === name)!;
+      expect(envOf(mine)).toEqual(envOf(one.json as U));
+      for (const r of [one, list])
+        expect(JSON.stringify(r.json)).not.toMatch(/hunter2|tok en|s3cr3t|unterminated/);
+    }
+    const full = await call(op, 'GET', `/fleet/v1/units/${name}`);
+    expect(envOf(full.json as U)).toEqual([
+      'Container:DB_PASSWORD=hunter2 "API_TOKEN=tok en"',
+      'Service:SVC_KEY=s3cr3t',
+    ]);
+    // The unix socket acts as operator.
+    expect(envOf((await call(t, 'GET', `/fleet/v1/units/${name}`)).json as U)).toEqual(envOf(full.json as U));
+    expect((await call(op, 'DELETE', `/fleet/v1/units/${name}`)).status).toBe(204);
+  });
+
   it('the TCP listener refuses clients without a certificate or with one from another CA', async () => {
     const port = b.server.tcpPort()!;
     const ca = readFileSync(pki.ca);
