@@ -145,6 +145,12 @@ export function currentState(snap: StateView, name: string, global: boolean): De
   return st.jobState ?? 'loaded';
 }
 
+/** An RFC 7234 Warning header value: `199 flotilla "text"` (quotes and backslashes escaped, ASCII only). */
+export function warningValue(text: string): string {
+  const safe = text.replace(/[\\"]/g, (c) => `\\${c}`).replace(/[^\x20-\x7e]/g, '?');
+  return `199 flotilla "${safe}"`;
+}
+
 function toApiUnit(
   snap: StateView,
   job: JobRecord,
@@ -223,9 +229,13 @@ export class FleetV1 {
       throw new HttpError(400, `cannot activate template ${JSON.stringify(name)}`);
     }
     const existing = await this.registry.getJob(name);
+    let warningHeaders: Record<string, string> | undefined;
     if (options.length > 0) {
       const unit = UnitFile.fromOptions(options);
-      fleetRequirements(name, unit); // throws E_UNIT_OPTIONS (400) on fleet's forbidden combinations
+      // Throws E_UNIT_OPTIONS (400) on fleet's forbidden combinations; the warnings (e.g.
+      // MachineOf=%n: never schedulable) go back in a `Warning` header per RFC 7234 (199).
+      const { warnings } = fleetRequirements(name, unit);
+      warningHeaders = warnings.length > 0 ? { Warning: warnings.map(warningValue).join(', ') } : undefined;
       if (isContainerUnit(unit)) {
         parseContainerSection(name, unit); // E_CONTAINER_SPEC (400)
         // The unit's process is the Docker client: as another user it cannot reach the socket and
@@ -246,11 +256,11 @@ export class FleetV1 {
           if (!isCode(err, 'E_CONFLICT')) throw err;
           throw new HttpError(409, `unit ${name} was created concurrently`);
         }
-        return { status: 201 };
+        return { status: 201, ...(warningHeaders && { headers: warningHeaders }) };
       }
       if (unit.hash() !== existing.hash) {
         await this.registry.replaceUnit(name, text, desired ?? 'inactive');
-        return { status: 201 };
+        return { status: 201, ...(warningHeaders && { headers: warningHeaders }) };
       }
     } else if (!existing) {
       throw new HttpError(409, 'unit does not exist and options field empty');

@@ -8,7 +8,14 @@ import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { FlotillaError, isErrno } from '../lib/errors.js';
 import type { DesiredState } from '../registry/types.js';
-import { UnitFile, isInstanceName, mangleUnitName, templateName, type UnitOption } from '../unit/index.js';
+import {
+  UnitFile,
+  fleetRequirements,
+  isInstanceName,
+  mangleUnitName,
+  templateName,
+  type UnitOption,
+} from '../unit/index.js';
 import { ApiError, type ApiClient } from './client.js';
 import { CliExit, UsageError, type Context, type FlagSpec } from './command.js';
 import {
@@ -233,6 +240,16 @@ export async function lazyCreateUnits(
 
 async function create(ctx: Context, client: ApiClient, name: string, file: UnitFile): Promise<ApiUnit> {
   const options = toOptions(file);
+  // fleetctl says nothing about a unit that can never be scheduled (MachineOf=%n, a MachineOf peer
+  // that is no unit name, a glob that never matches, an unknown [X-Fleet] key): we warn on stderr.
+  // Forbidden combinations throw here too; the agent answers those with a 400 below.
+  let warnings: string[] = [];
+  try {
+    warnings = fleetRequirements(name, file).warnings;
+  } catch {
+    warnings = [];
+  }
+  for (const w of warnings) ctx.io.err(`Warning: unit ${name}: ${w}\n`);
   try {
     // No desiredState: a new unit starts inactive, a replaced one goes back to inactive (fleet).
     await client.request('PUT', unitPath(name), { name, options });

@@ -799,6 +799,26 @@ describe('forwarding to the hosting agent over mutual TLS', () => {
     expect(errorOf(none).message).toMatch(/client certificate has no flotilla role/);
   });
 
+  it('PUT of a unit that can never be scheduled (MachineOf=%n) answers 201 with a Warning header', async () => {
+    const op = over(pki.clientCert, pki.clientKey);
+    const name = 'self-peer.service';
+    const r = await call(op, 'PUT', `/fleet/v1/units/${name}`, {
+      desiredState: 'inactive',
+      options: [...opts, { section: 'X-Fleet', name: 'MachineOf', value: '%n' }],
+    });
+    expect(r.status).toBe(201);
+    expect(r.headers.warning).toBe(
+      '199 flotilla "MachineOf names the unit itself (\\"self-peer.service\\", e.g. from %n): a unit cannot wait for itself, so it can never be scheduled"',
+    );
+    const plain = await call(op, 'PUT', '/fleet/v1/units/no-warning.service', {
+      desiredState: 'inactive',
+      options: opts,
+    });
+    expect(plain.status).toBe(201);
+    expect(plain.headers.warning).toBeUndefined();
+    for (const u of [name, 'no-warning.service']) await call(op, 'DELETE', `/fleet/v1/units/${u}`);
+  });
+
   it('Environment= values are redacted for viewer and agent (GET of one unit and the list), shown to the operator', async () => {
     const secretOpts = [
       { section: 'Unit', name: 'Description', value: 'secret test' },

@@ -47,6 +47,17 @@ const job = (name: string) => api.registry.getJob(name);
 const cluster = () => (stopSim = simulateCluster(api));
 
 describe('submit', () => {
+  it('MachineOf=%n (never schedulable) is said on stderr at submit; the unit is still created', async () => {
+    const p = file('self.service', '[Service]\nExecStart=/bin/sleep 1\n[X-Fleet]\nMachineOf=%n\n');
+    const r = await api.run(['submit', p]);
+    expect(r.code).toBe(0);
+    expect(r.out).toBe('Unit self.service inactive\n');
+    expect(r.err).toBe(
+      'Warning: unit self.service: MachineOf names the unit itself ("self.service", e.g. from %n): a unit cannot wait for itself, so it can never be scheduled\n',
+    );
+    expect(await job('self.service')).toMatchObject({ desiredState: 'inactive' });
+  });
+
   it('creates units from local files, silently keeps identical ones, and warns about differing ones', async () => {
     const p = file('hello.service', HELLO);
     expect(await api.run(['submit', p])).toEqual({ code: 0, out: 'Unit hello.service inactive\n', err: '' });
