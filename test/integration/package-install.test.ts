@@ -69,8 +69,19 @@ suite('package: .deb and tarball on bare machines', () => {
     }
     for (const f of [DEB, TGZ])
       console.log(`[package] ${f}: ${(statSync(join(out, f)).size / 2 ** 20).toFixed(1)} MiB`);
-    // Start clean: no earlier install in either machine.
+    // Start clean: no earlier install in either machine, and not the agent the cluster harness
+    // (test/env/cluster.sh) may have left there: its /etc/systemd/system/flotilla.service (run on
+    // the machines' /usr/local/bin/node) would shadow the package's unit, and its /usr/local/bin
+    // links the package's commands.
     for (const m of [M1, M2]) {
+      await inMachine(
+        m,
+        'sh',
+        '-c',
+        'systemctl disable --now flotilla.service flotilla.socket 2>/dev/null; ' +
+          'rm -f /etc/systemd/system/flotilla.service /usr/local/bin/flotilla /usr/local/bin/fleetctl /usr/local/bin/locksmithctl; ' +
+          'systemctl daemon-reload; systemctl reset-failed flotilla.service 2>/dev/null; true',
+      );
       await inMachine(m, 'dpkg', '--purge', 'flotilla');
       await inMachine(
         m,
