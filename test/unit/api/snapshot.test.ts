@@ -174,7 +174,9 @@ describe('GET /flotilla/v1/events?since=R', () => {
     const evs = lines.slice(1).filter((e) => e.kind !== 'ping');
     expect(evs.some((e) => e.kind === 'resync')).toBe(false);
     expect(evs.every((e) => (e.revision as number) > snap.revision)).toBe(true);
-    const keys = evs.map((e) => `${String(e.revision)} ${String(e.kind)} ${String(e.name)} ${String(e.machineID)}`);
+    const keys = evs.map(
+      (e) => `${String(e.revision)} ${String(e.kind)} ${String(e.name)} ${String(e.machineID)}`,
+    );
     expect(new Set(keys).size).toBe(keys.length);
     // Some lines were replayed (before the stream began) and some came live.
     const hello = lines[0]!.revision as number;
@@ -183,13 +185,18 @@ describe('GET /flotilla/v1/events?since=R', () => {
 
     // Apply them to the snapshot as the dashboard does.
     const desired = new Map(snap.units.map((u) => [u.name as string, u.desiredState]));
-    const states = new Map(snap.states.map((x) => [`${String(x.name)}/${String(x.machineID)}`, x.systemdSubState]));
+    const states = new Map(
+      snap.states.map((x) => [`${String(x.name)}/${String(x.machineID)}`, x.systemdSubState]),
+    );
     for (const e of evs) {
-      if (e.kind === 'unit')
-        e.action === 'delete' ? desired.delete(e.name as string) : desired.set(e.name as string, e.desiredState);
+      if (e.kind === 'unit') {
+        if (e.action === 'delete') desired.delete(e.name as string);
+        else desired.set(e.name as string, e.desiredState);
+      }
       if (e.kind === 'state') {
         const k = `${String(e.name)}/${String(e.machineID)}`;
-        e.action === 'delete' ? states.delete(k) : states.set(k, e.systemdSubState);
+        if (e.action === 'delete') states.delete(k);
+        else states.set(k, e.systemdSubState);
       }
     }
     await until('the view caught up', () => a.view.revision >= end);
@@ -204,7 +211,8 @@ describe('GET /flotilla/v1/events?since=R', () => {
     const small = await startAgent({ store: a.store, replayLines: 3 });
     try {
       const from = small.view.revision;
-      for (let i = 0; i < 5; i++) await a.registry.setDesiredState('snap-000.service', i % 2 ? 'loaded' : 'launched');
+      for (let i = 0; i < 5; i++)
+        await a.registry.setDesiredState('snap-000.service', i % 2 ? 'loaded' : 'launched');
       await until('the view caught up', async () => small.view.revision === (await a.store.revision()));
       for (const since of [from, small.view.revision + 1000]) {
         const s = new Stream(small.target, `/flotilla/v1/events?since=${since}`);
@@ -215,7 +223,12 @@ describe('GET /flotilla/v1/events?since=R', () => {
       // The last 3 lines are still there.
       const s = new Stream(small.target, `/flotilla/v1/events?since=${small.view.revision - 3}`);
       await s.waitFor((l) => l.includes(`"revision":${small.view.revision}`));
-      expect(s.json().slice(1, 4).map((e) => e.kind)).toEqual(['unit', 'unit', 'unit']);
+      expect(
+        s
+          .json()
+          .slice(1, 4)
+          .map((e) => e.kind),
+      ).toEqual(['unit', 'unit', 'unit']);
       s.close();
       for (const bad of ['x', '-1', '1.5', '1&since=2']) {
         const r = await call(small.target, 'GET', `/flotilla/v1/events?since=${bad}`);
