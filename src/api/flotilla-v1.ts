@@ -1,7 +1,8 @@
 /**
  * flotilla's own API extensions, next to fleet's v1:
  *
- *   GET /flotilla/v1/events                 NDJSON stream of cluster changes (below)
+ *   GET /flotilla/v1/events[?since=R]       NDJSON stream of cluster changes (below)
+ *   GET /flotilla/v1/snapshot               units, states, machines, leader at revision R (snapshot.ts)
  *   GET /flotilla/v1/units/{name}/status    `systemctl status` on the hosting machine (unit-logs.ts)
  *   GET /flotilla/v1/units/{name}/journal   `journalctl [-f]` on the hosting machine, streamed
  *   GET /flotilla/v1/status                 {"machineID","subsystems":{name: status}} (proxy listeners, …)
@@ -20,6 +21,10 @@
  * `{"kind":"resync","revision":R}` when the view re-read everything (re-read state with GETs), a
  * `{"kind":"ping"}` every 30 s of silence, and `{"kind":"overflow"}` before the server ends a stream
  * whose client reads too slowly (10,000 lines behind). Delete events carry only the identifying fields.
+ * `?since=R` (R from a snapshot, or the last line a broken stream delivered): after hello, the lines
+ * with revision > R that happened before the request (from one bounded ring per agent, event-log.ts),
+ * then the live ones: no line lost or doubled. When they are no longer all held (or R is ahead of
+ * this agent), a `resync` line instead: read a snapshot again.
  */
 import type { EventEmitter } from 'node:events';
 import type { ClusterViewEvents, WatchedEvent } from '../registry/cluster-view.js';
@@ -33,7 +38,10 @@ import {
   type UnitStateRecord,
 } from '../registry/types.js';
 import { HttpError, decodeSegment, methodNotAllowed, type ApiRequest, type ApiResponse } from './http.js';
+import { EventLog } from './event-log.js';
+import type { ApiMachine } from './fleet-v1.js';
 import { parseMetadataKv } from './machine-metadata.js';
+import { viewMachines, viewSnapshot, type SnapshotView } from './snapshot.js';
 import type { UnitLogs } from './unit-logs.js';
 
 /** What the events stream needs of the cluster view. */
@@ -42,9 +50,14 @@ export interface EventSource extends EventEmitter<ClusterViewEvents> {
   readonly available: boolean;
 }
 
+/** A cluster view that can also serve GET /flotilla/v1/snapshot (ClusterView). */
+export type ViewSource = EventSource & Partial<SnapshotView>;
+
 export interface FlotillaV1Deps {
   machineID: string;
-  view?: EventSource;
+  view?: ViewSource;
+  /** Machines with their effective metadata (FleetV1.machines); absent: the view's records. */
+  machines?: () => Promise<ApiMachine[]>;
   logs?: UnitLogs;
   /** Silence after which a ping line is sent; default 30 s. */
   pingMs?: number;
@@ -52,6 +65,8 @@ export interface FlotillaV1Deps {
   status?: () => Record<string, unknown>;
   /** Lines a client may fall behind before its stream is ended; default 10,000. */
   maxBacklog?: number;
+  /** Lines kept for `?since=R` resumption (all clients together); default 10,000. */
+  replayLines?: number;
 }
 
 function parse<T>(value: string): T | undefined {
@@ -132,12 +147,47 @@ export function describeEvent(revision: number, e: WatchedEvent): Record<string,
 const line = (o: unknown) => `${JSON.stringify(o)}\n`;
 
 export class FlotillaV1 {
-  constructor(private readonly d: FlotillaV1Deps) {}
+  /** Recent lines for `?since=R`: one ring for all clients, fed by one listener. */
+  private readonly log: EventLog | undefined;
+
+  constructor(private readonly d: FlotillaV1Deps) {
+    const view = d.view;
+    if (view) {
+      const log = new EventLog(view.revision, d.replayLines ?? 10_000);
+      this.log = log;
+      view.on('batch', (revision, events) => {
+        for (const e of events) {
+          const o = describeEvent(revision, e);
+          if (o) log.push(revision, line(o));
+        }
+      });
+      view.on('resync', (revision) => log.reset(revision));
+    }
+  }
+
+  /** GET /flotilla/v1/snapshot (snapshot.ts). */
+  async snapshot(): Promise<ApiResponse> {
+    const view = this.d.view;
+    const cut = view?.snap && view.schedulerJobs ? viewSnapshot(view as SnapshotView) : undefined;
+    if (!view || !cut) throw new HttpError(503, 'this agent has no cluster view yet');
+    // After the cut: machines at a revision ≥ cut.revision (see snapshot.ts).
+    const machines = this.d.machines ? await this.d.machines() : viewMachines(view.snap!);
+    return {
+      status: 200,
+      headers: { 'Cache-Control': 'no-store' },
+      body: { machineID: this.d.machineID, ...cut, machines },
+    };
+  }
 
   /** The events stream; ends when the client goes away (listeners removed, timer stopped). */
   events(req: ApiRequest): ApiResponse {
     const view = this.d.view;
     if (!view) throw new HttpError(503, 'this agent has no cluster view');
+    const sinceRaw = req.query.getAll('since');
+    if (sinceRaw.length > 1) throw new HttpError(400, 'since: give it once');
+    const since = sinceRaw.length ? Number(sinceRaw[0]) : undefined;
+    if (since !== undefined && (!/^\d{1,15}$/.test(sinceRaw[0]!) || !Number.isSafeInteger(since)))
+      throw new HttpError(400, `since: ${JSON.stringify(sinceRaw[0])} is not a revision (an integer ≥ 0)`);
     const max = this.d.maxBacklog ?? 10_000;
     let ping: NodeJS.Timeout | undefined;
     const cleanup = () => {
@@ -152,7 +202,7 @@ export class FlotillaV1 {
       ping = setTimeout(() => emit({ kind: 'ping', revision: view.revision }), this.d.pingMs ?? 30_000);
       ping.unref();
     };
-    const emit = (o: unknown) => {
+    const send = (l: string) => {
       if (q.closed) return;
       if (q.size >= max) {
         q.push(line({ kind: 'overflow', revision: view.revision }));
@@ -160,9 +210,10 @@ export class FlotillaV1 {
         cleanup();
         return;
       }
-      q.push(line(o));
+      q.push(l);
       armPing();
     };
+    const emit = (o: unknown) => send(line(o));
     const onBatch = (revision: number, events: readonly WatchedEvent[]) => {
       for (const e of events) {
         const o = describeEvent(revision, e);
@@ -175,6 +226,12 @@ export class FlotillaV1 {
     view.on('resync', onResync);
     view.on('available', onAvailable);
     emit({ kind: 'hello', revision: view.revision, machineID: this.d.machineID, available: view.available });
+    if (since !== undefined) {
+      // Synchronous with subscribing above: the replay ends where the live lines begin.
+      const replay = this.log?.since(since);
+      if (!replay) emit({ kind: 'resync', revision: view.revision });
+      else for (const l of replay) send(l);
+    }
     const stop = () => {
       cleanup();
       q.end();
@@ -200,6 +257,10 @@ export class FlotillaV1 {
     if (rest === '/events') {
       if (req.method !== 'GET') throw methodNotAllowed(['GET']);
       return this.events(req);
+    }
+    if (rest === '/snapshot') {
+      if (req.method !== 'GET') throw methodNotAllowed(['GET']);
+      return this.snapshot();
     }
     if (rest === '/status') {
       if (req.method !== 'GET') throw methodNotAllowed(['GET']);

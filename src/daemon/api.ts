@@ -37,6 +37,7 @@ export async function startApi(d: ApiDeps): Promise<{ close(): Promise<void> }> 
   const flotilla = new FlotillaV1({
     machineID: d.machineID,
     view: d.view,
+    machines: () => fleet.machines(),
     status: () => d.status?.() ?? {},
     logs: new UnitLogs({ registry, machineID: d.machineID, peerTls }),
   });

@@ -1,8 +1,12 @@
-// Cluster state for the dashboard: one full read, then kept current from /flotilla/v1/events
-// (no polling). Unit, schedule and state events are applied in place; a unit the page has not
-// seen, machine changes and resyncs are read again. Subscribers are told at most once per frame.
+// Cluster state for the dashboard: one read (GET /flotilla/v1/snapshot, at registry revision R), then
+// kept current from /flotilla/v1/events?since=R (no polling, no gap: the agent replays the lines after
+// R). Unit, schedule and state events are applied in place; a line at or below the revision already
+// applied is dropped (never doubled). Machine changes are read again; a resync reads the snapshot
+// again; a broken stream resumes from the last revision seen. Subscribers are told once per frame.
 import { useEffect, useState } from 'preact/hooks';
 import { LoggedOut, api, follow, list } from './api.mjs';
+
+const RETRY_MS = 1000;
 
 const MAX_EVENTS = 1000;
 const SAMPLE_MS = 5000;
@@ -19,7 +23,9 @@ export class Store {
     this.failovers = []; // {name, from, to, at, ms}
     this.lost = new Map(); // unit name → {from, at}: its machine left, not placed again yet
     this.version = 0;
+    this.revision = 0; // the registry revision the state is at
     this.ready = false;
+    this.resyncing = false;
     this.subs = new Set();
     this.pending = false;
   }
@@ -43,14 +49,12 @@ export class Store {
   }
 
   async loadAll() {
-    const [machines, units, states] = await Promise.all([
-      list('/fleet/v1/machines', 'machines'),
-      list('/fleet/v1/units', 'units'),
-      list('/fleet/v1/state', 'states'),
-    ]);
-    this.machines = machines;
-    this.units = new Map(units.map((u) => [u.name, u]));
-    this.states = new Map(states.map((s) => [s.name, s]));
+    const snap = await api('/flotilla/v1/snapshot');
+    this.machines = snap.machines ?? [];
+    this.units = new Map((snap.units ?? []).map((u) => [u.name, u]));
+    this.states = new Map((snap.states ?? []).map((s) => [s.name, s]));
+    this.leader = snap.leader;
+    this.revision = snap.revision;
     this.ready = true;
     this.sample();
     this.changed();
@@ -88,6 +92,10 @@ export class Store {
   /** Apply one event line; returns what needs a read (or nothing). */
   apply(ev, now = Date.now()) {
     if (ev.kind === 'ping' || ev.kind === 'hello') return;
+    if (ev.kind !== 'resync' && ev.kind !== 'available' && ev.kind !== 'overflow') {
+      if (typeof ev.revision === 'number' && ev.revision <= this.revision) return; // in the snapshot
+      if (typeof ev.revision === 'number') this.revision = ev.revision;
+    }
     this.events.push({ ...ev, at: new Date(now).toISOString() });
     if (this.events.length > MAX_EVENTS) this.events.splice(0, this.events.length - MAX_EVENTS);
     const u = ev.name !== undefined ? this.units.get(ev.name) : undefined;
@@ -96,8 +104,8 @@ export class Store {
         if (ev.action === 'delete') {
           this.units.delete(ev.name);
           this.states.delete(ev.name);
-        } else if (u) this.units.set(ev.name, { ...u, desiredState: ev.desiredState });
-        else return 'unit';
+        } else if (u) this.units.set(ev.name, { ...u, desiredState: ev.desiredState, hash: ev.hash });
+        else this.units.set(ev.name, { name: ev.name, desiredState: ev.desiredState, hash: ev.hash });
         break;
       case 'schedule':
         if (u) {
@@ -140,8 +148,10 @@ export class Store {
         this.leader = ev.machineID;
         break;
       case 'resync':
-      case 'available':
+      case 'overflow':
         return 'all';
+      case 'available':
+        return ev.available ? 'all' : undefined;
       default:
         break;
     }
@@ -149,24 +159,40 @@ export class Store {
     return undefined;
   }
 
-  /** Follow the events stream until `signal` aborts. */
+  /**
+   * Follow the events stream until `signal` aborts: snapshot at R, then events?since=R. A resync
+   * (or overflow) ends this stream and starts again from a new snapshot, so no line of the old
+   * stream is applied on top of it; a stream that ends or breaks resumes from the last revision.
+   */
   async run(signal, onLoggedOut) {
     const sampler = setInterval(() => this.sample(), SAMPLE_MS);
     signal.addEventListener('abort', () => clearInterval(sampler));
-    const onLine = (line) => {
-      if (!line) return;
-      const ev = JSON.parse(line);
-      const need = this.apply(ev);
-      if (need === 'unit') void this.loadUnit(ev.name);
-      else if (need === 'machines') void this.loadMachines();
-      else if (need === 'all') void this.loadAll();
-      if (need) this.changed();
-    };
-    try {
-      await this.loadAll();
-      await follow('/flotilla/v1/events', onLine, signal);
-    } catch (e) {
-      if (e instanceof LoggedOut) onLoggedOut();
+    while (!signal.aborted) {
+      const inner = new AbortController();
+      const stop = () => inner.abort();
+      signal.addEventListener('abort', stop);
+      const onLine = (line) => {
+        if (!line || inner.signal.aborted) return;
+        const need = this.apply(JSON.parse(line));
+        if (need === 'machines') void this.loadMachines();
+        else if (need === 'all') {
+          this.resyncing = true;
+          inner.abort();
+        }
+        if (need) this.changed();
+      };
+      try {
+        if (!this.ready || this.resyncing) {
+          await this.loadAll();
+          this.resyncing = false;
+        }
+        await follow(`/flotilla/v1/events?since=${this.revision}`, onLine, inner.signal);
+      } catch (e) {
+        if (e instanceof LoggedOut) return onLoggedOut();
+      } finally {
+        signal.removeEventListener('abort', stop);
+      }
+      if (!signal.aborted) await new Promise((r) => setTimeout(r, this.resyncing ? 50 : RETRY_MS));
     }
   }
 }

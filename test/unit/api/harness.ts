@@ -192,6 +192,8 @@ export interface AgentOptions {
   tcp?: { ca: string; cert: string; key: string };
   pingMs?: number;
   maxBacklog?: number;
+  /** Lines the events stream keeps for `?since=R`. */
+  replayLines?: number;
   /** WebSocket upgrades (the dashboard's terminal). */
   upgrade?: UpgradeHandler;
 }
@@ -209,9 +211,11 @@ export async function startAgent(o: AgentOptions = {}): Promise<Agent> {
   const flotilla = new FlotillaV1({
     machineID,
     view,
+    machines: () => fleet.machines(),
     logs: new UnitLogs({ registry, machineID, ...(o.logs ?? {}) }),
     ...(o.pingMs !== undefined ? { pingMs: o.pingMs } : {}),
     ...(o.maxBacklog !== undefined ? { maxBacklog: o.maxBacklog } : {}),
+    ...(o.replayLines !== undefined ? { replayLines: o.replayLines } : {}),
   });
   const server = new ApiServer([(r) => fleet.route(r), (r) => flotilla.route(r)], o.upgrade);
   const socketPath = join(dir, 'fleet.sock');
