@@ -71,6 +71,11 @@ export const ERRORS = {
     summary: 'an update payload failed its signature, size or SHA-256 check',
   },
   E_UPDATE_DOWNLOAD: { http: 502, exit: 1, summary: 'downloading an update failed or was cut short' },
+  E_UPDATE_OMAHA: {
+    http: 502,
+    exit: 1,
+    summary: 'the Omaha server answered with malformed, oversized or foreign XML, or an error status',
+  },
   E_UPDATE_SPACE: {
     http: 507,
     exit: 1,

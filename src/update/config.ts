@@ -7,6 +7,10 @@
  *
  *   SERVER                      the bundle manifest URL (ends in .json), or a base URL under which
  *                               <GROUP>/<BOARD>/manifest.json is read
+ *                               (bundle transport); for Omaha, the endpoint requests are POSTed to
+ *   UPDATE_TRANSPORT            bundle or omaha; default omaha when SERVER's path ends in /v1/update/
+ *                               (CoreOS's and Nebraska's endpoint), else bundle
+ *   COREOS_RELEASE_APPID        the Omaha app id (default CoreOS's {e96281a6-…})
  *   GROUP                       the channel (default stable)
  *   BOARD                       this machine's board (fallback COREOS_RELEASE_BOARD; default amd64-usr)
  *   CURRENT_VERSION             the running OS version (fallback COREOS_RELEASE_VERSION, then
@@ -35,6 +39,8 @@ import { STAGING_DIR } from './staging.js';
 
 export interface UpdateConfig {
   manifestUrl?: string;
+  /** The Omaha endpoint when the transport is Omaha (then manifestUrl is unset). */
+  omaha?: { url: string; appid?: string };
   group: string;
   board: string;
   currentVersion: string;
@@ -126,6 +132,7 @@ export function loadUpdateConfig(
     if (!/^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$/.test(v))
       throw bad(k, `${JSON.stringify(v)} is not a plain name`);
   let manifestUrl: string | undefined;
+  let omaha: UpdateConfig['omaha'];
   const server = get('SERVER');
   if (server) {
     let u: URL;
@@ -136,9 +143,19 @@ export function loadUpdateConfig(
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:')
       throw bad('SERVER', 'must be an http or https URL');
-    manifestUrl = u.pathname.endsWith('.json')
-      ? u.href
-      : new URL(`${group}/${board}/manifest.json`, u.href.endsWith('/') ? u.href : `${u.href}/`).href;
+    const transport = (get('UPDATE_TRANSPORT') || (/\/v1\/update\/?$/.test(u.pathname) ? 'omaha' : 'bundle'))
+      .toLowerCase();
+    if (transport !== 'omaha' && transport !== 'bundle')
+      throw bad('UPDATE_TRANSPORT', `${JSON.stringify(transport)} is not bundle or omaha`);
+    if (transport === 'omaha') {
+      const appid = get('COREOS_RELEASE_APPID');
+      if (appid !== undefined && appid !== '' && !/^\{?[0-9A-Fa-f-]{1,64}\}?$/.test(appid))
+        throw bad('COREOS_RELEASE_APPID', `${JSON.stringify(appid)} is not an app id ({GUID})`);
+      omaha = { url: u.href, ...(appid ? { appid } : {}) };
+    } else
+      manifestUrl = u.pathname.endsWith('.json')
+        ? u.href
+        : new URL(`${group}/${board}/manifest.json`, u.href.endsWith('/') ? u.href : `${u.href}/`).href;
   }
   let bw: number | undefined;
   const bwRaw = get('UPDATE_IO_WRITE_BANDWIDTH_MAX');
@@ -164,6 +181,7 @@ export function loadUpdateConfig(
   const pb = abs('UPDATE_PARTITION_B');
   return {
     ...(manifestUrl ? { manifestUrl } : {}),
+    ...(omaha ? { omaha } : {}),
     group,
     board,
     currentVersion:

@@ -55,6 +55,8 @@ export interface DownloadOptions {
   onRequest?: (range: string | undefined) => void;
   signal?: AbortSignal;
   log?: Logger;
+  /** A further check of the verified manifest (the Omaha transport binds it to its answer). */
+  checkManifest?: (m: Manifest, bytes: Buffer) => void;
   /** Bytes kept free in the staging file system besides the payload; default 16 MiB. */
   reserveBytes?: number;
 }
@@ -164,13 +166,22 @@ export async function freeBytes(dir: string): Promise<number> {
 export async function fetchVerifiedManifest(
   o: Pick<
     DownloadOptions,
-    'manifestUrl' | 'keys' | 'target' | 'attempts' | 'idleTimeoutMs' | 'backoffMs' | 'maxBackoffMs' | 'signal'
+    | 'manifestUrl'
+    | 'keys'
+    | 'target'
+    | 'attempts'
+    | 'idleTimeoutMs'
+    | 'backoffMs'
+    | 'maxBackoffMs'
+    | 'signal'
+    | 'checkManifest'
   >,
 ): Promise<{ manifest: Manifest; manifestBytes: Buffer }> {
   const murl = checkUrl(o.manifestUrl);
   const manifestBytes = await fetchManifest(murl, o);
   const { manifest } = verifyEnvelope(parseEnvelope(manifestBytes), o.keys);
   checkTarget(manifest, o.target);
+  o.checkManifest?.(manifest, manifestBytes);
   return { manifest, manifestBytes };
 }
 

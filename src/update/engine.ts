@@ -14,6 +14,7 @@ import { FlotillaError } from '../lib/errors.js';
 import { nullLogger, type Logger } from '../lib/log.js';
 import { hostArch, type Manifest, type TrustedKey } from './bundle.js';
 import type { UpdateConfig } from './config.js';
+import type { ResolvedUpdate, UpdateSource } from './omaha.js';
 import { bootedSlot, openSlotDisk, slotBytes } from './disk-ops.js';
 import { downloadBundle, fetchVerifiedManifest, type DownloadOptions } from './download.js';
 import { loadStagedBundle } from './staging.js';
@@ -46,6 +47,8 @@ export interface EngineDeps {
     Pick<DownloadOptions, 'attempts' | 'backoffMs' | 'maxBackoffMs' | 'idleTimeoutMs' | 'totalTimeoutMs'>
   >;
   signal?: AbortSignal;
+  /** Where updates are found (the Omaha transport); default: the signed manifest at SERVER. */
+  source?: UpdateSource;
 }
 
 interface Stored extends EngineState {
@@ -133,11 +136,20 @@ export interface CheckResult {
   available: boolean;
 }
 
-async function doCheck(run: Run, d: EngineDeps): Promise<CheckResult & { disk: string; booted: SlotName }> {
+async function doCheck(
+  run: Run,
+  d: EngineDeps,
+): Promise<CheckResult & { disk: string; booted: SlotName; found?: ResolvedUpdate }> {
   run.step({ type: 'check' });
   const t = await slotTarget(d);
+  const found = d.source ? await d.source.check() : { manifestUrl: manifestUrl(d.config) };
+  if (!found) {
+    run.step({ type: 'no-update', at: nowSec(d) });
+    return { state: run.state, available: false, ...t };
+  }
   const { manifest } = await fetchVerifiedManifest({
-    manifestUrl: manifestUrl(d.config),
+    manifestUrl: found.manifestUrl,
+    ...('verify' in found ? { checkManifest: found.verify } : {}),
     keys: d.keys,
     target: { board: d.config.board, arch: hostArch(), slotSize: t.slotSize },
     ...d.download,
@@ -148,7 +160,7 @@ async function doCheck(run: Run, d: EngineDeps): Promise<CheckResult & { disk: s
     return { state: run.state, manifest, available: false, ...t };
   }
   run.step({ type: 'available', at: nowSec(d), version: manifest.version, size: manifest.size });
-  return { state: run.state, manifest, available: true, ...t };
+  return { state: run.state, manifest, available: true, ...t, ...('verify' in found ? { found } : {}) };
 }
 
 async function guarded<T>(run: Run, d: EngineDeps, fn: () => Promise<T>): Promise<T> {
@@ -167,6 +179,7 @@ async function guarded<T>(run: Run, d: EngineDeps, fn: () => Promise<T>): Promis
       run.step({ type: 'reported' });
     }
     (d.log ?? nullLogger).error({ error: msg }, 'update failed');
+    await d.source?.event('error');
     throw err;
   }
 }
@@ -192,8 +205,10 @@ export async function applyUpdate(d: EngineDeps): Promise<EngineState> {
     const r = await doCheck(run, d);
     if (!r.available) return run.state;
     const target = { board: d.config.board, arch: hostArch() };
+    await d.source?.event('download-started');
     await downloadBundle({
-      manifestUrl: manifestUrl(d.config),
+      manifestUrl: r.found?.manifestUrl ?? manifestUrl(d.config),
+      ...(r.found ? { checkManifest: r.found.verify } : {}),
       keys: d.keys,
       target: { ...target, slotSize: (await slotTarget(d)).slotSize },
       stagingDir: d.config.stagingDir,
@@ -203,10 +218,12 @@ export async function applyUpdate(d: EngineDeps): Promise<EngineState> {
       onProgress: (p) => run.step({ type: 'progress', fraction: p.bytes / p.total }, false),
     });
     run.step({ type: 'downloaded' });
+    await d.source?.event('download-finished');
     await loadStagedBundle(d.config.stagingDir, d.keys, target);
     run.step({ type: 'verified' });
     await writer({ disk: r.disk, booted: r.booted });
     run.step({ type: 'written', slot: other(r.booted) });
+    await d.source?.event('installed', { version: r.manifest!.version });
     d.needReboot?.();
     return run.state;
   });

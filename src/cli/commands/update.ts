@@ -4,6 +4,7 @@
  * `updateEngineClientArgv`), plus the hidden `write-slot` the throttled transient unit runs.
  *
  *   status        update_engine_client -status: LAST_CHECKED_TIME= PROGRESS= CURRENT_OP= NEW_VERSION= NEW_SIZE=
+ *   watch         update_engine_client -watch_for_updates: a "Got status update:" block per change
  *   check         fetch and verify the manifest; says whether an update is available
  *   apply         check, download, verify, write the passive slot, need-reboot (exit 0 also when
  *                 there is no update; `update_engine_client -update` exits 1 then, as the original)
@@ -37,13 +38,15 @@ import { readGpt, openDisk } from '../../update/gpt.js';
 import { loadTrustedKeys } from '../../update/keys.js';
 import { makeBundle, readKeyFile } from '../../update/make-bundle.js';
 import { formatSlots } from '../../update/slots.js';
-import { formatStatus, readState } from '../../update/state.js';
+import { omahaSource } from '../../update/omaha.js';
+import { formatStatus, readState, type EngineState } from '../../update/state.js';
 import { runWriteUnit, writeUnitSpec } from '../../update/unit.js';
 import { writeSlot } from '../../update/write.js';
 import { CliExit, UsageError, type Command, type Context } from '../command.js';
 
 const SUBS = [
   'status',
+  'watch',
   'check',
   'apply',
   'slots',
@@ -61,6 +64,7 @@ export function updateEngineClientArgv(argv: readonly string[]): string[] {
     check_for_update: ['apply', '--background'],
     update: ['apply', '--exit-1-when-idle'],
     reset_status: ['reset-status'],
+    watch_for_updates: ['watch'],
   };
   const out: string[] = [];
   for (const a of argv) {
@@ -68,7 +72,7 @@ export function updateEngineClientArgv(argv: readonly string[]): string[] {
     const sub = m ? map[m[1]!] : undefined;
     if (!sub)
       throw new UsageError(
-        `update_engine_client: unsupported flag ${a} (-status, -check_for_update, -update, -reset_status)`,
+        `update_engine_client: unsupported flag ${a} (-status, -check_for_update, -update, -reset_status, -watch_for_updates)`,
       );
     out.push(...sub);
   }
@@ -167,6 +171,21 @@ async function run(ctx: Context): Promise<number> {
     case 'status': {
       out(formatStatus(readState(configOf(ctx).stagingDir)));
       return 0;
+    }
+    case 'watch': {
+      const dir = configOf(ctx).stagingDir;
+      const max = Number(str(ctx, 'count') ?? '0');
+      let last = '';
+      let shown = 0;
+      for (;;) {
+        const text = formatWatch(readState(dir));
+        if (text !== last) {
+          out(text);
+          last = text;
+          if (max > 0 && ++shown >= max) return 0;
+        }
+        await new Promise((r) => setTimeout(r, 250));
+      }
     }
     case 'keygen': {
       const base = ctx.args[1];
@@ -279,16 +298,46 @@ async function run(ctx: Context): Promise<number> {
   return 64;
 }
 
+/** update_engine_client -watch_for_updates: what its StatusUpdate handler logged, per change. */
+export function formatWatch(s: EngineState): string {
+  return (
+    'Got status update:\n' +
+    `  last_checked_time: ${s.lastCheckedTime}\n` +
+    `  progress: ${s.progress}\n` +
+    `  current_operation: ${s.status}\n` +
+    `  new_version: ${s.newVersion}\n` +
+    `  new_size: ${s.newSize}\n`
+  );
+}
+
 function deps(ctx: Context, c: UpdateConfig): EngineDeps {
   const booted = str(ctx, 'booted');
-  return { config: c, keys: loadTrustedKeys(c.keysDir), ...(booted ? { booted } : {}) };
+  return {
+    config: c,
+    keys: loadTrustedKeys(c.keysDir),
+    ...(booted ? { booted } : {}),
+    ...(c.omaha
+      ? {
+          source: omahaSource({
+            url: c.omaha.url,
+            ...(c.omaha.appid ? { appid: c.omaha.appid } : {}),
+            version: c.currentVersion,
+            track: c.group,
+            board: c.board,
+            arch: hostArch(),
+            stagingDir: c.stagingDir,
+            interactive: true,
+          }),
+        }
+      : {}),
+  };
 }
 
 export const update: Command = {
   name: 'update',
   summary: 'A/B OS updates (update_engine_client): status, check, apply, slots, mark-good, rollback',
   usage:
-    'update status | check | apply | slots | mark-good | rollback | reset-status | keygen PATH | make-bundle --key K --version V IMAGE OUTDIR',
+    'update status | watch | check | apply | slots | mark-good | rollback | reset-status | keygen PATH | make-bundle --key K --version V IMAGE OUTDIR',
   flags: {
     config: {
       type: 'string',
@@ -326,6 +375,7 @@ export const update: Command = {
       help: 'write-slot: userland rate limit',
     },
     progress: { type: 'boolean', default: false, hidden: true, help: 'write-slot: print progress lines' },
+    count: { type: 'string', value: 'N', hidden: true, help: 'watch: exit after N status blocks' },
     background: {
       type: 'boolean',
       default: false,
