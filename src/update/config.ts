@@ -143,8 +143,9 @@ export function loadUpdateConfig(
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:')
       throw bad('SERVER', 'must be an http or https URL');
-    const transport = (get('UPDATE_TRANSPORT') || (/\/v1\/update\/?$/.test(u.pathname) ? 'omaha' : 'bundle'))
-      .toLowerCase();
+    const transport = (
+      get('UPDATE_TRANSPORT') || (/\/v1\/update\/?$/.test(u.pathname) ? 'omaha' : 'bundle')
+    ).toLowerCase();
     if (transport !== 'omaha' && transport !== 'bundle')
       throw bad('UPDATE_TRANSPORT', `${JSON.stringify(transport)} is not bundle or omaha`);
     if (transport === 'omaha') {

@@ -111,7 +111,8 @@ export function parseXml(text: string): XmlNode {
       // Text content: Omaha carries none we read; it must not sit outside the root.
       const next = text.indexOf('<', i);
       const chunk = text.slice(i, next < 0 ? text.length : next);
-      if (stack.length === 0 && chunk.trim() !== '') throw new XmlError('text outside the root element', line);
+      if (stack.length === 0 && chunk.trim() !== '')
+        throw new XmlError('text outside the root element', line);
       decode(chunk, line);
       adv(chunk.length);
       continue;

@@ -130,8 +130,7 @@ const bad = (msg: string, line?: number) =>
 
 function one(parent: XmlNode, name: string, path: string): XmlNode {
   const kids = parent.children.filter((c) => c.name === name);
-  if (kids.length !== 1)
-    throw bad(`${path}: expected one <${name}>, found ${kids.length}`, parent.line);
+  if (kids.length !== 1) throw bad(`${path}: expected one <${name}>, found ${kids.length}`, parent.line);
   return kids[0]!;
 }
 
@@ -174,7 +173,8 @@ export function parseResponse(body: string | Buffer, appid: string): OmahaAnswer
     throw bad(`expected one <app appid="${appid}">, found appid ${seen} (wrong appid)`, root.line);
   }
   const app = ours[0]!;
-  if (app.attrs['status'] !== 'ok') throw bad(`<app status=${JSON.stringify(app.attrs['status'] ?? '')}>`, app.line);
+  if (app.attrs['status'] !== 'ok')
+    throw bad(`<app status=${JSON.stringify(app.attrs['status'] ?? '')}>`, app.line);
   const uc = one(app, 'updatecheck', 'app');
   const st = uc.attrs['status'];
   if (st === 'noupdate') return { kind: 'noupdate' };
@@ -226,7 +226,11 @@ export function parseResponse(body: string | Buffer, appid: string): OmahaAnswer
 }
 
 /** The signed manifest must say what Omaha said (E_UPDATE_VERIFY naming the field). */
-export function checkAgainstOmaha(a: Extract<OmahaAnswer, { kind: 'update' }>, m: Manifest, bytes: Buffer): void {
+export function checkAgainstOmaha(
+  a: Extract<OmahaAnswer, { kind: 'update' }>,
+  m: Manifest,
+  bytes: Buffer,
+): void {
   const mismatch = (what: string, omaha: string | number, signed: string | number) =>
     new FlotillaError(
       'E_UPDATE_VERIFY',
@@ -235,9 +239,11 @@ export function checkAgainstOmaha(a: Extract<OmahaAnswer, { kind: 'update' }>, m
     );
   if (a.manifest.hashSha256) {
     const h = createHash('sha256').update(bytes).digest('hex');
-    if (h !== a.manifest.hashSha256) throw mismatch(`the manifest package hash_sha256`, a.manifest.hashSha256, h);
+    if (h !== a.manifest.hashSha256)
+      throw mismatch(`the manifest package hash_sha256`, a.manifest.hashSha256, h);
   }
-  if (a.manifest.size !== bytes.length) throw mismatch('the manifest package size', a.manifest.size, bytes.length);
+  if (a.manifest.size !== bytes.length)
+    throw mismatch('the manifest package size', a.manifest.size, bytes.length);
   if (m.sha256 !== a.sha256) throw mismatch('the payload sha256', a.sha256, m.sha256);
   if (m.payload !== a.payload.name) throw mismatch('the payload name', a.payload.name, m.payload);
   if (m.size !== a.payload.size) throw mismatch('the payload size', a.payload.size, m.size);
@@ -366,7 +372,11 @@ export function omahaSource(o: OmahaSourceOptions): UpdateSource {
         if (!isErrno(err, 'ENOENT')) log.warn({ file: marker }, 'unreadable Omaha marker, ignored');
       }
       if (installed?.version === o.version)
-        events.push({ type: EVENT.updateComplete, result: RESULT.successReboot, previousVersion: installed.previous });
+        events.push({
+          type: EVENT.updateComplete,
+          result: RESULT.successReboot,
+          previousVersion: installed.previous,
+        });
       const body = await post(buildRequest(params, { updateCheck: true, ping: true, events }));
       if (installed) rmSync(marker, { force: true });
       const a = parseResponse(body, appid);
@@ -374,7 +384,10 @@ export function omahaSource(o: OmahaSourceOptions): UpdateSource {
       const https = new URL(o.url).protocol === 'https:';
       const base = a.codebases.find((c) => !https || c.startsWith('https:'));
       if (!base) throw bad('the server is https but every <url codebase> is http (TLS never downgrades)');
-      return { manifestUrl: new URL(a.manifest.name, base).href, verify: (m, bytes) => checkAgainstOmaha(a, m, bytes) };
+      return {
+        manifestUrl: new URL(a.manifest.name, base).href,
+        verify: (m, bytes) => checkAgainstOmaha(a, m, bytes),
+      };
     },
     async event(e, detail) {
       const ev: OmahaEvent =

@@ -35,7 +35,10 @@ let mode = values.mode;
 const requests = [];
 const MAX = 1024 * 1024;
 const esc = (v) =>
-  String(v).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]);
+  String(v).replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c],
+  );
 
 function updateResponse(base) {
   const mbytes = readFileSync(join(dir, 'manifest.json'));

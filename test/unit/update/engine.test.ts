@@ -171,6 +171,7 @@ describe('update_engine_client flags', () => {
     expect(updateEngineClientArgv(['-check_for_update'])).toEqual(['update', 'apply', '--background']);
     expect(updateEngineClientArgv(['-update'])).toEqual(['update', 'apply', '--exit-1-when-idle']);
     expect(updateEngineClientArgv(['--reset_status'])).toEqual(['update', 'reset-status']);
-    expect(() => updateEngineClientArgv(['-watch_for_updates'])).toThrow(/unsupported flag/);
+    expect(updateEngineClientArgv(['-watch_for_updates'])).toEqual(['update', 'watch']);
+    expect(() => updateEngineClientArgv(['-interactive'])).toThrow(/unsupported flag/);
   });
 });

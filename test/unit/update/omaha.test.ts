@@ -92,8 +92,14 @@ describe('the Omaha response', () => {
     expect(parseResponse(fixture('noupdate.xml'), COREOS_APPID.toUpperCase()).kind).toBe('noupdate');
   });
   it.each([
-    ['malformed.xml', /E_UPDATE_OMAHA: Omaha response: malformed XML: line 5: end tag <\/urls> does not match <url> \(line 5\)/],
-    ['wrong-appid.xml', /E_UPDATE_OMAHA: .*expected one <app appid="\{e96281a6.*found appid \{11111111-.*wrong appid/],
+    [
+      'malformed.xml',
+      /E_UPDATE_OMAHA: Omaha response: malformed XML: line 5: end tag <\/urls> does not match <url> \(line 5\)/,
+    ],
+    [
+      'wrong-appid.xml',
+      /E_UPDATE_OMAHA: .*expected one <app appid="\{e96281a6.*found appid \{11111111-.*wrong appid/,
+    ],
     ['doctype.xml', /E_UPDATE_OMAHA: .*line 2: DOCTYPE and other declarations are not accepted/],
     ['no-sha256.xml', /E_UPDATE_OMAHA: .*line 11: <action event="postinstall"> has no sha256= attribute/],
   ])('%s is a clear error', (f, re) => {
@@ -101,16 +107,24 @@ describe('the Omaha response', () => {
   });
   it('an oversized answer is refused before parsing', () => {
     const big = fixture('noupdate.xml').replace('<app', `<!-- ${'x'.repeat(MAX_RESPONSE_BYTES)} --><app`);
-    expect(code(() => parseResponse(big, COREOS_APPID))).toMatch(/E_UPDATE_OMAHA: .*over 65536 bytes \(oversized\)/);
+    expect(code(() => parseResponse(big, COREOS_APPID))).toMatch(
+      /E_UPDATE_OMAHA: .*over 65536 bytes \(oversized\)/,
+    );
   });
   it.each([
-    [['<updatecheck status="ok">', '<updatecheck status="error-internal">'], /<updatecheck status="error-internal">/],
+    [
+      ['<updatecheck status="ok">', '<updatecheck status="error-internal">'],
+      /<updatecheck status="error-internal">/,
+    ],
     [['<app appid', '<app status="error-unknownApplication" appid'], /attribute status appears twice/],
     [['protocol="3.0"', 'protocol="2.0"'], /<response protocol="2.0"> is not 3.0/],
     [['codebase="https:', 'codebase="file:'], /codebase="file:.*is not http or https/],
     [['name="payload.img.gz"', 'name="../payload"'], /is not a plain file name/],
     [['size="314572800"', 'size="-1"'], /size="-1" is not a positive integer/],
-    [['<package name="manifest.json" size="612" required="true"></package>', ''], /must list the signed bundle manifest/],
+    [
+      ['<package name="manifest.json" size="612" required="true"></package>', ''],
+      /must list the signed bundle manifest/,
+    ],
     [['DisablePayloadBackoff', 'sha256="AAAA" x'], /attribute sha256 appears twice|not a base64 SHA-256/],
     [['&amp;notes', '&notes'], /unknown entity|bare "&"/],
   ])('a broken update answer (%j) names the fault', ([from, to], re) => {
@@ -132,12 +146,15 @@ describe('binding the answer to the signed manifest', () => {
   } as Manifest;
   it('agrees', () => expect(code(() => checkAgainstOmaha(a, m, bytes))).toBe('no error'));
   it.each([
-    [{ sha256: 'ab'.repeat(32) }, /E_UPDATE_VERIFY: Omaha and the signed manifest disagree on the payload sha256/],
+    [
+      { sha256: 'ab'.repeat(32) },
+      /E_UPDATE_VERIFY: Omaha and the signed manifest disagree on the payload sha256/,
+    ],
     [{ size: 1 }, /disagree on the payload size/],
     [{ payload: 'other.img' }, /disagree on the payload name/],
     [{ version: '4081.3.0' }, /disagree on the version/],
   ])('hash mismatch and friends: %j', (change, re) => {
-    expect(code(() => checkAgainstOmaha(a, { ...m, ...change } as Manifest, bytes))).toMatch(re);
+    expect(code(() => checkAgainstOmaha(a, { ...m, ...change }, bytes))).toMatch(re);
   });
   it('the manifest package size and hash_sha256 bind the manifest bytes', () => {
     expect(code(() => checkAgainstOmaha(a, m, Buffer.alloc(611)))).toMatch(/manifest package size/);
@@ -147,14 +164,19 @@ describe('binding the answer to the signed manifest', () => {
 });
 
 describe('transport selection (update.conf SERVER / UPDATE_TRANSPORT)', () => {
-  const cfg = (env: Record<string, string>) => loadUpdateConfig(env, '/nonexistent/update.conf', '/nonexistent');
+  const cfg = (env: Record<string, string>) =>
+    loadUpdateConfig(env, '/nonexistent/update.conf', '/nonexistent');
   it('a /v1/update/ SERVER is Omaha', () => {
     const c = cfg({ SERVER: 'https://public.update.flatcar-linux.net/v1/update/' });
     expect(c.omaha).toEqual({ url: 'https://public.update.flatcar-linux.net/v1/update/' });
     expect(c.manifestUrl).toBeUndefined();
   });
   it('UPDATE_TRANSPORT=omaha for any path, with the app id', () => {
-    const c = cfg({ SERVER: 'http://127.0.0.1:1/omaha', UPDATE_TRANSPORT: 'omaha', COREOS_RELEASE_APPID: '{abc-1}' });
+    const c = cfg({
+      SERVER: 'http://127.0.0.1:1/omaha',
+      UPDATE_TRANSPORT: 'omaha',
+      COREOS_RELEASE_APPID: '{abc-1}',
+    });
     expect(c.omaha).toEqual({ url: 'http://127.0.0.1:1/omaha', appid: '{abc-1}' });
   });
   it('other SERVERs stay the bundle transport; bad values name the key', () => {
