@@ -102,7 +102,7 @@ describeVm('first boot from a config drive with a cloud-config (Tests 1 and 3)',
     await vm().sh('systemctl is-system-running --wait', { timeoutMs: 240_000 });
     const r = await vm().run('systemctl', 'show', '-p', 'Result,ActiveState', 'flotilla-cloudinit.service');
     expect(r.stdout).toMatch(/Result=success/);
-  });
+  }, 300_000);
 
   it('applies hostname, write_files (mode, owner, encoding) and users', async () => {
     expect((await vm().check('cat', '/etc/hostname')).trim()).toBe('fbcc-renamed');
@@ -133,7 +133,7 @@ describeVm('first boot from a config drive with a cloud-config (Tests 1 and 3)',
       'cat',
     );
     expect(log).toContain('hello-firstboot');
-  });
+  }, 120_000);
 
   it('runs etcd from coreos.etcd2 and the agent from coreos.fleet, registered with its metadata', async () => {
     await until(vm(), 'systemctl is-active etcd-member.service', 120_000);
@@ -146,7 +146,7 @@ describeVm('first boot from a config drive with a cloud-config (Tests 1 and 3)',
     expect(machines).toMatch(/disk=ssd/);
     const id = (await vm().check('cat', '/etc/machine-id')).trim();
     expect(machines).toContain(id);
-  });
+  }, 180_000);
 
   it('re-running coreos-cloudinit converges: no file rewritten, no user or key duplicated', async () => {
     const before = await vm().check(
@@ -238,7 +238,7 @@ describeVm('first boot from QEMU fw_cfg with an Ignition config (Test 2)', () =>
     expect((await vm().check('id', '-nG', 'igops')).split(/\s+/)).toContain('adm');
     const home = (await vm().check('getent', 'passwd', 'igops')).split(':')[5] ?? '';
     expect(await vm().check('cat', `${home}/.ssh/authorized_keys`)).toContain(OPS_KEY);
-  });
+  }, 300_000);
 
   it('runs only on first boot: a reboot does not apply it again', async () => {
     await vm().check('sh', '-c', 'echo changed-by-operator > /etc/ignited/hello');
@@ -246,5 +246,5 @@ describeVm('first boot from QEMU fw_cfg with an Ignition config (Test 2)', () =>
     await new Promise((res) => setTimeout(res, 5000));
     await until(vm(), 'systemctl is-system-running --wait >/dev/null; cat /etc/ignited/hello', 300_000);
     expect(await vm().check('cat', '/etc/ignited/hello')).toBe('changed-by-operator\n');
-  });
+  }, 300_000);
 });
