@@ -19,6 +19,7 @@ import {
   type JobRecord,
   type MachineRecord,
   type PullStateInfo,
+  type UnitStateRecord,
 } from '../registry/types.js';
 import {
   UnitFile,
@@ -281,17 +282,7 @@ export class FleetV1 {
     const all = (await this.registry.listUnitStates())
       .filter((s) => (machine === null || s.machineID === machine) && (unit === null || s.name === unit))
       .sort((a, b) => (a.name === b.name ? (a.machineID < b.machineID ? -1 : 1) : a.name < b.name ? -1 : 1))
-      .map((s): ApiUnitState => ({
-        name: s.name,
-        hash: s.hash,
-        machineID: s.machineID,
-        systemdLoadState: s.loadState,
-        systemdActiveState: s.activeState,
-        systemdSubState: s.subState,
-        ...(s.reason !== undefined ? { reason: s.reason } : {}),
-        ...(s.container !== undefined ? { container: s.container } : {}),
-        ...(s.pull !== undefined ? { pull: s.pull } : {}),
-      }));
+      .map(toApiUnitState);
     return { status: 200, body: paginate(all, query, 'states') };
   }
 
@@ -371,4 +362,24 @@ export class FleetV1 {
     }
     throw new HttpError(404, 'not found');
   }
+}
+
+/** A unit state record as fleet's v1 API shows it (GET /fleet/v1/state, the dashboard snapshot). */
+export function toApiUnitState(
+  s: Pick<
+    UnitStateRecord,
+    'name' | 'machineID' | 'hash' | 'loadState' | 'activeState' | 'subState' | 'reason' | 'container' | 'pull'
+  >,
+): ApiUnitState {
+  return {
+    name: s.name,
+    hash: s.hash,
+    machineID: s.machineID,
+    systemdLoadState: s.loadState,
+    systemdActiveState: s.activeState,
+    systemdSubState: s.subState,
+    ...(s.reason !== undefined ? { reason: s.reason } : {}),
+    ...(s.container !== undefined ? { container: s.container } : {}),
+    ...(s.pull !== undefined ? { pull: s.pull } : {}),
+  };
 }

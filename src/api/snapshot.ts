@@ -18,7 +18,13 @@
  */
 import type { Snapshot } from '../registry/registry.js';
 import type { SchedulerJob } from '../registry/types.js';
-import { currentState, type ApiMachine, type ApiUnit, type ApiUnitState } from './fleet-v1.js';
+import {
+  currentState,
+  toApiUnitState,
+  type ApiMachine,
+  type ApiUnit,
+  type ApiUnitState,
+} from './fleet-v1.js';
 
 /** What the snapshot needs of the cluster view (ClusterView). */
 export interface SnapshotView {
@@ -58,18 +64,7 @@ export function viewSnapshot(view: SnapshotView): ClusterSnapshot | undefined {
   units.sort(byName);
   const states: ApiUnitState[] = [];
   for (const [name, byMachine] of snap.states)
-    for (const [machineID, s] of byMachine)
-      states.push({
-        name,
-        hash: s.hash,
-        machineID,
-        systemdLoadState: s.loadState,
-        systemdActiveState: s.activeState,
-        systemdSubState: s.subState,
-        ...(s.reason !== undefined ? { reason: s.reason } : {}),
-        ...(s.container !== undefined ? { container: s.container } : {}),
-        ...(s.pull !== undefined ? { pull: s.pull } : {}),
-      });
+    for (const [machineID, s] of byMachine) states.push(toApiUnitState({ ...s, name, machineID }));
   states.sort((a, b) => byName(a, b) || (a.machineID < b.machineID ? -1 : a.machineID > b.machineID ? 1 : 0));
   return {
     revision: view.revision,
