@@ -141,6 +141,7 @@ export function planIgnition(cfg: IgnitionConfig, contents: ReadonlyMap<string, 
       .map((d) => ({ name: d.name, contents: d.contents! }));
     if (dropIns.length) action.dropIns = dropIns;
     set(action, 'enable', u.enabled);
+    if (u.enabled === true) action.bootStart = true;
     set(action, 'mask', u.mask);
     plan.push({ action, reason: `systemd.units[${i}] ${u.name}` });
   });

@@ -39,6 +39,43 @@ export interface ApplyOptions {
   systemd?: TargetSystemd;
 }
 
+/**
+ * Ignition enables units before the real root boots, so they start in that first boot. Here the
+ * files stage runs inside the boot, after systemd computed which units the boot starts: a unit
+ * enabled into a target this boot is reaching (active, activating or with a start job queued) is
+ * started now (queued while flotilla-ignition itself is activating); one enabled only into other
+ * targets waits for them, as it would under Ignition.
+ */
+export async function startWithBoot(
+  systemd: TargetSystemd,
+  units: readonly { name: string; enabledInto: string[]; reason: string }[],
+  log: Logger,
+): Promise<void> {
+  for (const u of units) {
+    let via: string | undefined;
+    for (const t of u.enabledInto) {
+      if (await systemd.inThisBoot(t)) {
+        via = t;
+        break;
+      }
+    }
+    if (via === undefined) {
+      log.info(
+        { reason: u.reason, unit: u.name, targets: u.enabledInto.join(' ') },
+        'first boot: enabled unit starts when its target is reached',
+      );
+      continue;
+    }
+    const outcome = await systemd.unitCommand(u.name, 'start');
+    log.info(
+      { reason: u.reason, unit: u.name, target: via },
+      outcome === 'done'
+        ? 'first boot: enabled unit started with this boot'
+        : 'first boot: enabled unit queued to start with this boot',
+    );
+  }
+}
+
 /** What to name in the log line of a changed action. */
 function subject(a: TargetAction): Record<string, string> {
   switch (a.kind) {
@@ -62,6 +99,8 @@ class Runner {
   unitActions = 0;
   networkChanged = false;
   readonly commands: { name: string; command: UnitCommand; reason: string }[] = [];
+  /** Ignition-enabled units to start with this boot (UnitAction.bootStart). */
+  readonly bootStarts: { name: string; enabledInto: string[]; reason: string }[] = [];
 
   constructor(
     private readonly root: string,
@@ -99,6 +138,9 @@ class Runner {
         this.unitActions++;
         const out = applyUnit(root, a, reason);
         if (out.network && out.changed) this.networkChanged = true;
+        if (a.bootStart && out.enabledInto.length > 0) {
+          this.bootStarts.push({ name: a.name, enabledInto: out.enabledInto, reason });
+        }
         if (a.command !== undefined && !isNetworkUnit(a.name)) {
           this.commands.push({ name: a.name, command: a.command as UnitCommand, reason });
         }
@@ -161,6 +203,9 @@ export async function applyPlan(plan: readonly PlannedAction[], opts: ApplyOptio
     }
   }
   if (!opts.live) {
+    for (const b of runner.bootStarts) {
+      log.debug({ reason: b.reason, unit: b.name }, 'not a live system: starts when the system boots');
+    }
     for (const c of runner.commands) {
       log.debug(
         { reason: c.reason, unit: c.name, command: c.command },
@@ -181,6 +226,7 @@ export async function applyPlan(plan: readonly PlannedAction[], opts: ApplyOptio
         'first boot: networkd units changed',
       );
     }
+    await startWithBoot(systemd, runner.bootStarts, log);
     for (const c of runner.commands) {
       let outcome: 'done' | 'queued';
       try {

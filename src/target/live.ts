@@ -18,6 +18,8 @@ export interface TargetSystemd {
    * unit this process runs in is still activating (first boot): then the job is queued ('queued').
    */
   unitCommand(name: string, command: UnitCommand): Promise<'done' | 'queued'>;
+  /** Is this boot reaching `unit` (a target)? Active, activating, or a start job queued for it. */
+  inThisBoot(unit: string): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -57,6 +59,11 @@ export function dbusTargetSystemd(
       }
       await m.hostUnitJob(name, COMMAND_MEMBERS[command]);
       return 'done';
+    },
+    async inThisBoot(unit) {
+      const [row] = await (await get()).list([unit]);
+      if (!row) return false;
+      return row.activeState === 'active' || row.activeState === 'activating' || row.jobType === 'start';
     },
     async close() {
       if (m) await (await m.catch(() => undefined))?.close();

@@ -88,6 +88,13 @@ export interface UnitAction {
   mask?: boolean;
   /** cloud-config `command`: start, stop, restart … after the daemon-reload, only on a live system. */
   command?: string;
+  /**
+   * Ignition's `enabled: true`: Ignition enables units before the real root boots, so an enabled unit
+   * is part of that first boot. On a live apply (flotilla-ignition runs inside the boot), the unit is
+   * started after the daemon-reload when one of the targets it was enabled into is active or being
+   * started; a unit enabled into a target this boot does not reach only waits for that target.
+   */
+  bootStart?: boolean;
 }
 
 export interface HostnameAction {

@@ -12,6 +12,7 @@
  * The daemon-reload and the `command`s run later, once, on a live system (apply.ts).
  */
 import { readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { FlotillaError } from '../lib/errors.js';
 import { UnitFile, validateUnitName } from '../unit/index.js';
 import { applyFile, ensureParents, symlinkAtomic } from './files.js';
@@ -173,6 +174,7 @@ function enable(
   reason: string,
   own: { path: string; text: string } | undefined,
   seen: Set<string>,
+  targets?: string[],
 ): boolean {
   if (seen.has(name)) return false;
   seen.add(name);
@@ -185,7 +187,11 @@ function enable(
     throw wrap(reason, 'enable', err);
   }
   let changed = false;
-  for (const l of info.links) changed = applyLinkIfNeeded(root, l, reason) || changed;
+  for (const l of info.links) {
+    changed = applyLinkIfNeeded(root, l, reason) || changed;
+    const dep = /^(.+)\.(?:wants|requires|upholds)$/.exec(basename(dirname(l.path)));
+    if (targets && dep?.[1] && !targets.includes(dep[1])) targets.push(dep[1]);
+  }
   for (const also of info.also) changed = enable(root, also, dir, reason, undefined, seen) || changed;
   return changed;
 }
@@ -193,6 +199,8 @@ function enable(
 export interface UnitOutcome {
   changed: boolean;
   network: boolean;
+  /** The units whose `.wants/`, `.requires/` or `.upholds/` the unit was enabled into (WantedBy= …). */
+  enabledInto: string[];
 }
 
 /** Applies one unit action's files and links (no systemd calls). */
@@ -229,9 +237,10 @@ export function applyUnit(root: string, a: UnitAction, reason: string): UnitOutc
     };
     changed = applyFile(root, file, ROOT_IDS, reason) || changed;
   }
+  const enabledInto: string[] = [];
   if (a.enable && !network) {
     const own = a.contents !== undefined ? { path, text: a.contents } : undefined;
-    changed = enable(root, a.name, dir, reason, own, new Set()) || changed;
+    changed = enable(root, a.name, dir, reason, own, new Set(), enabledInto) || changed;
   }
-  return { changed, network };
+  return { changed, network, enabledInto };
 }

@@ -171,6 +171,7 @@ describe('planIgnition', () => {
       contents: '[Service]\nExecStart=/opt/app\n',
       dropIns: [{ name: 'a.conf', contents: '[Service]\nNice=5\n' }],
       enable: true,
+      bootStart: true,
     });
     expect(by('systemd.units[1] cups.service')).toEqual({
       kind: 'unit',

@@ -8,7 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { lstatSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { applyPlan } from '../../../src/target/apply.js';
+import { applyPlan, startWithBoot } from '../../../src/target/apply.js';
+import { applyUnit } from '../../../src/target/units.js';
 import type { TargetSystemd } from '../../../src/target/live.js';
 import type { PlannedAction, UnitAction } from '../../../src/target/types.js';
 import { recorder } from '../datasource/log-recorder.js';
@@ -335,9 +336,51 @@ describe.skipIf(why)('live: daemon-reload, networkd, commands', () => {
           ? Promise.reject(new Error(`job for ${name} failed`))
           : Promise.resolve('done' as const);
       },
+      inThisBoot: (t) => {
+        calls.push(`in-this-boot? ${t}`);
+        return Promise.resolve(booting.has(t));
+      },
       close: () => Promise.resolve(),
     };
   }
+  const booting = new Set(['multi-user.target']);
+
+  it('an Ignition-enabled unit starts with this boot when a target it is enabled into is being reached', async () => {
+    const sd = recordingSystemd();
+    const log = recorder();
+    const plan = [
+      unit({ name: 'a.service', contents: HELLO, enable: true, bootStart: true }),
+      unit({
+        name: 'r.service',
+        contents: HELLO.replace(/^(WantedBy|RequiredBy)=.*\n/gm, '').replace(
+          '[Install]\n',
+          '[Install]\nWantedBy=rescue.target\n',
+        ),
+        enable: true,
+        bootStart: true,
+      }),
+      unit({ name: 'c.service', contents: HELLO, enable: true }),
+    ];
+    const starts = plan.flatMap((p) => {
+      const act = p.action as UnitAction;
+      const out = applyUnit(a.dir, act, p.reason);
+      return act.bootStart ? [{ name: act.name, enabledInto: out.enabledInto, reason: p.reason }] : [];
+    });
+    expect(starts.map((s) => s.enabledInto)).toEqual([
+      ['multi-user.target', 'default.target', 'foo.target'],
+      ['rescue.target'],
+    ]);
+    await startWithBoot(sd, starts, log);
+    // a.service: multi-user.target is in this boot; r.service only waits for rescue.target; c.service
+    // (cloud-config enable, no bootStart) is never started by enabling it.
+    expect(sd.calls).toEqual([
+      'in-this-boot? multi-user.target',
+      'start a.service',
+      'in-this-boot? rescue.target',
+    ]);
+    expect(log.text()).toMatch(/enabled unit started with this boot/);
+    expect(log.text()).toMatch(/starts when its target is reached/);
+  });
 
   it('a live apply needs the root /', async () => {
     const err = await targetError(applyPlan([], { root: a.dir, live: true, systemd: recordingSystemd() }));
