@@ -361,9 +361,13 @@ describeSystemd(
       expect(await slotSha()).toBe(slotBefore);
       const after = (await requests(good)).slice(before);
       expect(after.map(events)).toEqual([[], ['3/0/1']]);
-      expect((await uec(good, '-status')).out).toMatch(
-        /CURRENT_OP=UPDATE_STATUS_IDLE\nNEW_VERSION=0\.0\.0\n/,
-      );
+      // Back to IDLE with the error kept (the state -status prints), and nothing staged.
+      const st = JSON.parse((await inMachine('cat', `${DIR}/staging/status.json`)).out) as Record<
+        string,
+        unknown
+      >;
+      expect(st).toMatchObject({ status: 'UPDATE_STATUS_IDLE', newVersion: '0.0.0' });
+      expect(st['lastError']).toMatch(/^E_UPDATE_VERIFY: /);
       expect((await inMachine('ls', `${DIR}/staging`)).out).not.toMatch(/payload/);
     }, 60_000);
 
