@@ -162,6 +162,9 @@ const server = createServer((req, res) => {
     else res.end(updateResponse(base));
   });
 });
+// Idle keep-alive sockets stay open longer than a client keeps them (undici: 4 s), so a client
+// never reuses one this side is closing (an "other side closed" race under load).
+server.keepAliveTimeout = 60_000;
 server.listen(Number(values.port), host, () => {
   process.stdout.write(`omaha-server listening on http://${host}:${server.address().port}/v1/update/\n`);
 });
