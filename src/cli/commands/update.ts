@@ -18,7 +18,7 @@
  * the booted slot, grubenv, staging and keys directories.
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { realpathSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadConfig } from '../../daemon/config.js';
 import { FlotillaError } from '../../lib/errors.js';
@@ -83,7 +83,16 @@ export function updateEngineClientArgv(argv: readonly string[]): string[] {
 /** argv that runs this CLI again (the installed bin, or tsx from source in tests). */
 function selfArgv(): string[] {
   // Absolute: the unit runs from / (a relative `--import tsx` only works in tests started in the repo).
-  return [process.execPath, ...process.execArgv, resolve(process.argv[1]!)];
+  // Real path: run as the `update_engine_client` symlink, argv[1] names the link, and the child
+  // (`update apply`, `update write-slot …`) would be parsed as update_engine_client flags.
+  const self = resolve(process.argv[1]!);
+  let real = self;
+  try {
+    real = realpathSync(self);
+  } catch {
+    /* keep the path as given */
+  }
+  return [process.execPath, ...process.execArgv, real];
 }
 
 function str(ctx: Context, name: string): string | undefined {
@@ -175,16 +184,19 @@ async function run(ctx: Context): Promise<number> {
     case 'watch': {
       const dir = configOf(ctx).stagingDir;
       const max = Number(str(ctx, 'count') ?? '0');
-      let last = '';
+      // As update_engine_client: nothing until the first StatusUpdate signal (a change of the
+      // state), then one block per signal; its "Watching…" log line went to stderr.
+      let last = formatWatch(readState(dir));
       let shown = 0;
+      ctx.io.err('Watching for status updates.\n');
       for (;;) {
+        await new Promise((r) => setTimeout(r, 100));
         const text = formatWatch(readState(dir));
         if (text !== last) {
           out(text);
           last = text;
           if (max > 0 && ++shown >= max) return 0;
         }
-        await new Promise((r) => setTimeout(r, 250));
       }
     }
     case 'keygen': {
@@ -298,12 +310,32 @@ async function run(ctx: Context): Promise<number> {
   return 64;
 }
 
-/** update_engine_client -watch_for_updates: what its StatusUpdate handler logged, per change. */
+/**
+ * A double as C++ `ostream << double` prints it (printf %g, 6 significant digits): 0, 0.5,
+ * 0.0337457, 1, 1e-05. update_engine_client's handler streamed the progress that way.
+ */
+export function cppDouble(x: number): string {
+  if (!Number.isFinite(x)) return Number.isNaN(x) ? 'nan' : x > 0 ? 'inf' : '-inf';
+  if (x === 0) return '0';
+  const exp = Math.floor(Math.log10(Math.abs(Number(x.toPrecision(6)))));
+  if (exp < -4 || exp >= 6) {
+    const [m, e] = x.toExponential(5).split('e') as [string, string];
+    const mant = m.includes('.') ? m.replace(/0+$/, '').replace(/\.$/, '') : m;
+    const n = Number(e);
+    return `${mant}e${n < 0 ? '-' : '+'}${String(Math.abs(n)).padStart(2, '0')}`;
+  }
+  return String(Number(x.toPrecision(6)));
+}
+
+/**
+ * update_engine_client -watch_for_updates: what its StatusUpdate handler printed for one signal
+ * (`watch` prints one per change of the persisted state; progress is throttled as the signal was).
+ */
 export function formatWatch(s: EngineState): string {
   return (
     'Got status update:\n' +
     `  last_checked_time: ${s.lastCheckedTime}\n` +
-    `  progress: ${s.progress}\n` +
+    `  progress: ${cppDouble(s.progress)}\n` +
     `  current_operation: ${s.status}\n` +
     `  new_version: ${s.newVersion}\n` +
     `  new_size: ${s.newSize}\n`

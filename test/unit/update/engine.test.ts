@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../../src/cli/main.js';
-import { updateEngineClientArgv } from '../../../src/cli/commands/update.js';
+import { cppDouble, formatWatch, updateEngineClientArgv } from '../../../src/cli/commands/update.js';
 import { generateSigningKey, parsePublicKey } from '../../../src/update/bundle.js';
 import { loadUpdateConfig } from '../../../src/update/config.js';
 import { applyUpdate, checkForUpdate, type EngineDeps } from '../../../src/update/engine.js';
@@ -173,5 +173,27 @@ describe('update_engine_client flags', () => {
     expect(updateEngineClientArgv(['--reset_status'])).toEqual(['update', 'reset-status']);
     expect(updateEngineClientArgv(['-watch_for_updates'])).toEqual(['update', 'watch']);
     expect(() => updateEngineClientArgv(['-interactive'])).toThrow(/unsupported flag/);
+  });
+});
+
+describe('update_engine_client -watch_for_updates block', () => {
+  it('prints progress as C++ streamed a double (%g, 6 significant digits)', () => {
+    expect(['0', '1', '0.5', '0.0337457', '0.01', '1e-05', '0.000123457']).toEqual(
+      [0, 1, 0.5, 0.033745678, 0.01, 0.00001, 0.0001234567].map(cppDouble),
+    );
+  });
+  it('is the StatusUpdate handler text, one field a line', () => {
+    expect(
+      formatWatch({
+        status: 'UPDATE_STATUS_DOWNLOADING',
+        lastCheckedTime: 1700000000,
+        progress: 0.25,
+        newVersion: '9.9.9',
+        newSize: 4096,
+      } as never),
+    ).toBe(
+      'Got status update:\n  last_checked_time: 1700000000\n  progress: 0.25\n' +
+        '  current_operation: UPDATE_STATUS_DOWNLOADING\n  new_version: 9.9.9\n  new_size: 4096\n',
+    );
   });
 });
