@@ -11,10 +11,10 @@ import {
   type Server,
   type ServerResponse,
 } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
+import { createSecureContext, type TLSSocket } from 'node:tls';
 import { countApiRequest } from '../lib/metrics.js';
 import {
   HttpError,
@@ -108,6 +108,7 @@ export class ApiServer {
   private readonly servers: Server[] = [];
   private socketPath: string | undefined;
   private readonly upgraded = new Set<Duplex>();
+  private tls?: { server: HttpsServer; files: { ca: string; cert: string; key: string } };
 
   constructor(
     private readonly handlers: Handler[],
@@ -165,9 +166,7 @@ export class ApiServer {
         {
           ...serverOptions(),
           handshakeTimeout: LIMITS.handshakeTimeoutMs,
-          ca: readFileSync(t.ca),
-          cert: readFileSync(t.cert),
-          key: readFileSync(t.key),
+          ...readTlsFiles(t),
           requestCert: true,
           rejectUnauthorized: true,
           minVersion: 'TLSv1.2',
@@ -180,7 +179,28 @@ export class ApiServer {
         s.listen(t.port, t.host, () => resolve());
       });
       this.servers.push(s);
+      this.tls = { server: s, files: t };
     }
+  }
+
+  /**
+   * Certificate rotation without a restart (SIGHUP): the mutual-TLS listener reads its CA bundle,
+   * certificate and key again; new connections use them, open ones keep theirs. The files are
+   * checked first (readable, key matches certificate, CA parses): on an error nothing changes and
+   * the error names the file. Returns false when there is no TLS listener.
+   */
+  reloadTls(): boolean {
+    if (!this.tls) return false;
+    const pem = readTlsFiles(this.tls.files);
+    try {
+      createSecureContext({ ...pem, minVersion: 'TLSv1.2' });
+    } catch (err) {
+      throw new Error(
+        `api TLS files ${this.tls.files.cert} / ${this.tls.files.key} / ${this.tls.files.ca} do not make a TLS identity (is the key the certificate's?): ${(err as Error).message}`,
+      );
+    }
+    this.tls.server.setSecureContext({ ...pem, minVersion: 'TLSv1.2' });
+    return true;
   }
 
   /** The TCP port actually bound (for port 0 in tests). */
@@ -209,6 +229,26 @@ export class ApiServer {
 }
 
 /** `host:port` (IPv6 in brackets) → parts; the host without brackets. */
+/** The listener's CA bundle, certificate and key, read now; an error names the file. */
+function readTlsFiles(t: { ca: string; cert: string; key: string }): {
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+} {
+  const read = (field: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new Error(`${field}: cannot read ${path}: ${(err as Error).message}`);
+    }
+  };
+  return {
+    ca: read('api_cafile', t.ca),
+    cert: read('api_certfile', t.cert),
+    key: read('api_keyfile', t.key),
+  };
+}
+
 export function parseListen(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(':');
   return { host: listen.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(listen.slice(i + 1)) };

@@ -27,7 +27,13 @@ export interface ApiDeps {
   status?: () => Record<string, unknown>;
 }
 
-export async function startApi(d: ApiDeps): Promise<{ close(): Promise<void> }> {
+export interface StartedApi {
+  /** SIGHUP: the mutual-TLS listener reads api_cafile/api_certfile/api_keyfile again (logged). */
+  reloadTls(): void;
+  close(): Promise<void>;
+}
+
+export async function startApi(d: ApiDeps): Promise<StartedApi> {
   const { config, registry, log } = d;
   const servicesApi = new ServicesApi(registry, d.servicesView);
   const fleet = new FleetV1(registry);
@@ -80,6 +86,17 @@ export async function startApi(d: ApiDeps): Promise<{ close(): Promise<void> }> 
     }
   }
   return {
+    reloadTls: () => {
+      try {
+        if (api.reloadTls())
+          log.info(
+            { cafile: config.apiCafile, certfile: config.apiCertfile, keyfile: config.apiKeyfile },
+            'API TLS certificates reloaded; new connections use them',
+          );
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'API TLS reload failed; keeping the old certificates');
+      }
+    },
     close: async () => {
       await servicesHttp?.close();
       await api.close();

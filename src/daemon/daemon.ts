@@ -204,6 +204,8 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
         ownMetadata.setBase(next.metadata);
         log.level = next.verbosity > 0 ? 'debug' : 'info';
         presence.republishMetadata();
+        // Rotated certificates: same paths (a changed path is restart-only), new contents.
+        api.reloadTls();
         if (!life.isStopping) {
           void subsystems.reload(next);
           // Reboot coordination and mark-good read update.conf themselves: SIGHUP re-reads it too.
