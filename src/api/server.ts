@@ -4,7 +4,7 @@
  *   - sockets passed by systemd socket activation (LISTEN_FDS/LISTEN_PID), used instead when present;
  *   - optionally TCP, only with TLS and required client certificates (mutual TLS).
  */
-import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -27,6 +27,7 @@ import {
 } from './http.js';
 import { harden, LIMITS, serverOptions } from './limits.js';
 import { certRoles, refusal, type Role } from './roles.js';
+import { checkTlsIdentity, readTlsFiles } from './tls-files.js';
 
 export type Handler = (req: ApiRequest) => Promise<ApiResponse | undefined>;
 
@@ -191,12 +192,15 @@ export class ApiServer {
    */
   reloadTls(): boolean {
     if (!this.tls) return false;
-    const pem = readTlsFiles(this.tls.files);
+    const files = this.tls.files;
+    const pem = readTlsFiles(files);
+    checkTlsIdentity(files, pem);
     try {
+      // What setSecureContext will build, built first: OpenSSL's own checks, before anything changes.
       createSecureContext({ ...pem, minVersion: 'TLSv1.2' });
     } catch (err) {
       throw new Error(
-        `api TLS files ${this.tls.files.cert} / ${this.tls.files.key} / ${this.tls.files.ca} do not make a TLS identity (is the key the certificate's?): ${(err as Error).message}`,
+        `api_certfile ${files.cert}, api_keyfile ${files.key}, api_cafile ${files.ca}: not usable by TLS: ${(err as Error).message}`,
       );
     }
     this.tls.server.setSecureContext({ ...pem, minVersion: 'TLSv1.2' });
@@ -229,26 +233,6 @@ export class ApiServer {
 }
 
 /** `host:port` (IPv6 in brackets) → parts; the host without brackets. */
-/** The listener's CA bundle, certificate and key, read now; an error names the file. */
-function readTlsFiles(t: { ca: string; cert: string; key: string }): {
-  ca: Buffer;
-  cert: Buffer;
-  key: Buffer;
-} {
-  const read = (field: string, path: string) => {
-    try {
-      return readFileSync(path);
-    } catch (err) {
-      throw new Error(`${field}: cannot read ${path}: ${(err as Error).message}`);
-    }
-  };
-  return {
-    ca: read('api_cafile', t.ca),
-    cert: read('api_certfile', t.cert),
-    key: read('api_keyfile', t.key),
-  };
-}
-
 export function parseListen(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(':');
   return { host: listen.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(listen.slice(i + 1)) };

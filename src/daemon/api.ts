@@ -30,6 +30,8 @@ export interface ApiDeps {
 export interface StartedApi {
   /** SIGHUP: the mutual-TLS listener reads api_cafile/api_certfile/api_keyfile again (logged). */
   reloadTls(): void;
+  /** The mutual-TLS listener's port (port 0 resolved), when there is one. */
+  tcpPort(): number | undefined;
   close(): Promise<void>;
 }
 
@@ -97,6 +99,7 @@ export async function startApi(d: ApiDeps): Promise<StartedApi> {
         log.error({ err: (err as Error).message }, 'API TLS reload failed; keeping the old certificates');
       }
     },
+    tcpPort: () => (config.apiListen ? api.tcpPort() : undefined),
     close: async () => {
       await servicesHttp?.close();
       await api.close();
