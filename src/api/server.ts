@@ -25,7 +25,7 @@ import {
   type ApiRequest,
   type ApiResponse,
 } from './http.js';
-import { harden, LIMITS, serverOptions } from './limits.js';
+import { harden, serverOptions, tlsOptions, type ListenerLimits } from './limits.js';
 import { certRoles, refusal, type Role } from './roles.js';
 import { checkTlsIdentity, readTlsFiles } from './tls-files.js';
 
@@ -48,6 +48,8 @@ export interface ListenOptions {
   tcp?: { host: string; port: number; ca: string; cert: string; key: string };
   /** Sockets from systemd (fd numbers); when given, socketPath is not bound. */
   activationFds?: number[];
+  /** Connection cap and timeouts (limits.ts defaults), and the logger for refused connections. */
+  limits?: ListenerLimits;
 }
 
 /** Turn a node request into an ApiRequest and dispatch it through the handlers in order. */
@@ -133,9 +135,11 @@ export class ApiServer {
   async listen(opts: ListenOptions): Promise<void> {
     const onRequest = listener(this.handlers, false);
     const fds = opts.activationFds ?? [];
+    const limits = opts.limits ?? {};
+    const local = { ...limits, name: limits.name ?? 'api socket' };
     if (fds.length > 0) {
       for (const fd of fds) {
-        const s = this.onUpgrade(harden(createHttpServer(serverOptions(), onRequest)), false);
+        const s = this.onUpgrade(harden(createHttpServer(serverOptions(), onRequest), local), false);
         await new Promise<void>((resolve, reject) => {
           s.once('error', reject);
           s.listen({ fd }, () => resolve());
@@ -146,7 +150,7 @@ export class ApiServer {
       const path = opts.socketPath;
       mkdirSync(dirname(path), { recursive: true });
       rmSync(path, { force: true });
-      const s = this.onUpgrade(harden(createHttpServer(serverOptions(), onRequest)), false);
+      const s = this.onUpgrade(harden(createHttpServer(serverOptions(), onRequest), local), false);
       // Created 0600 (umask 0177 around bind), so there is no moment where others may connect.
       const old = process.umask(0o177);
       try {
@@ -166,7 +170,7 @@ export class ApiServer {
       const s = createHttpsServer(
         {
           ...serverOptions(),
-          handshakeTimeout: LIMITS.handshakeTimeoutMs,
+          ...tlsOptions(limits),
           ...readTlsFiles(t),
           requestCert: true,
           rejectUnauthorized: true,
@@ -174,7 +178,7 @@ export class ApiServer {
         },
         listener(this.handlers, true),
       );
-      this.onUpgrade(harden(s), true);
+      this.onUpgrade(harden(s, { ...limits, name: limits.name ?? 'api_listen' }), true);
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);
         s.listen(t.port, t.host, () => resolve());

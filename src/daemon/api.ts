@@ -66,6 +66,7 @@ export async function startApi(d: ApiDeps): Promise<StartedApi> {
   await api.listen({
     socketPath: config.socketPath,
     activationFds: fds,
+    limits: { log },
     ...(config.apiListen && peerTls ? { tcp: { ...parseListen(config.apiListen), ...peerTls } } : {}),
   });
   log.info(
@@ -75,7 +76,7 @@ export async function startApi(d: ApiDeps): Promise<StartedApi> {
 
   let servicesHttp: ServicesHttpServer | undefined;
   if (config.servicesListen) {
-    const s = new ServicesHttpServer(servicesApi);
+    const s = new ServicesHttpServer(servicesApi, { log, name: 'services_listen' });
     try {
       await s.listen(config.servicesListen);
       servicesHttp = s;
