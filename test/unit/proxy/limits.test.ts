@@ -78,7 +78,15 @@ async function proxyTo(
   const proxy = new ServiceProxy({
     listen: [{ service: 'web', host: '127.0.0.1', port: 0 }],
     source: new FixedSource([
-      { service: 'web', machineID: 'm1', ip: '127.0.0.1', port, health: 'none', registered: 1 },
+      {
+        service: 'web',
+        machineID: 'm1',
+        ip: '127.0.0.1',
+        port,
+        container: 'web-1',
+        health: 'none',
+        registered: 1,
+      },
     ]),
     log,
     mode: 'userspace',
