@@ -4,17 +4,17 @@
  *   - sockets passed by systemd socket activation (LISTEN_FDS/LISTEN_PID), used instead when present;
  *   - optionally TCP, only with TLS and required client certificates (mutual TLS).
  */
-import { chmodSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import {
   createServer as createHttpServer,
   type IncomingMessage,
   type Server,
   type ServerResponse,
 } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
+import { createSecureContext, type TLSSocket } from 'node:tls';
 import { countApiRequest } from '../lib/metrics.js';
 import {
   HttpError,
@@ -25,8 +25,9 @@ import {
   type ApiRequest,
   type ApiResponse,
 } from './http.js';
-import { harden, LIMITS, serverOptions } from './limits.js';
+import { harden, serverOptions, tlsOptions, type ListenerLimits } from './limits.js';
 import { certRoles, refusal, type Role } from './roles.js';
+import { checkTlsIdentity, readTlsFiles } from './tls-files.js';
 
 export type Handler = (req: ApiRequest) => Promise<ApiResponse | undefined>;
 
@@ -47,6 +48,8 @@ export interface ListenOptions {
   tcp?: { host: string; port: number; ca: string; cert: string; key: string };
   /** Sockets from systemd (fd numbers); when given, socketPath is not bound. */
   activationFds?: number[];
+  /** Connection cap and timeouts (limits.ts defaults), and the logger for refused connections. */
+  limits?: ListenerLimits;
 }
 
 /** Turn a node request into an ApiRequest and dispatch it through the handlers in order. */
@@ -108,6 +111,7 @@ export class ApiServer {
   private readonly servers: Server[] = [];
   private socketPath: string | undefined;
   private readonly upgraded = new Set<Duplex>();
+  private tls?: { server: HttpsServer; files: { ca: string; cert: string; key: string } };
 
   constructor(
     private readonly handlers: Handler[],
@@ -131,9 +135,11 @@ export class ApiServer {
   async listen(opts: ListenOptions): Promise<void> {
     const onRequest = listener(this.handlers, false);
     const fds = opts.activationFds ?? [];
+    const limits = opts.limits ?? {};
+    const local = { ...limits, name: limits.name ?? 'api socket' };
     if (fds.length > 0) {
       for (const fd of fds) {
-        const s = this.onUpgrade(harden(createHttpServer(serverOptions(), onRequest)), false);
+        const s = this.onUpgrade(harden(createHttpServer(serverOptions(), onRequest), local), false);
         await new Promise<void>((resolve, reject) => {
           s.once('error', reject);
           s.listen({ fd }, () => resolve());
@@ -144,7 +150,7 @@ export class ApiServer {
       const path = opts.socketPath;
       mkdirSync(dirname(path), { recursive: true });
       rmSync(path, { force: true });
-      const s = this.onUpgrade(harden(createHttpServer(serverOptions(), onRequest)), false);
+      const s = this.onUpgrade(harden(createHttpServer(serverOptions(), onRequest), local), false);
       // Created 0600 (umask 0177 around bind), so there is no moment where others may connect.
       const old = process.umask(0o177);
       try {
@@ -164,23 +170,45 @@ export class ApiServer {
       const s = createHttpsServer(
         {
           ...serverOptions(),
-          handshakeTimeout: LIMITS.handshakeTimeoutMs,
-          ca: readFileSync(t.ca),
-          cert: readFileSync(t.cert),
-          key: readFileSync(t.key),
+          ...tlsOptions(limits),
+          ...readTlsFiles(t),
           requestCert: true,
           rejectUnauthorized: true,
           minVersion: 'TLSv1.2',
         },
         listener(this.handlers, true),
       );
-      this.onUpgrade(harden(s), true);
+      this.onUpgrade(harden(s, { ...limits, name: limits.name ?? 'api_listen' }), true);
       await new Promise<void>((resolve, reject) => {
         s.once('error', reject);
         s.listen(t.port, t.host, () => resolve());
       });
       this.servers.push(s);
+      this.tls = { server: s, files: t };
     }
+  }
+
+  /**
+   * Certificate rotation without a restart (SIGHUP): the mutual-TLS listener reads its CA bundle,
+   * certificate and key again; new connections use them, open ones keep theirs. The files are
+   * checked first (readable, key matches certificate, CA parses): on an error nothing changes and
+   * the error names the file. Returns false when there is no TLS listener.
+   */
+  reloadTls(): boolean {
+    if (!this.tls) return false;
+    const files = this.tls.files;
+    const pem = readTlsFiles(files);
+    checkTlsIdentity(files, pem);
+    try {
+      // What setSecureContext will build, built first: OpenSSL's own checks, before anything changes.
+      createSecureContext({ ...pem, minVersion: 'TLSv1.2' });
+    } catch (err) {
+      throw new Error(
+        `api_certfile ${files.cert}, api_keyfile ${files.key}, api_cafile ${files.ca}: not usable by TLS: ${(err as Error).message}`,
+      );
+    }
+    this.tls.server.setSecureContext({ ...pem, minVersion: 'TLSv1.2' });
+    return true;
   }
 
   /** The TCP port actually bound (for port 0 in tests). */

@@ -27,7 +27,15 @@ export interface ApiDeps {
   status?: () => Record<string, unknown>;
 }
 
-export async function startApi(d: ApiDeps): Promise<{ close(): Promise<void> }> {
+export interface StartedApi {
+  /** SIGHUP: the mutual-TLS listener reads api_cafile/api_certfile/api_keyfile again (logged). */
+  reloadTls(): void;
+  /** The mutual-TLS listener's port (port 0 resolved), when there is one. */
+  tcpPort(): number | undefined;
+  close(): Promise<void>;
+}
+
+export async function startApi(d: ApiDeps): Promise<StartedApi> {
   const { config, registry, log } = d;
   const servicesApi = new ServicesApi(registry, d.servicesView);
   const fleet = new FleetV1(registry);
@@ -58,6 +66,7 @@ export async function startApi(d: ApiDeps): Promise<{ close(): Promise<void> }> 
   await api.listen({
     socketPath: config.socketPath,
     activationFds: fds,
+    limits: { log },
     ...(config.apiListen && peerTls ? { tcp: { ...parseListen(config.apiListen), ...peerTls } } : {}),
   });
   log.info(
@@ -67,7 +76,7 @@ export async function startApi(d: ApiDeps): Promise<{ close(): Promise<void> }> 
 
   let servicesHttp: ServicesHttpServer | undefined;
   if (config.servicesListen) {
-    const s = new ServicesHttpServer(servicesApi);
+    const s = new ServicesHttpServer(servicesApi, { log, name: 'services_listen' });
     try {
       await s.listen(config.servicesListen);
       servicesHttp = s;
@@ -80,6 +89,18 @@ export async function startApi(d: ApiDeps): Promise<{ close(): Promise<void> }> 
     }
   }
   return {
+    reloadTls: () => {
+      try {
+        if (api.reloadTls())
+          log.info(
+            { cafile: config.apiCafile, certfile: config.apiCertfile, keyfile: config.apiKeyfile },
+            'API TLS certificates reloaded; new connections use them',
+          );
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'API TLS reload failed; keeping the old certificates');
+      }
+    },
+    tcpPort: () => (config.apiListen ? api.tcpPort() : undefined),
     close: async () => {
       await servicesHttp?.close();
       await api.close();

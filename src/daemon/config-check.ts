@@ -26,12 +26,19 @@ export const DURATION_RANGES: Record<string, DurationRange> = {
   etcd_request_timeout: { min: 0.1, max: 300 },
   liveness_timeout: { min: 0.1, max: 3600 },
   proxy_drain_timeout: { min: 0.1, max: 3600 },
+  proxy_idle_timeout: { min: 1, max: 86400 },
 };
 
 /** Allowed range of an integer key (inclusive). */
 export const INT_RANGES: Record<string, { min: number; max: number; note?: string }> = {
   verbosity: { min: 0, max: 10 },
   liveness_port: { min: 0, max: 65535, note: '0 disables the responder' },
+  // Two descriptors per proxied connection; flotilla.service has LimitNOFILE=65536.
+  proxy_max_connections: {
+    min: 1,
+    max: 30000,
+    note: 'per listener; each connection uses 2 file descriptors',
+  },
 };
 
 /** `host:port` keys: the listeners. */

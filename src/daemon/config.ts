@@ -71,6 +71,10 @@ export interface AgentConfig {
   proxyServices?: string;
   /** Seconds: how long connections to a removed endpoint may keep running. */
   proxyDrainTimeout: number;
+  /** Client connections each proxy listener holds at once; one more is reset at accept. */
+  proxyMaxConnections: number;
+  /** Seconds: a proxied connection with no byte moving either way is closed after this. */
+  proxyIdleTimeout: number;
   /** The proxy's data path for this machine's own connections: auto, kernel (nftables) or userspace. */
   proxyMode: string;
   /** Web dashboard listener `host:port` (off when unset); non-loopback requires the TLS files. */
@@ -107,6 +111,8 @@ export const DEFAULTS: AgentConfig = {
   machineIdFile: HOST_PATHS.machineIdFile,
   livenessPort: 54730,
   proxyDrainTimeout: 30,
+  proxyMaxConnections: 4096,
+  proxyIdleTimeout: 3600,
   proxyMode: 'auto',
   dashboardTerminal: false,
 };
@@ -150,6 +156,8 @@ export const KEYS: Record<string, KeySpec> = {
   services_listen: { field: 'servicesListen', kind: 'listen' },
   proxy_services: { field: 'proxyServices', kind: 'string' },
   proxy_drain_timeout: { field: 'proxyDrainTimeout', kind: 'duration' },
+  proxy_max_connections: { field: 'proxyMaxConnections', kind: 'int' },
+  proxy_idle_timeout: { field: 'proxyIdleTimeout', kind: 'duration' },
   proxy_mode: { field: 'proxyMode', kind: 'string' },
   dashboard_listen: { field: 'dashboardListen', kind: 'listen' },
   dashboard_certfile: { field: 'dashboardCertfile', kind: 'path' },

@@ -6,7 +6,7 @@
  * the timings come from timing.ts.
  *
  * SIGHUP re-reads the config: metadata and verbosity apply here, each subsystem applies its own
- * keys (the proxy: proxy_services, proxy_mode, proxy_drain_timeout); other changed keys are named
+ * keys (the proxy: PROXY_KEYS in proxy-lifecycle.ts); other changed keys are named
  * in a log line (they need a restart).
  */
 import { mkdirSync } from 'node:fs';
@@ -204,6 +204,8 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
         ownMetadata.setBase(next.metadata);
         log.level = next.verbosity > 0 ? 'debug' : 'info';
         presence.republishMetadata();
+        // Rotated certificates: same paths (a changed path is restart-only), new contents.
+        api.reloadTls();
         if (!life.isStopping) {
           void subsystems.reload(next);
           // Reboot coordination and mark-good read update.conf themselves: SIGHUP re-reads it too.

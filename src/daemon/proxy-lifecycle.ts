@@ -1,6 +1,7 @@
 /**
  * The agent's service proxy as a Subsystem (subsystem.ts): started from `proxy_services`,
- * rebuilt on reload when `proxy_services`, `proxy_mode` or `proxy_drain_timeout` change, and closed
+ * rebuilt on reload when one of PROXY_KEYS (`proxy_services`, `proxy_mode`, `proxy_drain_timeout`,
+ * `proxy_max_connections`, `proxy_idle_timeout`) changes, and closed
  * at shutdown (a restart leaves the kernel path's rules in force for the next agent).
  *
  * A proxy that cannot start (a port taken) is logged and left out: it must not cost the machine its
@@ -18,12 +19,27 @@ import type { ReloadOutcome, StopMode, Subsystem, SubsystemContext, SubsystemSta
 export const AGENT_TABLE = `${TABLE_PREFIX}agent`;
 
 /** The config keys this subsystem applies live. */
-export const PROXY_KEYS = ['proxy_services', 'proxy_mode', 'proxy_drain_timeout'] as const;
+export const PROXY_KEYS = [
+  'proxy_services',
+  'proxy_mode',
+  'proxy_drain_timeout',
+  'proxy_max_connections',
+  'proxy_idle_timeout',
+] as const;
 
-type ProxyConfig = Pick<AgentConfig, 'proxyServices' | 'proxyMode' | 'proxyDrainTimeout'>;
+type ProxyConfig = Pick<
+  AgentConfig,
+  'proxyServices' | 'proxyMode' | 'proxyDrainTimeout' | 'proxyMaxConnections' | 'proxyIdleTimeout'
+>;
 
 const settingsKey = (c: ProxyConfig) =>
-  JSON.stringify([c.proxyServices ?? '', c.proxyMode, c.proxyDrainTimeout]);
+  JSON.stringify([
+    c.proxyServices ?? '',
+    c.proxyMode,
+    c.proxyDrainTimeout,
+    c.proxyMaxConnections,
+    c.proxyIdleTimeout,
+  ]);
 
 export class ProxySubsystem implements Subsystem<AgentConfig> {
   readonly name = 'proxy';
@@ -97,6 +113,8 @@ export class ProxySubsystem implements Subsystem<AgentConfig> {
       source: this.source,
       log: this.log,
       drainTimeoutMs: c.proxyDrainTimeout * 1000,
+      maxConnections: c.proxyMaxConnections,
+      idleTimeoutMs: c.proxyIdleTimeout * 1000,
       mode: c.proxyMode as ProxyMode,
       kernelTable: AGENT_TABLE,
     });

@@ -29,6 +29,7 @@ import type { AgentConfig } from '../daemon/config.js';
 import { parseHostPort, isLoopbackHost } from '../lib/net.js';
 import { FlotillaError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { harden, serverOptions, tlsOptions, type ListenerLimits } from '../api/limits.js';
 import type { ReloadOutcome, Subsystem, SubsystemContext, SubsystemStatus } from '../daemon/subsystem.js';
 import { redeemToken, safeEqual, sessionCookie, Sessions, type Session } from './auth.js';
 import { serveStatic } from './static.js';
@@ -99,6 +100,9 @@ export class Dashboard implements Subsystem<DashboardConfig> {
   /** WebSockets (terminals): the HTTP server does not track upgraded sockets, stop() ends them. */
   private readonly upgraded = new Set<Duplex>();
 
+  /** `limits`: the listener limits (src/api/limits.ts defaults, at most 512 connections). */
+  constructor(private readonly limits: ListenerLimits = {}) {}
+
   async start(ctx: SubsystemContext<DashboardConfig>): Promise<void> {
     const c = ctx.config;
     this.cfg = c;
@@ -130,12 +134,15 @@ export class Dashboard implements Subsystem<DashboardConfig> {
               ? { ca: readFileSync(c.dashboardCafile), requestCert: true, rejectUnauthorized: false }
               : {}),
             minVersion: 'TLSv1.2',
+            ...serverOptions(),
+            ...tlsOptions(this.limits),
           },
           onRequest,
         )
-      : createHttpServer(onRequest);
-    s.maxConnections = 512;
-    s.headersTimeout = 10_000;
+      : createHttpServer(serverOptions(), onRequest);
+    // The API's listener limits (header, request, keep-alive, idle and handshake timeouts) with
+    // its own cap; terminals (upgraded sockets) leave the HTTP server's timeouts.
+    harden(s, { maxConnections: 512, log: ctx.log, name: 'dashboard', ...this.limits });
     s.on('upgrade', (req: IncomingMessage, sock: Duplex, head: Buffer) => this.upgrade(req, sock, head));
     await new Promise<void>((resolve, reject) => {
       s.once('error', reject);

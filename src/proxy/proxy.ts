@@ -13,6 +13,13 @@
  *   - With no live endpoint (or when every endpoint failed) the connection is accepted and reset
  *     at once (the client sees ECONNRESET), with a log line (at most one a second per listener,
  *     counting the ones it leaves out). The listener stays bound, so the port is never lost.
+ *   - At most `maxConnections` client connections at once: one more is accepted and reset at once,
+ *     with the same kind of log line (`connection limit N reached`).
+ *   - A connection on which no byte moves, either way, for `idleTimeoutMs` is closed (both sides),
+ *     with a log line (at most one a second per listener, with the count).
+ *   - Memory per connection is bounded: each direction stops reading from one side while the
+ *     other side's send buffer is over its high-water mark (16 KiB), so a client that stops reading
+ *     costs at most that plus one read (512 KiB shared buffer, copied out at the size read).
  *
  * The kernel data path (kernel.ts, `mode` kernel or auto) takes this machine's own
  * connections to an IPv4 listen address out of this file's hands: nftables DNATs them to an
@@ -38,6 +45,10 @@ export interface ProxyOptions {
   drainTimeoutMs?: number;
   /** Time allowed to connect to an endpoint before trying the next. Default 2 s. */
   connectTimeoutMs?: number;
+  /** Client connections open at once, per listener; one more is reset at accept. Default 4096. */
+  maxConnections?: number;
+  /** A connection with no byte moving either way for this long is closed. Default 1 h. */
+  idleTimeoutMs?: number;
   /**
    * Data path: `kernel` (nftables DNAT for connections made on this machine, see kernel.ts; the
    * start fails when nft cannot be used), `userspace`, or `auto` (default: kernel when it can be
@@ -55,6 +66,9 @@ export interface ProxyOptions {
 }
 
 export type ProxyMode = 'auto' | 'kernel' | 'userspace';
+
+/** Defaults of the limits (proxy_max_connections, proxy_idle_timeout). */
+export const PROXY_DEFAULTS = { maxConnections: 4096, idleTimeoutMs: 3600_000 } as const;
 export const PROXY_MODES: readonly ProxyMode[] = ['auto', 'kernel', 'userspace'];
 
 export interface ListenerStats {
@@ -65,9 +79,17 @@ export interface ListenerStats {
   endpoints: string[];
   accepted: number;
   refused: number;
+  /** Of `refused`: reset because `maxConnections` were open. */
+  overLimit: number;
+  /** Connections closed by the idle timeout. */
+  idleClosed: number;
   connectFailures: number;
+  /** Client connections open now (connecting to an endpoint, or piped). */
+  clients: number;
   active: number;
   draining: number;
+  /** Bytes queued in this process for all its connections (both directions, send buffers). */
+  buffered: number;
 }
 
 interface Pair {
@@ -91,8 +113,13 @@ class ServiceListener {
   private closed = false;
   private lastRefuseLog = 0;
   private refusedSinceLog = 0;
+  private lastIdleLog = 0;
+  private idleSinceLog = 0;
+  private readonly clients = new Set<Socket>();
   accepted = 0;
   refused = 0;
+  overLimit = 0;
+  idleClosed = 0;
   connectFailures = 0;
 
   constructor(
@@ -207,9 +234,38 @@ class ServiceListener {
       client.destroy();
       return;
     }
-    this.accepted++;
     client.on('error', () => undefined);
+    if (this.clients.size >= this.opts.maxConnections) {
+      this.overLimit++;
+      this.refuse(client, `connection limit ${this.opts.maxConnections} reached (proxy_max_connections)`);
+      return;
+    }
+    this.accepted++;
+    this.clients.add(client);
+    client.once('close', () => this.clients.delete(client));
     this.attempt(client, new Set());
+  }
+
+  /** The idle timeout fired on a piped connection: close both sides, logged (rate-limited). */
+  private idle(pair: Pair): void {
+    this.idleClosed++;
+    this.idleSinceLog++;
+    const now = Date.now();
+    if (now - this.lastIdleLog >= 1000) {
+      this.opts.log.info(
+        {
+          service: this.spec.service,
+          listen: this.address(),
+          client: `${pair.client.remoteAddress}:${pair.client.remotePort}`,
+          closed: this.idleSinceLog,
+        },
+        `proxy: connection idle for ${this.opts.idleTimeoutMs} ms on service ${this.spec.service}: closed (proxy_idle_timeout)`,
+      );
+      this.lastIdleLog = now;
+      this.idleSinceLog = 0;
+    }
+    pair.client.destroy();
+    pair.upstream.destroy();
   }
 
   private attempt(client: Socket, tried: Set<string>): void {
@@ -288,6 +344,9 @@ class ServiceListener {
     client.setNoDelay(true);
     client.setKeepAlive(true, 30_000);
     upstream.setKeepAlive(true, 30_000);
+    // Every byte either way is read or written on the client socket, so its timer alone sees
+    // all activity of the pair.
+    client.setTimeout(this.opts.idleTimeoutMs, () => this.idle(pair));
     // client → upstream: plain 'data' events with backpressure (a little cheaper than pipe()).
     client.on('data', (d: Buffer) => {
       if (!upstream.write(d)) {
@@ -323,9 +382,11 @@ class ServiceListener {
   stats(): ListenerStats {
     let active = 0;
     let draining = 0;
+    let buffered = 0;
     for (const [a, s] of this.conns) {
       active += s.size;
       if (!this.balancer.isLive(a)) draining += s.size;
+      for (const p of s) buffered += p.client.writableLength + p.upstream.writableLength;
     }
     return {
       service: this.spec.service,
@@ -334,9 +395,13 @@ class ServiceListener {
       endpoints: this.balancer.addresses(),
       accepted: this.accepted,
       refused: this.refused,
+      overLimit: this.overLimit,
+      idleClosed: this.idleClosed,
       connectFailures: this.connectFailures,
+      clients: this.clients.size,
       active,
       draining,
+      buffered,
     };
   }
 
@@ -350,6 +415,7 @@ class ServiceListener {
         p.upstream.destroy();
       }
     }
+    for (const c of this.clients) c.destroy();
     const server = this.server;
     if (server) await new Promise<void>((r) => server.close(() => r()));
   }
@@ -371,6 +437,8 @@ export class ServiceProxy {
       log: opts.log,
       drainTimeoutMs: opts.drainTimeoutMs ?? 30_000,
       connectTimeoutMs: opts.connectTimeoutMs ?? 2000,
+      maxConnections: opts.maxConnections ?? PROXY_DEFAULTS.maxConnections,
+      idleTimeoutMs: opts.idleTimeoutMs ?? PROXY_DEFAULTS.idleTimeoutMs,
     };
     this.listeners = opts.listen.map((spec) => new ServiceListener(spec, full));
   }

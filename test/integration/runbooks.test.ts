@@ -28,6 +28,7 @@ import {
 } from '../support/cluster.js';
 import { describeSystemd, envDir, machineIp, machineProject } from '../support/testbed.js';
 import { extractFile, type Step } from '../runbooks/extract.js';
+import { tlsRotationSetup } from '../runbooks/tls-rotation-setup.js';
 
 const DOCS = fileURLToPath(new URL('../../docs/runbooks/', import.meta.url));
 const pages = readdirSync(DOCS)
@@ -41,6 +42,7 @@ const PAGE_UNITS: Record<string, string[]> = {
   'migrate-from-fleet.md': ['hello.service', 'web@.service', 'web@1.service', 'batch.service'],
   'registry-backup.md': ['rb-keep.service'],
   'remove-add-machine.md': ['rb-stay.service'],
+  'tls-rotation.md': ['rb-tls.service'],
 };
 
 async function v2(method: 'PUT' | 'DELETE', key: string, value?: string): Promise<void> {
@@ -112,6 +114,8 @@ async function packagedPaths(m: string): Promise<void> {
   await inMachineOk(m, 'ln', '-sfn', machineProject, '/usr/lib/flotilla');
 }
 SETUP['replace-etcd-member.md'] = () => packagedPaths('m3');
+// New certificates from a new CA in /root/tls-new/ of each machine, as the operator's CA makes them.
+SETUP['tls-rotation.md'] = () => tlsRotationSetup(allMachines);
 SETUP['remove-add-machine.md'] = () => packagedPaths('m3');
 
 /**
@@ -162,6 +166,11 @@ const TEARDOWN: Record<string, () => Promise<void>> = {
       JSON.stringify([{ op: 'remove', path: `/${m2}/metadata/role` }]),
       'http://localhost/fleet/v1/machines',
     );
+  },
+  // The agents get test/env's certificates back (cluster.sh up installs them and restarts the agents).
+  'tls-rotation.md': async () => {
+    for (const m of allMachines) await inMachineOk(m, 'rm', '-rf', '/root/tls-new', '/root/tls-old');
+    await clusterSh('up');
   },
   'registry-backup.md': async () => {
     await inMachineOk('m3', 'rm', '-rf', '/var/lib/flotilla/registry', '/var/backups/flotilla-registry.bak');

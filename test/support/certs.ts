@@ -30,6 +30,67 @@ function ossl(dir: string, ...args: string[]): void {
   execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
 }
 
+/** A self-signed CA `NAME.pem` / `NAME.key` in dir. */
+export function makeCa(dir: string, name: string): void {
+  ossl(
+    dir,
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${name}`,
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.pem`,
+  );
+}
+
+/** A certificate `NAME.pem` / `NAME.key` in dir, signed by CA `caName`, extensions from file `ext`. */
+export function issueCert(
+  dir: string,
+  name: string,
+  caName: string,
+  ext: string,
+  subj = `/CN=${name}`,
+): void {
+  ossl(
+    dir,
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-subj',
+    subj,
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.csr`,
+  );
+  ossl(
+    dir,
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    `${caName}.pem`,
+    '-CAkey',
+    `${caName}.key`,
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    ext,
+    '-out',
+    `${name}.pem`,
+  );
+}
+
 export function makePki(): Pki {
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-pki-'));
   writeFileSync(
@@ -41,57 +102,9 @@ export function makePki(): Pki {
     'subjectAltName=URI:urn:flotilla:role:operator\nextendedKeyUsage=clientAuth\n',
   );
   writeFileSync(join(dir, 'plain.ext'), 'extendedKeyUsage=clientAuth\n');
-  const ca = (name: string) => {
-    ossl(
-      dir,
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '2',
-      '-subj',
-      `/CN=${name}`,
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.pem`,
-    );
-  };
-  const leaf = (name: string, caName: string, ext: string, subj = `/CN=${name}`) => {
-    ossl(
-      dir,
-      'req',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-subj',
-      subj,
-      '-keyout',
-      `${name}.key`,
-      '-out',
-      `${name}.csr`,
-    );
-    ossl(
-      dir,
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      `${caName}.pem`,
-      '-CAkey',
-      `${caName}.key`,
-      '-CAcreateserial',
-      '-days',
-      '2',
-      '-extfile',
-      ext,
-      '-out',
-      `${name}.pem`,
-    );
-  };
+  const ca = (name: string) => makeCa(dir, name);
+  const leaf = (name: string, caName: string, ext: string, subj = `/CN=${name}`) =>
+    issueCert(dir, name, caName, ext, subj);
   ca('ca');
   ca('stranger-ca');
   leaf('server', 'ca', 'server.ext');

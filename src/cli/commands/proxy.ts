@@ -24,7 +24,7 @@ export const proxyCmd: Command = {
   name: 'proxy',
   summary: 'Proxy TCP connections to the live endpoints of services',
   usage:
-    'proxy NAME=HOST:PORT... [--service=NAME=HOST:PORT,...] [--mode=auto|kernel|userspace] [--drain-timeout=30s] [--connect-timeout=2s]',
+    'proxy NAME=HOST:PORT... [--service=NAME=HOST:PORT,...] [--mode=auto|kernel|userspace] [--drain-timeout=30s] [--connect-timeout=2s] [--max-connections=4096] [--idle-timeout=1h]',
   flags: {
     service: {
       type: 'string',
@@ -42,6 +42,18 @@ export const proxyCmd: Command = {
       default: '2s',
       value: 'DURATION',
       help: 'Time allowed to connect to one endpoint before trying the next',
+    },
+    'max-connections': {
+      type: 'string',
+      default: '4096',
+      value: 'N',
+      help: 'Client connections each listener holds at once (1 to 30000); one more is reset',
+    },
+    'idle-timeout': {
+      type: 'string',
+      default: '1h',
+      value: 'DURATION',
+      help: 'Close a connection on which no byte moved either way for this long (1s to 24h)',
     },
     mode: {
       type: 'string',
@@ -69,6 +81,19 @@ export const proxyCmd: Command = {
       );
     const drainTimeoutMs = seconds('drain-timeout', ctx.flags['drain-timeout']) * 1000;
     const connectTimeoutMs = seconds('connect-timeout', ctx.flags['connect-timeout']) * 1000;
+    const idle = seconds('idle-timeout', ctx.flags['idle-timeout']);
+    if (idle < 1 || idle > 86400)
+      throw new FlotillaError(
+        'E_USAGE',
+        `--idle-timeout: ${JSON.stringify(ctx.flags['idle-timeout'])} is out of range (allowed: 1s to 24h)`,
+      );
+    const maxText = String(ctx.flags['max-connections']);
+    const maxConnections = /^\d{1,5}$/.test(maxText) ? Number(maxText) : NaN;
+    if (!(maxConnections >= 1 && maxConnections <= 30000))
+      throw new FlotillaError(
+        'E_USAGE',
+        `--max-connections: ${JSON.stringify(maxText)} is not a number from 1 to 30000`,
+      );
     const { RemoteServices } = await import('../../discovery/services-remote.js');
     const { ServiceProxy } = await import('../../proxy/proxy.js');
     const log = createLogger({ verbosity: ctx.flags.verbose === true ? 1 : 0 });
@@ -95,6 +120,8 @@ export const proxyCmd: Command = {
       log,
       drainTimeoutMs,
       connectTimeoutMs,
+      maxConnections,
+      idleTimeoutMs: idle * 1000,
       mode: mode as 'auto' | 'kernel' | 'userspace',
     });
     try {

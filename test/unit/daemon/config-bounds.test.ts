@@ -52,6 +52,8 @@ describe('duration bounds', () => {
     ['proxy_drain_timeout=2h', 'proxy_drain_timeout: "2h" is out of range (allowed: 100ms to 1h)'],
     ['proxy_drain_timeout=10ms', 'proxy_drain_timeout: "10ms" is out of range (allowed: 100ms to 1h)'],
     ['liveness_timeout=50ms', 'liveness_timeout: "50ms" is out of range (allowed: 100ms to 1h)'],
+    ['proxy_idle_timeout=25h', 'proxy_idle_timeout: "25h" is out of range (allowed: 1s to 24h)'],
+    ['proxy_idle_timeout=500ms', 'proxy_idle_timeout: "500ms" is out of range (allowed: 1s to 24h)'],
     ['agent_ttl=0', 'agent_ttl: "0" is not a positive duration (e.g. 30s, 2.5, 1m)'],
   ])('%s', (line, want) => {
     expect(errorOf(fromFile(`# conf\n${line}\n`)).message).toBe(`${FILE}:2: ${want}`);
@@ -96,8 +98,23 @@ describe('integer bounds', () => {
     ['liveness_port=-1', 'liveness_port: -1 is out of range (allowed: 0 to 65535; 0 disables the responder)'],
     ['verbosity=-1', 'verbosity: -1 is out of range (allowed: 0 to 10)'],
     ['verbosity=11', 'verbosity: 11 is out of range (allowed: 0 to 10)'],
+    [
+      'proxy_max_connections=0',
+      'proxy_max_connections: 0 is out of range (allowed: 1 to 30000; per listener; each connection uses 2 file descriptors)',
+    ],
+    [
+      'proxy_max_connections=30001',
+      'proxy_max_connections: 30001 is out of range (allowed: 1 to 30000; per listener; each connection uses 2 file descriptors)',
+    ],
   ])('%s', (line, want) => {
     expect(errorOf(fromFile(line)).message).toBe(`${FILE}:1: ${want}`);
+  });
+
+  it('proxy_max_connections: the edges are accepted, the default is 4096', () => {
+    expect(loadConfig(fromFile('')).config.proxyMaxConnections).toBe(4096);
+    expect(loadConfig(fromFile('proxy_max_connections=1')).config.proxyMaxConnections).toBe(1);
+    expect(loadConfig(fromFile('proxy_max_connections=30000')).config.proxyMaxConnections).toBe(30000);
+    expect(loadConfig(fromFile('')).config.proxyIdleTimeout).toBe(3600);
   });
 });
 
