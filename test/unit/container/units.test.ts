@@ -290,7 +290,6 @@ describe('ContainerUnits', () => {
     ]);
   });
 
-
   it('a container that exits non-zero fails the unit with that reason; no restart by the agent', async () => {
     cu.prepareInstall('app.service', HASH, BODY);
     writeStatus(cu.statusPath('app.service'), {
