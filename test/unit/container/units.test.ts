@@ -87,6 +87,19 @@ const failedUnit: ObservedUnit = {
   hash: HASH,
 };
 
+/** The unit is installed, its image present, and its runner recorded a failure because of Docker. */
+function failedByDocker(reason: string, at: number): void {
+  cu.prepareInstall('app.service', HASH, BODY);
+  docker.images.add('127.0.0.1:1/app:1');
+  writeStatus(cu.statusPath('app.service'), {
+    unit: 'app.service',
+    phase: 'failed',
+    kind: 'docker',
+    reason,
+    at,
+  });
+}
+
 function record(activeState = 'inactive', subState = 'dead'): UnitStateRecord {
   return { name: 'app.service', machineID: ME, hash: HASH, loadState: 'loaded', activeState, subState };
 }
@@ -237,15 +250,7 @@ describe('ContainerUnits', () => {
   it('a unit whose runner failed because Docker went away runs again when Docker is back (once)', async () => {
     cu.start();
     await tick();
-    cu.prepareInstall('app.service', HASH, BODY);
-    docker.images.add('127.0.0.1:1/app:1');
-    writeStatus(cu.statusPath('app.service'), {
-      unit: 'app.service',
-      phase: 'failed',
-      kind: 'docker',
-      reason: 'docker unavailable: the events stream ended',
-      at: Date.now(),
-    });
+    failedByDocker('docker unavailable: the events stream ended', Date.now());
     docker.goAway();
     expect(types((await reconcile(want(), failedUnit)).actions)).toEqual([]);
     const rec = cu.decorate(record('failed', 'failed'));
@@ -266,15 +271,7 @@ describe('ContainerUnits', () => {
     cu = new ContainerUnits({ ...deps(), clock });
     cu.start();
     await tick();
-    cu.prepareInstall('app.service', HASH, BODY);
-    docker.images.add('127.0.0.1:1/app:1');
-    writeStatus(cu.statusPath('app.service'), {
-      unit: 'app.service',
-      phase: 'failed',
-      kind: 'docker',
-      reason: 'docker unavailable: x',
-      at: clock.now(),
-    });
+    failedByDocker('docker unavailable: x', clock.now());
     docker.goAway();
     docker.comeBack();
     const plans: string[][] = [];
