@@ -26,14 +26,13 @@ import type { MachineRecord, UnitStateRecord } from '../registry/types.js';
 import type { SystemdManager, UnitState, UnitWatch } from '../systemd/manager.js';
 import type { Logger } from '../lib/log.js';
 import { UnitFile, validateUnitName } from '../unit/index.js';
-import type { ContainerUnits } from '../container/units.js';
-import { installedHash } from '../container/generate.js';
 import type { ChangeKind, ClusterView } from '../registry/cluster-view.js';
 import { observeReconcile } from '../lib/metrics.js';
 import { SerialRunner } from '../lib/runner.js';
 import { execute } from './executor.js';
 import { planDesiredUnits } from './plan-desired.js';
 import { planAgent, type DesiredUnit, type ObservedUnit, type ReportedState } from './planner.js';
+import { plainUnitHooks, type UnitHooks } from './unit-hooks.js';
 import { emptyState } from '../systemd/properties.js';
 import { isTemplateName } from '../systemd/unit-deps.js';
 
@@ -60,8 +59,11 @@ export interface MachineAgentDeps {
   log: Logger;
   /** Safety-net resync, ms. */
   resyncMs: number;
-  /** Container units ([Container] sections) through Docker; absent: such units fail to install. */
-  containers?: ContainerUnits | undefined;
+  /**
+   * What units need beyond systemd (container units through Docker: the daemon passes ContainerUnits).
+   * Absent: plain units only (`plainUnitHooks`), and container units fail to start.
+   */
+  hooks?: UnitHooks | undefined;
 }
 
 export class MachineAgent {
@@ -82,8 +84,10 @@ export class MachineAgent {
   reconciles = 0;
   private followUps = 0;
   private resyncDue = false;
+  private readonly hooks: UnitHooks;
 
   constructor(private readonly d: MachineAgentDeps) {
+    this.hooks = d.hooks ?? plainUnitHooks;
     this.firstReconcile = new Promise((r) => (this.resolveFirst = r));
     this.runner = new SerialRunner(
       () => this.reconcile(),
@@ -144,8 +148,8 @@ export class MachineAgent {
       if (onlyNew && this.installed.has(f)) continue;
       let hash: string | undefined;
       try {
-        // A generated container service records the hash of the unit as submitted.
-        hash = installedHash(UnitFile.parse(readFileSync(join(this.d.unitsDir, f))));
+        // A generated container service records the hash of the unit as submitted (the hooks know).
+        hash = this.hooks.installedHash(UnitFile.parse(readFileSync(join(this.d.unitsDir, f))));
       } catch {
         hash = undefined;
       }
@@ -227,10 +231,10 @@ export class MachineAgent {
         return body === undefined ? [] : [{ name: j.name, hash: j.hash, desiredState: j.desiredState, body }];
       });
     }
-    const observed = new Map<string, ObservedUnit>();
+    const seen = new Map<string, ObservedUnit>();
     for (const [name, hash] of this.installed) {
       const st = this.observed.get(name);
-      observed.set(name, {
+      seen.set(name, {
         loadState: st?.loadState ?? 'loaded',
         activeState: st?.activeState ?? 'inactive',
         subState: st?.subState ?? 'dead',
@@ -238,12 +242,12 @@ export class MachineAgent {
       });
     }
     // Container units: pull before start, wait for a pull, failures with reasons (overlaid).
-    if (this.d.containers) await this.d.containers.prepare(desired, observed);
+    const { desired: wanted, observed } = await this.hooks.prepare(desired, seen);
     const reported = new Map<string, ReportedState>();
     for (const [name, r] of view.statesOn(me.id)) reported.set(name, r);
     const actions = planAgent({
       machineID: me.id,
-      desired,
+      desired: wanted,
       observed,
       registryAvailable: view.available || this.fenced,
       reported,
@@ -259,18 +263,13 @@ export class MachineAgent {
               this.installed.delete(name);
               this.observed.delete(name);
               this.jobStates.delete(name);
-              this.d.containers?.forget(name);
+              this.hooks.forget(name);
             } else this.installed.set(name, hash);
           },
           jobState: (name, s) => this.jobStates.set(name, s),
           report: (name) => this.publish(name),
-          ...(this.d.containers
-            ? {
-                prepareInstall: (name: string, hash: string, body: string) =>
-                  this.d.containers!.prepareInstall(name, hash, body),
-                pull: (name: string, image: string) => this.d.containers!.pull(name, image),
-              }
-            : {}),
+          prepareInstall: (name, hash, body) => this.hooks.prepareInstall(name, hash, body),
+          pull: (name, image) => this.hooks.pull(name, image),
         },
         this.d.log,
       );
@@ -330,7 +329,7 @@ export class MachineAgent {
           }
           const st = await this.d.systemd.state(name);
           this.observed.set(name, st);
-          const rec: UnitStateRecord = {
+          const rec: UnitStateRecord = this.hooks.decorate({
             name,
             machineID: this.d.machine.id,
             hash: this.installed.get(name) ?? '',
@@ -338,8 +337,7 @@ export class MachineAgent {
             activeState: st.activeState,
             subState: st.subState,
             jobState: this.jobStates.get(name) ?? 'loaded',
-          };
-          this.d.containers?.decorate(rec); // container units: pull progress, reason, container
+          }); // container units: pull progress, reason, container
           states.push(rec);
         }),
       );
@@ -370,10 +368,11 @@ export class MachineAgent {
 
   /** For SIGUSR1: the agent's state as plain JSON. */
   dump(): Record<string, unknown> {
+    const hooks = this.hooks.dump();
     return {
       machine: this.d.machine,
       fenced: this.fenced,
-      ...(this.d.containers ? { containers: this.d.containers.dump() } : {}),
+      ...(hooks ? { containers: hooks } : {}),
       reconciles: this.reconciles,
       installed: Object.fromEntries(this.installed),
       jobStates: Object.fromEntries(this.jobStates),

@@ -20,6 +20,7 @@
  * The fence lifts as soon as the lease is confirmed again; the planner then restores what is still
  * scheduled here.
  */
+import { systemClock, type TimeSource } from '../lib/clock.js';
 import { connect } from 'node:net';
 
 export interface FenceDeps {
@@ -31,7 +32,8 @@ export interface FenceDeps {
   /** Other machines' liveness responders (from the machine list), read at every check. */
   peers?: () => { host: string; port: number }[];
   setFenced: (on: boolean) => void;
-  now?: () => number;
+  /** Time for the renewal age (the lease keeper's clock; default: the system clock). */
+  clock?: TimeSource;
   /** TCP probe: resolves true when the host answered (connected or refused). */
   probe?: (host: string, port: number, timeoutMs: number) => Promise<boolean>;
 }
@@ -80,7 +82,7 @@ export class FenceMonitor {
     if (this.checking) return this.fenced;
     this.checking = true;
     try {
-      const now = (this.d.now ?? Date.now)();
+      const now = (this.d.clock ?? systemClock).now();
       const expired = now - this.d.lastRenewed() > this.d.ttlMs;
       let fence = false;
       if (expired) {

@@ -31,6 +31,7 @@
  *
  * `LivenessTracker` is the pure decision part; `LivenessMonitor` probes and revokes.
  */
+import { systemClock, type TimeSource } from '../lib/clock.js';
 import { connect, createServer, type Server } from 'node:net';
 import type { MachineRecord } from '../registry/types.js';
 import type { Logger } from '../lib/log.js';
@@ -190,7 +191,8 @@ export interface LivenessMonitorDeps {
   /** agent_ttl in ms. */
   ttlMs: number;
   probe?: typeof probeMachine;
-  now?: () => number;
+  /** Time for silence and renewal ages (the lease keeper's clock; default: the system clock). */
+  clock?: TimeSource;
 }
 
 /** Probes its targets every interval and revokes the leases of machines silent for too long. */
@@ -234,7 +236,8 @@ export class LivenessMonitor {
     if (this.running) return;
     this.running = true;
     try {
-      const now = this.d.now ?? Date.now;
+      const clock = this.d.clock ?? systemClock;
+      const now = () => clock.now();
       const { targets, size } = this.targets();
       this.tracker.setTargets(targets, now());
       if (targets.length === 0) return;

@@ -34,6 +34,8 @@ export interface Context {
   io: Io;
   /** The environment (PATH for `ssh`, HOME for `~`). */
   env: NodeJS.ProcessEnv;
+  /** The command table (for `help` and `completion`, which list it: passed in, so no import cycle). */
+  commands: readonly CommandEntry[];
 }
 
 export interface Command {
@@ -61,6 +63,20 @@ export interface CommandEntry {
   summary: string;
   hidden?: boolean;
   load(): Promise<Command>;
+}
+
+/** A command by its name, or by a unique prefix of a visible one (fleetctl's lookup). */
+export function findIn(
+  commands: readonly CommandEntry[],
+  word: string,
+): CommandEntry | { ambiguous: string[] } | undefined {
+  const exact = commands.find((c) => c.name === word);
+  if (exact) return exact;
+  if (word === '') return undefined;
+  const matches = commands.filter((c) => !c.hidden && c.name.startsWith(word));
+  if (matches.length === 1) return matches[0];
+  if (matches.length > 1) return { ambiguous: matches.map((c) => c.name) };
+  return undefined;
 }
 
 /**

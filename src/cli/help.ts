@@ -1,7 +1,6 @@
 /** fleetctl's help layout: NAME, USAGE, VERSION, COMMANDS (tab separated), OPTIONS, GLOBAL OPTIONS. */
 import { VERSION } from '../version.js';
-import type { Command, FlagSpec } from './command.js';
-import { COMMANDS } from './commands/index.js';
+import type { Command, CommandEntry, FlagSpec } from './command.js';
 import { GLOBAL_FLAGS } from './globals.js';
 import { tabwrite } from './tabwriter.js';
 
@@ -21,8 +20,8 @@ function flagLines(flags: Record<string, FlagSpec>): string {
   return tabwrite(rows);
 }
 
-export function globalHelp(prog: string): string {
-  const cmds = tabwrite(COMMANDS.filter((c) => !c.hidden).map((c) => ['', c.name, c.summary]));
+export function globalHelp(prog: string, commands: readonly CommandEntry[]): string {
+  const cmds = tabwrite(commands.filter((c) => !c.hidden).map((c) => ['', c.name, c.summary]));
   return (
     `NAME:\n\t${prog} - fleet-compatible control of a flotilla cluster\n\n` +
     `USAGE:\n\t${prog} [global options] <command> [command options] [arguments...]\n\n` +

@@ -9,7 +9,7 @@ import { basename } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { FlotillaError } from '../lib/errors.js';
 import { CliExit, UsageError, type CommandEntry, type FlagSpec, type Io } from './command.js';
-import { findCommand } from './commands/index.js';
+import { COMMANDS, findCommand } from './commands/index.js';
 import { GLOBAL_FLAGS, globalsFromEnv, parseGoBool } from './globals.js';
 
 const defaultIo: Io = {
@@ -193,12 +193,21 @@ export async function main(argv: string[], io: Io = defaultIo, env = process.env
     }
     if (!cmd || globals.help === true) {
       const { commandHelp, globalHelp } = await import('./help.js');
-      io.out(cmd ? commandHelp(prog, cmd) : globalHelp(prog));
+      io.out(cmd ? commandHelp(prog, cmd) : globalHelp(prog, COMMANDS));
       return 0;
     }
     const flags: Values = {};
     for (const [name, spec] of Object.entries(cmd.flags ?? {})) flags[name] = withDefault(name, spec);
-    return await cmd.run({ prog, globals, flags, explicit, args: parsed.positionals, io, env });
+    return await cmd.run({
+      prog,
+      globals,
+      flags,
+      explicit,
+      args: parsed.positionals,
+      io,
+      env,
+      commands: COMMANDS,
+    });
   } catch (err) {
     if (err instanceof UsageError) {
       io.err(`Error: ${err.message}\nRun '${prog} help' for usage.\n`);

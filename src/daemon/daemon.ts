@@ -98,7 +98,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     unitsDir,
     log,
     resyncMs: timing.resyncMs,
-    containers,
+    hooks: containers,
   });
   presence.onReregistered = () => agent.republish();
   const engine = config.disableEngine

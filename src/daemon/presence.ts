@@ -6,6 +6,7 @@
  * duplicate-machine-ID refusal, and the two guards that keep it honest: self-fencing and peer
  * liveness probing (src/agent/fence.ts, liveness.ts).
  */
+import { systemClock, type Clock } from '../lib/clock.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FenceMonitor } from '../agent/fence.js';
@@ -34,17 +35,21 @@ export interface PresenceDeps {
   livenessPort: number;
   ownMetadata: OwnMetadata;
   log: Logger;
+  /** The lease keeper's clock, also read by fencing and liveness (default: the system clock). */
+  clock?: Clock;
 }
 
 export class Presence {
   readonly lease: LeaseKeeper;
+  readonly clock: Clock;
   private readonly leaseFile: string;
   private livenessServer: Awaited<ReturnType<typeof serveLiveness>> | undefined;
   /** Called after the record was registered again on a regranted lease (the agent republishes). */
   onReregistered: () => Promise<void> = () => Promise.resolve();
 
   constructor(private readonly d: PresenceDeps) {
-    this.lease = new LeaseKeeper(d.store, agentTiming(d.timingConfig, false).leaseTtlS);
+    this.clock = d.clock ?? systemClock;
+    this.lease = new LeaseKeeper(d.store, agentTiming(d.timingConfig, false).leaseTtlS, this.clock);
     this.leaseFile = join(d.dataDir, 'agent.lease');
   }
 
@@ -201,6 +206,7 @@ export function startGuards(d: GuardDeps): { stop(): void } {
   const fence = new FenceMonitor({
     ttlMs: timing.fenceTtlMs,
     lastRenewed: () => lease.lastRenewed,
+    clock: d.presence.clock,
     endpoints: d.endpoints,
     ownAddresses: d.ownAddresses,
     peers: () =>
@@ -218,6 +224,7 @@ export function startGuards(d: GuardDeps): { stop(): void } {
         leader: l.leader,
         isLeader: l.isLeader,
         lastRenewed: () => lease.lastRenewed,
+        clock: d.presence.clock,
         evict: (victim) => {
           const mine = lease.id;
           return mine === undefined

@@ -25,7 +25,6 @@ import {
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import type { AgentConfig } from '../daemon/config.js';
 import { parseHostPort, isLoopbackHost } from '../lib/net.js';
 import { FlotillaError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
@@ -36,16 +35,16 @@ import { serveStatic } from './static.js';
 import { USER_HEADER } from './terminal.js';
 import { handshakeProblem } from './websocket.js';
 
-export type DashboardConfig = Pick<
-  AgentConfig,
-  | 'dashboardListen'
-  | 'dashboardCertfile'
-  | 'dashboardKeyfile'
-  | 'dashboardCafile'
-  | 'dashboardTerminal'
-  | 'socketPath'
-  | 'dataDir'
->;
+/** The agent config keys the dashboard reads (src/daemon/config.ts has their meaning and defaults). */
+export interface DashboardConfig {
+  dashboardListen?: string | undefined;
+  dashboardCertfile?: string | undefined;
+  dashboardKeyfile?: string | undefined;
+  dashboardCafile?: string | undefined;
+  dashboardTerminal: boolean;
+  socketPath: string;
+  dataDir: string;
+}
 
 const COOKIE = 'flotilla_session';
 const MAX_LOGIN_BODY = 4096;

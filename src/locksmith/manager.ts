@@ -10,6 +10,7 @@
  * longer than that (crashed, or rebooted into a broken state) loses the lock. A holder that
  * comes back healthy releases it itself (its boot ID changed).
  */
+import { systemClock, type TimeSource } from '../lib/clock.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { isCode } from '../lib/errors.js';
 import { SerialRunner } from '../lib/runner.js';
@@ -34,13 +35,9 @@ import { msUntilOpen } from './window.js';
 
 export const REBOOT_REQUIRED = '/run/reboot-required';
 
-/** Clock port: wall time for windows and drain timing (a fake one in unit tests). */
-export interface Clock {
-  now(): number;
-}
-
 export interface RebootHost {
-  clock: Clock;
+  /** Wall time for windows and drain timing (the Clock port, src/lib/clock.ts; a fake in unit tests). */
+  clock: TimeSource;
   bootId(): string;
   needReboot(): boolean;
   /** The reboot itself (default: the SystemdManager's `reboot`, i.e. `systemctl reboot`). */
@@ -49,7 +46,7 @@ export interface RebootHost {
 
 export function defaultHost(systemd: SystemdManager | undefined, marker = REBOOT_REQUIRED): RebootHost {
   return {
-    clock: { now: () => Date.now() },
+    clock: systemClock,
     bootId: () => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
     needReboot: () => existsSync(marker),
     reboot: async () => {

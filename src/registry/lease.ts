@@ -8,6 +8,7 @@
  * so the owner can re-register what hung on the old one. No polling beyond the renewal timer.
  */
 import { EventEmitter } from 'node:events';
+import { systemClock, type Clock, type ClockTimer } from '../lib/clock.js';
 import { isCode } from '../lib/errors.js';
 import type { KvStore } from './kv.js';
 
@@ -21,15 +22,16 @@ export interface LeaseKeeperEvents {
 
 export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   private leaseId: string | undefined;
-  private timer: NodeJS.Timeout | undefined;
+  private timer: ClockTimer | undefined;
   private stopped = false;
   private renewing = false;
-  /** When the registry last confirmed the lease (ms since epoch). */
+  /** When the registry last confirmed the lease (ms by the clock: since the Unix epoch by default). */
   lastRenewed = 0;
 
   constructor(
     private readonly store: KvStore,
     readonly ttl: number,
+    private readonly clock: Clock = systemClock,
   ) {
     super();
   }
@@ -43,7 +45,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   async start(): Promise<string> {
     const grant = await this.store.grantLease(this.ttl);
     this.leaseId = grant.id;
-    this.lastRenewed = Date.now();
+    this.lastRenewed = this.clock.now();
     this.schedule();
     this.emit('granted', grant.id);
     return grant.id;
@@ -52,26 +54,26 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   /** Take over a lease that is known to be alive (e.g. our own, from before a restart). */
   adopt(id: string): void {
     this.leaseId = id;
-    this.lastRenewed = Date.now();
+    this.lastRenewed = this.clock.now();
     this.schedule();
   }
 
   private schedule(): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => void this.renew(), Math.max(200, (this.ttl * 1000) / 3));
+    this.timer = this.clock.setTimeout(() => void this.renew(), Math.max(200, (this.ttl * 1000) / 3));
   }
 
   /** Renew now (also called by the timer). */
   async renew(): Promise<void> {
     if (this.renewing || this.stopped) return;
     this.renewing = true;
-    clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     try {
       if (this.leaseId !== undefined) {
         try {
           // Bounded by the renewal interval: a renewal stuck on a dead path must not delay the next.
           await this.store.keepAliveOnce(this.leaseId, { timeoutMs: Math.max(500, (this.ttl * 1000) / 3) });
-          this.lastRenewed = Date.now();
+          this.lastRenewed = this.clock.now();
           this.emit('renewed', this.lastRenewed);
           return;
         } catch (err) {
@@ -83,7 +85,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
       }
       const grant = await this.store.grantLease(this.ttl);
       this.leaseId = grant.id;
-      this.lastRenewed = Date.now();
+      this.lastRenewed = this.clock.now();
       this.emit('granted', grant.id);
       this.emit('renewed', this.lastRenewed);
     } catch (err) {
@@ -98,7 +100,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   /** Stop renewing; with `revoke`, delete the lease (and every key on it) now. */
   async stop(revoke: boolean): Promise<void> {
     this.stopped = true;
-    clearTimeout(this.timer);
+    this.clock.clearTimeout(this.timer);
     if (revoke && this.leaseId !== undefined) {
       await this.store.revokeLease(this.leaseId).catch(() => undefined);
     }

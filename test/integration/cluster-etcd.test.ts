@@ -4,7 +4,8 @@
  *     no unit moves, no MainPID changes, the CLI keeps working on every machine, including the one
  *     whose local member is gone, and new units still start on every machine (also on that one);
  *   - every member stopped for 60 s: units keep running (same MainPID, no copy elsewhere); when the
- *     members are back, list-units converges to one active row per unit, where it was.
+ *     members are back, list-units converges to one active row per unit, where it was. The CLI
+ *     answers during the outage with fleetctl's error (exit 1), and no agent restarts (same PID).
  */
 import { expect, it } from 'vitest';
 import {
@@ -88,6 +89,7 @@ describeSystemd('cluster with etcd failures on real machines', () => {
   it('one etcd member of three lost (the raft leader, kill -9, down for 4 TTLs): nothing moves, the CLI works everywhere', async () => {
     const where = await startUnits(uniq('quorum'), 6);
     const before = await pids(where);
+    const agentsBefore = await Promise.all(allMachines.map((m) => agentPid(m)));
     const victim = await etcdRaftLeader(cli);
     await inMachineOk(victim, 'systemctl', 'kill', '-s', 'KILL', 'flotilla-etcd');
     // Keep it down: cancel the Restart=on-failure that the kill triggers.
@@ -148,6 +150,10 @@ describeSystemd('cluster with etcd failures on real machines', () => {
     await sleep(AGENT_TTL_MS);
     await expectInPlace(where, before, `after ${victim}'s etcd member came back`);
     expect(await listUnitsInPlace(cli, where)).toBe(true);
+    expect(
+      await Promise.all(allMachines.map((m) => agentPid(m))),
+      `agent PIDs unchanged through the loss of ${victim}'s etcd member`,
+    ).toEqual(agentsBefore);
   }, 180_000);
 
   it('every etcd member stopped for 60 s: units keep running untouched; afterwards list-units converges, no duplicates', async () => {
@@ -165,6 +171,9 @@ describeSystemd('cluster with etcd failures on real machines', () => {
       `[cluster] etcd outage: list-units exited ${during.code} after ${during.ms.toFixed(0)} ms: ${(during.stderr || during.stdout).trim().split('\n')[0]}`,
     );
     expect(during.ms).toBeLessThan(30_000);
+    // fleetctl's answer without a store: exit 1 and its message, not a hang, a crash or stale rows.
+    expect(during.code, `list-units during the outage: ${during.stderr}`).toBe(1);
+    expect(during.stderr).toMatch(/unable to communicate with etcd/);
     let checks = 0;
     while (performance.now() - t0 < 60_000) {
       await expectInPlace(
@@ -189,6 +198,12 @@ describeSystemd('cluster with etcd failures on real machines', () => {
           )
           .join(', '),
     );
+    // An agent that crash-looped (Restart=) through the outage has a new PID: that must fail.
+    expect(
+      states.map((st) => st.stdout.trim()),
+      'flotilla active in every machine',
+    ).toEqual(allMachines.map(() => 'active'));
+    expect([...agentsDuring], 'agent PIDs unchanged through the outage').toEqual([...agentsBefore]);
 
     await Promise.all(allMachines.map((m) => inMachineOk(m, 'systemctl', 'start', 'flotilla-etcd')));
     const t1 = performance.now();
@@ -211,5 +226,9 @@ describeSystemd('cluster with etcd failures on real machines', () => {
       expect((await listMachines(cli)).length, `machines listed ${when}`).toBe(allMachines.length);
       await sleep(RECONCILE_INTERVAL_MS);
     }
+    const agentsAfter = new Map(
+      await Promise.all(allMachines.map(async (m) => [m, await agentPid(m)] as const)),
+    );
+    expect([...agentsAfter], 'agent PIDs unchanged after the outage').toEqual([...agentsBefore]);
   }, 180_000);
 });

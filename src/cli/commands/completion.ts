@@ -6,7 +6,7 @@
  *   bash: source <(flotilla completion bash)     (or save it in /etc/bash_completion.d/flotilla)
  *   zsh:  source <(flotilla completion zsh)      (or save it as _flotilla in a $fpath directory)
  */
-import { UsageError, type Command, type FlagSpec } from '../command.js';
+import { UsageError, type Command, type CommandEntry, type FlagSpec } from '../command.js';
 import { GLOBAL_FLAGS } from '../globals.js';
 
 interface Tree {
@@ -14,9 +14,8 @@ interface Tree {
   globals: Record<string, FlagSpec>;
 }
 
-async function tree(): Promise<Tree> {
-  const { COMMANDS } = await import('./index.js');
-  const commands = await Promise.all(COMMANDS.filter((c) => !c.hidden).map((c) => c.load()));
+async function tree(table: readonly CommandEntry[]): Promise<Tree> {
+  const commands = await Promise.all(table.filter((c) => !c.hidden).map((c) => c.load()));
   return { commands, globals: GLOBAL_FLAGS };
 }
 
@@ -233,12 +232,12 @@ export const completion: Command = {
     'bash:\n\tsource <(flotilla completion bash)\n\n' +
     'zsh:\n\tsource <(flotilla completion zsh)',
   complete: ['bash', 'zsh'],
-  async run({ args, io }) {
+  async run({ args, io, commands }) {
     const shell = args[0];
     if (args.length !== 1 || (shell !== 'bash' && shell !== 'zsh')) {
       throw new UsageError('completion takes one argument: bash or zsh');
     }
-    const t = await tree();
+    const t = await tree(commands);
     io.out(shell === 'bash' ? bashScript(t) : zshScript(t));
     return 0;
   },

@@ -2,7 +2,7 @@
  * Every CLI command, in the order `help` lists them: name and summary here, the command itself
  * loaded on demand (a test checks that each summary matches its module).
  */
-import type { CommandEntry } from '../command.js';
+import { findIn, type CommandEntry } from '../command.js';
 
 export const COMMANDS: readonly CommandEntry[] = [
   {
@@ -197,11 +197,5 @@ export const COMMANDS: readonly CommandEntry[] = [
 
 /** Resolve a command by exact name or unique prefix (hidden commands only by their full name). */
 export function findCommand(word: string): CommandEntry | { ambiguous: string[] } | undefined {
-  const exact = COMMANDS.find((c) => c.name === word);
-  if (exact) return exact;
-  if (word === '') return undefined;
-  const matches = COMMANDS.filter((c) => !c.hidden && c.name.startsWith(word));
-  if (matches.length === 1) return matches[0];
-  if (matches.length > 1) return { ambiguous: matches.map((c) => c.name) };
-  return undefined;
+  return findIn(COMMANDS, word);
 }

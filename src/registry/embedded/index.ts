@@ -2,4 +2,4 @@
 export { DEFAULT_DATA_DIR, EmbeddedKvStore } from './store.js';
 export type { CompactionPhase } from './compaction.js';
 export type { EmbeddedKvStoreOptions } from './store.js';
-export type { Clock } from './leases.js';
+export type { TimeSource as Clock } from '../../lib/clock.js';

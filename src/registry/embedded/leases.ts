@@ -8,10 +8,7 @@
  * every request, so an expired lease is never used after its deadline, whatever the timer does).
  */
 
-export interface Clock {
-  /** Milliseconds; only differences matter. */
-  now(): number;
-}
+import type { TimeSource } from '../../lib/clock.js';
 
 const MAX_DELAY = 2 ** 31 - 1;
 
@@ -24,7 +21,7 @@ export class LeaseDeadlines {
   private stopped = false;
 
   constructor(
-    private readonly clock: Clock,
+    private readonly clock: TimeSource,
     private readonly onDue: () => void,
   ) {}
 

@@ -30,7 +30,8 @@ import { op } from '../kv.js';
 import { type CompactionPhase, Compactor } from './compaction.js';
 import { syncDir } from './files.js';
 import type { History, RevisionEntry } from './history.js';
-import { type Clock, LeaseDeadlines } from './leases.js';
+import { LeaseDeadlines } from './leases.js';
+import { monotonicClock, type TimeSource } from '../../lib/clock.js';
 import { type DirLock, lockDir } from './lock.js';
 import { LogWriter } from './log.js';
 import { encodeRecord } from './records.js';
@@ -46,7 +47,7 @@ export interface EmbeddedKvStoreOptions {
   /** Data directory, created 0700. Default /var/lib/flotilla/registry. */
   dataDir?: string;
   /** Time source for lease expiry (ms; only differences matter). Default: monotonic `performance.now()`. */
-  clock?: Clock;
+  clock?: TimeSource;
   /** Revisions kept for watches that resume from a revision. Default 10,000. */
   historyRevisions?: number;
   /** Compact when the current log segment grows past this many bytes. Default 64 MiB. */
@@ -78,7 +79,7 @@ export class EmbeddedKvStore implements KvStore {
   /** What opening repaired: bytes of a torn tail cut off the last log segment (0: clean). */
   recovery: { truncatedBytes: number; segment: number } = { truncatedBytes: 0, segment: 0 };
   readonly dataDir: string;
-  private readonly clock: Clock;
+  private readonly clock: TimeSource;
   private readonly opts: EmbeddedKvStoreOptions;
   private readonly ready: Promise<void>;
   private opened = false;
@@ -104,7 +105,7 @@ export class EmbeddedKvStore implements KvStore {
   constructor(opts: EmbeddedKvStoreOptions = {}) {
     this.opts = opts;
     this.dataDir = opts.dataDir ?? DEFAULT_DATA_DIR;
-    this.clock = opts.clock ?? { now: () => performance.now() }; // immune to wall-clock jumps
+    this.clock = opts.clock ?? monotonicClock; // immune to wall-clock jumps
     this.deadlines = new LeaseDeadlines(this.clock, () => void this.expireLeases().catch(noop));
     this.ready = this.open();
     this.ready.catch(noop); // surfaced by every request instead

@@ -16,7 +16,7 @@ describe('FenceMonitor', () => {
       ],
       ownAddresses: new Set(['10.0.0.13']),
       setFenced: (on) => calls.push(on),
-      now: () => now,
+      clock: { now: () => now },
       probe: (host) => Promise.resolve(answers[host] ?? false),
     });
     return { m, calls };
@@ -73,7 +73,7 @@ describe('FenceMonitor with only the local etcd member configured (CoreOS layout
             ]
           : [],
       setFenced: (on) => calls.push(on),
-      now: () => now,
+      clock: { now: () => now },
       probe: (host, port) => {
         probed.push(`${host}:${port}`);
         return Promise.resolve(answers[host] ?? false);
@@ -105,7 +105,7 @@ describe('FenceMonitor with only the local etcd member configured (CoreOS layout
       ownAddresses: new Set(),
       peers: () => [{ host: '10.0.0.11', port: 7946 }],
       setFenced: (on) => calls.push(on),
-      now: () => 14_000,
+      clock: { now: () => 14_000 },
       probe: () => Promise.resolve(false),
     });
     expect(await m.check()).toBe(true);

@@ -130,7 +130,7 @@ describe('LivenessMonitor', () => {
       intervalMs: 500,
       ttlMs: 3000,
       probe,
-      now: () => now,
+      clock: { now: () => now },
     });
     return {
       mon,

@@ -6,14 +6,16 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   planAgent,
   type AgentAction,
   type DesiredUnit,
   type ObservedUnit,
 } from '../../../src/agent/planner.js';
-import { ContainerUnits } from '../../../src/container/units.js';
+import { ContainerUnits, type ContainerUnitsDeps } from '../../../src/container/units.js';
+import { FakeClock } from '../../../src/lib/fake-clock.js';
+import { plainUnitHooks } from '../../../src/agent/unit-hooks.js';
 import { writeStatus } from '../../../src/container/runner.js';
 import type { UnitStateRecord } from '../../../src/registry/types.js';
 import { nullLogger } from '../../../src/lib/log.js';
@@ -35,7 +37,11 @@ beforeEach(() => {
   docker = new FakeDocker();
   triggers = 0;
   published = [];
-  cu = new ContainerUnits({
+  cu = new ContainerUnits(deps());
+});
+
+function deps(): ContainerUnitsDeps {
+  return {
     docker,
     machineID: ME,
     dockerSocket: '/var/run/docker.sock',
@@ -46,8 +52,8 @@ beforeEach(() => {
     publish: (n) => published.push(n),
     runner: { node: '/usr/bin/node', entry: '/opt/flotilla/dist/docker/runner-main.js' },
     progressEveryMs: 0,
-  });
-});
+  };
+}
 afterEach(() => {
   cu.close();
   rmSync(dir, { recursive: true, force: true });
@@ -64,9 +70,8 @@ async function reconcile(
   d: DesiredUnit,
   o: ObservedUnit | undefined,
 ): Promise<{ actions: AgentAction[]; observed: Map<string, ObservedUnit> }> {
-  const observed = new Map<string, ObservedUnit>(o ? [['app.service', o]] : []);
-  const desired = [{ ...d }];
-  await cu.prepare(desired, observed);
+  const seen = new Map<string, ObservedUnit>(o ? [['app.service', o]] : []);
+  const { desired, observed } = await cu.prepare([d], seen);
   const actions = planAgent({ machineID: ME, desired, observed, registryAvailable: true });
   for (const a of actions) if (a.type === 'pull') cu.pull(a.name, a.image);
   await tick();
@@ -81,6 +86,19 @@ const failedUnit: ObservedUnit = {
   subState: 'failed',
   hash: HASH,
 };
+
+/** The unit is installed, its image present, and its runner recorded a failure because of Docker. */
+function failedByDocker(reason: string, at: number): void {
+  cu.prepareInstall('app.service', HASH, BODY);
+  docker.images.add('127.0.0.1:1/app:1');
+  writeStatus(cu.statusPath('app.service'), {
+    unit: 'app.service',
+    phase: 'failed',
+    kind: 'docker',
+    reason,
+    at,
+  });
+}
 
 function record(activeState = 'inactive', subState = 'dead'): UnitStateRecord {
   return { name: 'app.service', machineID: ME, hash: HASH, loadState: 'loaded', activeState, subState };
@@ -102,6 +120,35 @@ describe('ContainerUnits', () => {
     );
   });
 
+  it('prepare returns new planner inputs and leaves the given ones as they were', async () => {
+    docker.holdPulls = true;
+    const d = want();
+    const o = new Map<string, ObservedUnit>([['app.service', inactive]]);
+    const before = { d: structuredClone(d), o: structuredClone(o) };
+    await reconcile(d, inactive); // a pull is now in flight: prepare has something to overlay
+    const out = await cu.prepare([d], o);
+    expect(out.desired[0]).toMatchObject({ beforeStart: { wait: 'pulling 127.0.0.1:1/app:1' } });
+    expect(out.observed.get('app.service')).toMatchObject({ activeState: 'activating' });
+    expect(d).toEqual(before.d);
+    expect(o).toEqual(before.o);
+    const rec = record();
+    const dec = cu.decorate(rec);
+    expect(dec.subState).toBe('pulling');
+    expect(rec).toEqual(record());
+    docker.held.shift()!();
+  });
+
+  it('plain units (no Docker) get the null hooks: install as written, a pull fails the unit', async () => {
+    const o = new Map<string, ObservedUnit>([['app.service', inactive]]);
+    const out = await plainUnitHooks.prepare([want()], o);
+    expect(out.desired).toEqual([want()]);
+    expect(out.observed).not.toBe(o);
+    expect(plainUnitHooks.prepareInstall('app.service', HASH, BODY)).toBe(BODY);
+    expect(() => plainUnitHooks.pull('app.service', 'x')).toThrow(/not supported by this agent/);
+    expect(plainUnitHooks.decorate(record())).toEqual(record());
+    expect(plainUnitHooks.installedHash(UnitFile.parse(BODY))).toBe(HASH);
+  });
+
   it('refuses an invalid [Container] section at install (the unit fails, with the reason)', () => {
     expect(() => cu.prepareInstall('bad.service', 'h', '[Container]\nImage=busybox;reboot\n')).toThrow(
       /Image="busybox;reboot": contains ";"/,
@@ -121,8 +168,7 @@ describe('ContainerUnits', () => {
       activeState: 'activating',
       subState: 'pulling',
     });
-    const rec = record();
-    cu.decorate(rec);
+    const rec = cu.decorate(record());
     expect(rec).toMatchObject({ activeState: 'activating', subState: 'pulling' });
     expect(rec.pull).toMatchObject({ image: '127.0.0.1:1/app:1', current: 50, total: 100 });
 
@@ -159,8 +205,7 @@ describe('ContainerUnits', () => {
       expect(r.observed.get('app.service')).toMatchObject({ activeState: 'failed', subState: 'failed' });
     }
     expect(docker.pulls).toHaveLength(1);
-    const rec = record();
-    cu.decorate(rec);
+    const rec = cu.decorate(record());
     expect(rec.activeState).toBe('failed');
     expect(rec.reason).toBe(
       'image pull failed: 127.0.0.1:1/app:1: dial tcp 127.0.0.1:1: connect: connection refused',
@@ -192,8 +237,7 @@ describe('ContainerUnits', () => {
     docker.goAway();
     const r = await reconcile(want(), inactive);
     expect(types(r.actions)).toEqual([]);
-    const rec = record();
-    cu.decorate(rec);
+    const rec = cu.decorate(record());
     expect(rec.activeState).toBe('failed');
     expect(rec.reason).toMatch(/^docker unavailable: /);
     expect(types((await reconcile(want(), inactive)).actions)).toEqual([]);
@@ -206,19 +250,10 @@ describe('ContainerUnits', () => {
   it('a unit whose runner failed because Docker went away runs again when Docker is back (once)', async () => {
     cu.start();
     await tick();
-    cu.prepareInstall('app.service', HASH, BODY);
-    docker.images.add('127.0.0.1:1/app:1');
-    writeStatus(cu.statusPath('app.service'), {
-      unit: 'app.service',
-      phase: 'failed',
-      kind: 'docker',
-      reason: 'docker unavailable: the events stream ended',
-      at: Date.now(),
-    });
+    failedByDocker('docker unavailable: the events stream ended', Date.now());
     docker.goAway();
     expect(types((await reconcile(want(), failedUnit)).actions)).toEqual([]);
-    const rec = record('failed', 'failed');
-    cu.decorate(rec);
+    const rec = cu.decorate(record('failed', 'failed'));
     expect(rec.reason).toBe('docker unavailable: the events stream ended');
 
     docker.comeBack();
@@ -230,35 +265,26 @@ describe('ContainerUnits', () => {
   });
 
   it('retries after Docker is back are bounded: 3, at least 12 s apart (systemd’s start limit)', async () => {
-    vi.useFakeTimers({ toFake: ['Date'] });
-    try {
-      cu.start();
-      await tick();
-      cu.prepareInstall('app.service', HASH, BODY);
-      docker.images.add('127.0.0.1:1/app:1');
-      writeStatus(cu.statusPath('app.service'), {
-        unit: 'app.service',
-        phase: 'failed',
-        kind: 'docker',
-        reason: 'docker unavailable: x',
-        at: Date.now(),
-      });
-      docker.goAway();
-      docker.comeBack();
-      const plans: string[][] = [];
-      for (let i = 0; i < 6; i++) {
-        plans.push(types((await reconcile(want(), failedUnit)).actions));
-        plans.push(types((await reconcile(want(), failedUnit)).actions)); // at once: nothing
-        vi.advanceTimersByTime(12_500);
-      }
-      expect(plans.filter((p) => p.length > 0)).toEqual([
-        ['stop', 'start'],
-        ['stop', 'start'],
-        ['stop', 'start'],
-      ]);
-    } finally {
-      vi.useRealTimers();
+    // Time by the Clock port: a FakeClock moves only when the test says so (no patched globals).
+    const clock = new FakeClock(Date.now());
+    cu.close();
+    cu = new ContainerUnits({ ...deps(), clock });
+    cu.start();
+    await tick();
+    failedByDocker('docker unavailable: x', clock.now());
+    docker.goAway();
+    docker.comeBack();
+    const plans: string[][] = [];
+    for (let i = 0; i < 6; i++) {
+      plans.push(types((await reconcile(want(), failedUnit)).actions));
+      plans.push(types((await reconcile(want(), failedUnit)).actions)); // at once: nothing
+      clock.advance(12_500);
     }
+    expect(plans.filter((p) => p.length > 0)).toEqual([
+      ['stop', 'start'],
+      ['stop', 'start'],
+      ['stop', 'start'],
+    ]);
   });
 
   it('a container that exits non-zero fails the unit with that reason; no restart by the agent', async () => {
@@ -275,8 +301,7 @@ describe('ContainerUnits', () => {
     cu.start();
     await tick();
     expect(types((await reconcile(want(), failedUnit)).actions)).toEqual([]);
-    const rec = record('failed', 'failed');
-    cu.decorate(rec);
+    const rec = cu.decorate(record('failed', 'failed'));
     expect(rec.reason).toBe('container exited with status 3');
   });
 
@@ -303,8 +328,7 @@ describe('ContainerUnits', () => {
     });
     await new Promise((r) => setTimeout(r, 80));
     expect(published).toEqual(['app.service']);
-    const rec = record('active', 'running');
-    cu.decorate(rec);
+    const rec = cu.decorate(record('active', 'running'));
     expect(rec.container).toEqual({
       name: 'flotilla-app',
       image: '127.0.0.1:1/app:1',

@@ -5,15 +5,7 @@ import { join } from 'node:path';
 import { EmbeddedKvStore, type EmbeddedKvStoreOptions } from '../../../src/registry/embedded/index.js';
 import type { Watch, WatchBatch } from '../../../src/registry/kv.js';
 
-export class FakeClock {
-  constructor(public t = 1_000_000) {}
-  now(): number {
-    return this.t;
-  }
-  advance(ms: number): void {
-    this.t += ms;
-  }
-}
+export { FakeClock } from '../../../src/lib/fake-clock.js';
 
 /** A temp dir per test; `cleanup()` closes every store opened through `open` and removes the dirs. */
 export function tempStores() {
