@@ -16,6 +16,7 @@ import { Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { got, type Response } from 'got';
 import { redactUrl } from '../datasource/http.js';
+import { sleep } from '../lib/backoff.js';
 import { FlotillaError, isErrno } from '../lib/errors.js';
 import { writeAtomic } from '../lib/fs.js';
 import { nullLogger, type Logger } from '../lib/log.js';
@@ -71,8 +72,6 @@ export interface StagedBundle {
 }
 
 class Final extends Error {}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function downloadError(msg: string, url: string, cause?: unknown): FlotillaError {
   return new FlotillaError('E_UPDATE_DOWNLOAD', msg, { url: redactUrl(url) }, cause ? { cause } : undefined);

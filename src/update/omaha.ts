@@ -18,8 +18,10 @@ import { join } from 'node:path';
 import { got } from 'got';
 import { redactUrl } from '../datasource/http.js';
 import { FlotillaError, isErrno } from '../lib/errors.js';
+import { sleep } from '../lib/backoff.js';
 import { writeAtomic } from '../lib/fs.js';
 import { nullLogger, type Logger } from '../lib/log.js';
+import { HOST_PATHS } from '../lib/paths.js';
 import type { Manifest } from './bundle.js';
 import { parseXml, xmlElement, XmlError, type XmlBuild, type XmlNode } from './omaha-xml.js';
 
@@ -259,8 +261,6 @@ export interface PostOptions {
   signal?: AbortSignal;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** POST one request; bounded body, time and attempts (a 4xx is final). Returns the body. */
 export async function omahaPost(url: string, xml: string, o: PostOptions = {}): Promise<Buffer> {
   const attempts = o.attempts ?? 4;
@@ -355,7 +355,7 @@ export function omahaSource(o: OmahaSourceOptions): UpdateSource {
     track: o.track,
     board: o.board,
     arch: o.arch,
-    machineId: o.machineId ?? readId('/etc/machine-id') ?? '',
+    machineId: o.machineId ?? readId(HOST_PATHS.machineIdFile) ?? '',
     bootId: `{${o.bootId ?? readId('/proc/sys/kernel/random/boot_id') ?? randomUUID()}}`,
     ...(o.interactive ? { interactive: true } : {}),
   };

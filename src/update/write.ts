@@ -17,6 +17,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { sleep } from '../lib/backoff.js';
 import { FlotillaError } from '../lib/errors.js';
 import { nullLogger, type Logger } from '../lib/log.js';
 import { checkTarget, hostArch, type TrustedKey } from './bundle.js';
@@ -53,7 +54,6 @@ export interface WriteSlotResult {
 }
 
 const CHUNK = 1024 * 1024;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Where image bytes go: the slot region of the disk, or a partition device from offset 0. */
 interface Sink {
