@@ -16,7 +16,7 @@
  *   - endpoints tried in the configured order (preferred first) instead of at random.
  */
 import { readFileSync } from 'node:fs';
-import { Etcd3, EtcdLeaseInvalidError, GRPCInvalidArgumentError, type IOptions, type Watcher } from 'etcd3';
+import { Etcd3, EtcdLeaseInvalidError, type IOptions, type Watcher } from 'etcd3';
 import { ConnectionPool } from 'etcd3/lib/connection-pool.js';
 import { isRecoverableError } from 'etcd3/lib/errors.js';
 import { circuitBreaker, ConsecutiveBreaker, handleWhen, noop, retry } from 'cockatiel';
@@ -25,7 +25,9 @@ import { FlotillaError } from '../lib/errors.js';
 import { redactUrl } from '../lib/redact.js';
 
 export { redactUrl };
-import { AsyncQueue } from '../lib/queue.js';
+import { mapError } from './etcd-errors.js';
+import { KeepAliveStream } from './etcd-keepalive.js';
+import { EtcdWatch } from './etcd-watch.js';
 import type {
   Compare,
   KeyValue,
@@ -37,7 +39,6 @@ import type {
   Txn,
   TxnResult,
   Watch,
-  WatchBatch,
   WatchOptions,
 } from './kv.js';
 
@@ -460,232 +461,4 @@ export class EtcdKvStore implements KvStore {
     this.client.close();
     await Promise.resolve();
   }
-}
-
-/** One watch: etcd3 Watcher events → WatchBatch queue, with our own resume revision. */
-class EtcdWatch implements Watch {
-  private readonly queue: AsyncQueue<WatchBatch>;
-  private readonly watcher: Watcher;
-  /** Last revision fully delivered to the consumer (resume from +1). */
-  private delivered: number | undefined;
-
-  constructor(
-    private readonly store: EtcdKvStore,
-    prefix: string,
-    opts: WatchOptions,
-    private readonly onClose: (w: EtcdWatch) => void,
-  ) {
-    this.queue = new AsyncQueue<WatchBatch>(() => this.close());
-    if (opts.fromRevision !== undefined) this.delivered = opts.fromRevision - 1;
-    this.watcher = store.buildWatcher(prefix, opts.fromRevision, opts.prevKv ?? false);
-    this.watcher.on('connected', (res: RPC.IWatchResponse) => {
-      // Created without a start revision: the watch begins after the revision it was created at.
-      this.delivered ??= Number(res.header.revision);
-    });
-    this.watcher.on('data', (res: RPC.IWatchResponse) => this.onData(res));
-    this.watcher.on('disconnected', () => {
-      // Reconnect (done by etcd3 after this event) must resume right after what we delivered.
-      if (this.delivered !== undefined) this.watcher.request.start_revision = String(this.delivered + 1);
-    });
-    this.watcher.on('error', (err: Error) => {
-      void this.onError(err);
-    });
-  }
-
-  private onData(res: RPC.IWatchResponse): void {
-    if (res.events.length === 0) {
-      // A progress notification: every event up to header.revision was sent.
-      const rev = Number(res.header.revision);
-      if (this.delivered === undefined || rev > this.delivered) this.delivered = rev;
-      return;
-    }
-    let batch: WatchBatch | undefined;
-    for (const ev of res.events) {
-      const kv = this.store.toKv(ev.kv);
-      const rev = kv.modRevision;
-      if (this.delivered !== undefined && rev <= this.delivered) continue; // replayed after reconnect
-      if (!batch || batch.revision !== rev) {
-        if (batch) this.push(batch);
-        batch = { revision: rev, events: [] };
-      }
-      const type = ev.type === 'Delete' || (ev.type as unknown) === 1 ? 'delete' : 'put';
-      const out: WatchBatch['events'][number] = { type, kv };
-      if (ev.prev_kv) out.prevKv = this.store.toKv(ev.prev_kv);
-      batch.events.push(out);
-    }
-    if (batch) this.push(batch);
-  }
-
-  private push(batch: WatchBatch): void {
-    this.delivered = batch.revision;
-    this.queue.push(batch);
-  }
-
-  private async onError(err: Error): Promise<void> {
-    const next = (this.delivered ?? 0) + 1;
-    const compacted = await this.store.isCompacted(next).catch(() => false);
-    this.queue.fail(
-      compacted
-        ? new FlotillaError('E_REGISTRY_COMPACTED', `watch: revision ${next} was compacted`, {
-            revision: next,
-          })
-        : mapError(err, 'watch'),
-    );
-    this.close();
-  }
-
-  close(): void {
-    if (this.queue.closed && !this.watcher.listenerCount('data')) return;
-    this.watcher.removeAllListeners('data');
-    this.watcher.on('error', () => undefined);
-    this.queue.end();
-    this.onClose(this);
-    void this.watcher.cancel().catch(() => undefined);
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<WatchBatch> {
-    return this.queue;
-  }
-}
-
-/** A single long-lived LeaseKeepAlive stream shared by every lease of the store. */
-class KeepAliveStream {
-  private stream:
-    Promise<RPC.IDuplexStream<RPC.ILeaseKeepAliveRequest, RPC.ILeaseKeepAliveResponse>> | undefined;
-  private readonly waiting = new Map<
-    string,
-    { resolve: (ttl: number) => void; reject: (e: unknown) => void }[]
-  >();
-  private lastData = Date.now();
-
-  constructor(
-    private readonly client: Etcd3,
-    private readonly timeoutMs: number,
-    private readonly onDead: () => void,
-  ) {}
-
-  private open() {
-    if (this.stream) return this.stream;
-    const opening = this.client.leaseClient.leaseKeepAlive().then((s) => {
-      this.lastData = Date.now();
-      s.on('data', (res: RPC.ILeaseKeepAliveResponse) => {
-        this.lastData = Date.now();
-        const id = String(res.ID);
-        const list = this.waiting.get(id);
-        const w = list?.shift();
-        if (list && list.length === 0) this.waiting.delete(id);
-        if (!w) return;
-        const ttl = Number(res.TTL);
-        if (ttl <= 0)
-          w.reject(
-            new FlotillaError('E_LEASE_NOT_FOUND', `lease ${id} expired or was revoked`, { lease: id }),
-          );
-        else w.resolve(ttl);
-      });
-      const die = (err: unknown) => {
-        if (this.stream === opening) this.fail(err ?? new Error('keepalive stream ended'));
-      };
-      s.on('error', die);
-      s.on('end', () => die(undefined));
-      return s;
-    });
-    this.stream = opening;
-    // A stream that could not be opened must not stay cached: the next ping dials again.
-    opening.catch((err: unknown) => {
-      if (this.stream === opening) this.fail(err);
-    });
-    return opening;
-  }
-
-  private fail(err: unknown): void {
-    const s = this.stream;
-    this.stream = undefined;
-    for (const list of this.waiting.values()) for (const w of list) w.reject(err);
-    this.waiting.clear();
-    if (s) void s.then((x) => (x as unknown as { cancel?: () => void }).cancel?.()).catch(() => undefined);
-    this.onDead();
-  }
-
-  /**
-   * Start a fresh stream for the next pings and let this one drain. A member forwards keepalives to
-   * the raft leader it knows; when that leader dies, the forwarding of an open stream can hang for
-   * seconds (until etcd's own request timeout), long after a new leader was elected. A new stream is
-   * forwarded anew. Late answers on the old one still resolve their waiters (same lease IDs).
-   */
-  private rotate(): void {
-    const old = this.stream;
-    this.stream = undefined;
-    if (!old) return;
-    // Half-close, not cancel: etcd then ends the stream normally, whereas a cancelled stream counts
-    // as a failure in etcd3's pool, which resets the whole channel (every call and watch on it).
-    const t = setTimeout(
-      () => void old.then((x) => (x as unknown as { end?: () => void }).end?.()).catch(() => undefined),
-      2 * this.timeoutMs,
-    );
-    t.unref();
-  }
-
-  async ping(id: string, timeoutMs = this.timeoutMs): Promise<number> {
-    const opened = this.open();
-    const s = await opened;
-    const sentAt = Date.now();
-    return new Promise<number>((resolve, reject) => {
-      const entry = {
-        resolve: (ttl: number) => {
-          clearTimeout(timer);
-          resolve(ttl);
-        },
-        reject: (e: unknown) => {
-          clearTimeout(timer);
-          reject(e instanceof Error ? e : new Error(String(e)));
-        },
-      };
-      const timer = setTimeout(() => {
-        // Only this ping fails: other leases' pings on the stream are not torn down (a late answer
-        // after an event-loop stall must not reset every lease). If the stream has said nothing since
-        // this ping was sent, later pings go out on a fresh stream (see rotate).
-        const list = this.waiting.get(id);
-        const i = list?.indexOf(entry) ?? -1;
-        if (list && i >= 0) list.splice(i, 1);
-        reject(
-          new FlotillaError('E_REGISTRY_UNAVAILABLE', `lease keepalive timed out after ${timeoutMs} ms`),
-        );
-        if (this.stream === opened && this.lastData < sentAt) this.rotate();
-      }, timeoutMs);
-      const list = this.waiting.get(id) ?? [];
-      list.push(entry);
-      this.waiting.set(id, list);
-      s.write({ ID: id });
-    });
-  }
-
-  close(): void {
-    this.fail(new FlotillaError('E_CLOSED', 'etcd registry is closed (lease keepalive)'));
-  }
-}
-
-/** Map etcd3 / gRPC errors onto the catalogue. */
-function mapError(err: unknown, what: string, lease?: string): Error {
-  if (err instanceof FlotillaError) return err;
-  if (
-    err instanceof EtcdLeaseInvalidError ||
-    /requested lease not found/i.test((err as Error)?.message ?? '')
-  ) {
-    return new FlotillaError(
-      'E_LEASE_NOT_FOUND',
-      `${what}: lease ${lease ?? ''} not found`.replace('  ', ' '),
-      {
-        lease,
-      },
-    );
-  }
-  const msg = (err as Error)?.message ?? String(err);
-  if (/compacted/i.test(msg)) return new FlotillaError('E_REGISTRY_COMPACTED', `${what}: ${msg}`);
-  if (
-    err instanceof GRPCInvalidArgumentError ||
-    /duplicate key given in txn|too many operations in txn/i.test(msg)
-  ) {
-    return new FlotillaError('E_INVALID_REQUEST', `etcd ${what} refused: ${msg}`, {}, { cause: err });
-  }
-  return new FlotillaError('E_REGISTRY_UNAVAILABLE', `etcd ${what} failed: ${msg}`, {}, { cause: err });
 }
