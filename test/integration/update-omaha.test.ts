@@ -24,6 +24,7 @@ import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { generateSigningKey, hostArch } from '../../src/update/bundle.js';
 import { makeBundle } from '../../src/update/make-bundle.js';
+import { holdReboots } from '../support/hold-reboots.js';
 import {
   describeSystemd,
   envDir,
@@ -98,7 +99,7 @@ describeSystemd(
     let slotFirst = 0;
     let slotBefore = '';
     let machineId = '';
-    let restoreReboots = false;
+    let unholdReboots: () => void = () => undefined;
     const servers: number[] = [];
     let watch: ChildProcess | undefined;
 
@@ -192,38 +193,6 @@ describeSystemd(
       return { pid, url, base: url.replace(/v1\/update\/$/, '') };
     }
 
-    async function holdReboots(): Promise<void> {
-      const active = machineExec(m, 'sh', '-c', 'systemctl is-active flotilla.service || true').trim();
-      if (active !== 'active') return;
-      const since = machineExec(m, 'date', '+%Y-%m-%d %H:%M:%S').trim();
-      machineExec(
-        m,
-        'sh',
-        '-c',
-        'mkdir -p /etc/flotilla; [ -e /etc/flotilla/update.conf ] && cp -p /etc/flotilla/update.conf /etc/flotilla/update.conf.omaha-it; ' +
-          'echo REBOOT_STRATEGY=off >> /etc/flotilla/update.conf; systemctl reload flotilla.service',
-      );
-      restoreReboots = true;
-      const deadline = Date.now() + 30_000;
-      while (
-        !/configuration reloaded/.test(
-          machineExec(
-            m,
-            'journalctl',
-            '-u',
-            'flotilla.service',
-            `--since=${since}`,
-            '--no-pager',
-            '-o',
-            'cat',
-          ),
-        )
-      ) {
-        if (Date.now() > deadline) throw new Error(`the agent in ${m} did not reload its configuration`);
-        await sleep(300);
-      }
-    }
-
     beforeAll(async () => {
       if (!hostIp)
         throw new Error('test/env gives no TESTENV_HOST_IP (the host address on the machines network)');
@@ -273,7 +242,7 @@ describeSystemd(
       machineId = machineExec(m, 'cat', '/etc/machine-id').trim();
       slotBefore = await slotSha();
       expect(slotBefore).not.toBe(sha(image));
-      await holdReboots();
+      unholdReboots = await holdReboots(m);
     }, 60_000);
 
     /** End the watch: its `timeout` in m1 by pid (it passes SIGTERM on), then the host side. */
@@ -302,13 +271,7 @@ describeSystemd(
         }
       try {
         machineExec(m, 'rm', '-rf', DIR, '/run/reboot-required');
-        if (restoreReboots)
-          machineExec(
-            m,
-            'sh',
-            '-c',
-            'if [ -e /etc/flotilla/update.conf.omaha-it ]; then mv /etc/flotilla/update.conf.omaha-it /etc/flotilla/update.conf; else rm -f /etc/flotilla/update.conf; fi; systemctl reload flotilla.service',
-          );
+        unholdReboots();
       } catch {
         /* machine gone */
       }

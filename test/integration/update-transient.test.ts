@@ -16,6 +16,7 @@ import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { generateSigningKey } from '../../src/update/bundle.js';
 import { makeBundle } from '../../src/update/make-bundle.js';
+import { holdReboots } from '../support/hold-reboots.js';
 import {
   describeSystemd,
   envDir,
@@ -104,44 +105,16 @@ describeSystemd('update: the slot write in a throttled transient unit', () => {
     put(join(s.dir, 'update.conf'), `${DIR}/update.conf`);
     // A cluster agent left running in m by another test file would see /run/reboot-required after
     // the apply and reboot m (strategy reboot, its default): turn its reboots off for this test.
-    await holdReboots();
+    unholdReboots = await holdReboots(m);
   });
 
-  async function holdReboots(): Promise<void> {
-    const active = machineExec(m, 'sh', '-c', 'systemctl is-active flotilla.service || true').trim();
-    if (active !== 'active') return;
-    const since = machineExec(m, 'date', '+%Y-%m-%d %H:%M:%S').trim();
-    machineExec(
-      m,
-      'sh',
-      '-c',
-      'mkdir -p /etc/flotilla; [ -e /etc/flotilla/update.conf ] && cp -p /etc/flotilla/update.conf /etc/flotilla/update.conf.it-backup; ' +
-        'echo REBOOT_STRATEGY=off >> /etc/flotilla/update.conf; systemctl reload flotilla.service',
-    );
-    const deadline = Date.now() + 30_000;
-    while (
-      !/configuration reloaded/.test(
-        machineExec(m, 'journalctl', '-u', 'flotilla.service', `--since=${since}`, '--no-pager', '-o', 'cat'),
-      )
-    ) {
-      if (Date.now() > deadline) throw new Error(`the agent in ${m} did not reload its configuration`);
-      await new Promise((r) => setTimeout(r, 300));
-    }
-    restoreReboots = true;
-  }
-  let restoreReboots = false;
+  let unholdReboots: () => void = () => undefined;
 
   afterAll(async () => {
     await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
     try {
       machineExec(m, 'rm', '-rf', DIR, '/run/reboot-required');
-      if (restoreReboots)
-        machineExec(
-          m,
-          'sh',
-          '-c',
-          'if [ -e /etc/flotilla/update.conf.it-backup ]; then mv /etc/flotilla/update.conf.it-backup /etc/flotilla/update.conf; else rm -f /etc/flotilla/update.conf; fi; systemctl reload flotilla.service',
-        );
+      unholdReboots();
     } catch {
       /* machine gone */
     }
