@@ -12,7 +12,7 @@ import { isIP } from 'node:net';
 import { parseProxySpecs } from '../discovery/services.js';
 import { FlotillaError } from '../lib/errors.js';
 import { isLoopbackHost, parseHostPort } from '../lib/net.js';
-import type { AgentConfig } from './config.js';
+import type { AgentConfig } from './config-types.js';
 
 /** Allowed range of a duration key, in seconds (inclusive). */
 export interface DurationRange {

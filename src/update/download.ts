@@ -20,7 +20,7 @@ import { sleep } from '../lib/backoff.js';
 import { FlotillaError, isErrno } from '../lib/errors.js';
 import { writeAtomic } from '../lib/fs.js';
 import { nullLogger, type Logger } from '../lib/log.js';
-import { STAGED_MANIFEST, STAGING_DIR, verifyStagedPayload } from './staging.js';
+import { STAGED_MANIFEST, STAGING_DIR, verifyStagedPayload, type StagedBundle } from './staging.js';
 import {
   checkTarget,
   MAX_MANIFEST_BYTES,
@@ -60,15 +60,6 @@ export interface DownloadOptions {
   checkManifest?: (m: Manifest, bytes: Buffer) => void;
   /** Bytes kept free in the staging file system besides the payload; default 16 MiB. */
   reserveBytes?: number;
-}
-
-export interface StagedBundle {
-  manifest: Manifest;
-  /** The verified manifest envelope bytes as downloaded. */
-  manifestBytes: Buffer;
-  dir: string;
-  payloadPath: string;
-  manifestPath: string;
 }
 
 class Final extends Error {}

@@ -26,10 +26,19 @@ import {
   type Target,
   type TrustedKey,
 } from './bundle.js';
-import type { StagedBundle } from './download.js';
 
 export const STAGING_DIR = '/var/lib/flotilla/update';
 export const STAGED_MANIFEST = 'manifest.json';
+
+/** A downloaded (or resumed) bundle whose manifest is verified, staged under `dir`. */
+export interface StagedBundle {
+  manifest: Manifest;
+  /** The verified manifest envelope bytes as downloaded. */
+  manifestBytes: Buffer;
+  dir: string;
+  payloadPath: string;
+  manifestPath: string;
+}
 
 /** Verify a staged payload file against its manifest (size, SHA-256). */
 export async function verifyStagedPayload(path: string, m: Manifest): Promise<void> {
