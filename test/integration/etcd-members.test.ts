@@ -13,7 +13,9 @@ import { afterAll, afterEach, expect, it } from 'vitest';
 import { runCli } from '../unit/cli/harness.js';
 import { describeEtcd } from '../support/testbed.js';
 
-const BASE = Number(process.env.FLOTILLA_TEST_ETCD_MEMBERS_PORT ?? 35801);
+// Below the kernel's ephemeral range (ip_local_port_range 32768–60999): a port in it can be taken as
+// the source port of any outgoing connection on the host, and etcd then fails to bind.
+const BASE = Number(process.env.FLOTILLA_TEST_ETCD_MEMBERS_PORT ?? 28801);
 const c1 = `http://127.0.0.1:${BASE}`;
 const p1 = `http://127.0.0.1:${BASE + 1}`;
 const c2 = `http://127.0.0.1:${BASE + 10}`;
@@ -22,6 +24,8 @@ const c3 = `http://127.0.0.1:${BASE + 20}`;
 const p3 = `http://127.0.0.1:${BASE + 21}`;
 const dir = mkdtempSync(join(tmpdir(), 'flotilla-etcd-members-'));
 const procs: ChildProcess[] = [];
+/** The last 4 KiB of each member's stderr (etcd logs at error level), for a failure's message. */
+const stderrTail = new Map<ChildProcess, string>();
 
 function startEtcd(
   name: string,
@@ -54,22 +58,30 @@ function startEtcd(
       '--logger=zap',
       '--log-level=error',
     ],
-    { stdio: 'ignore' },
+    { stdio: ['ignore', 'ignore', 'pipe'] },
   );
+  stderrTail.set(p, '');
+  p.stderr
+    ?.setEncoding('utf8')
+    .on('data', (d: string) => stderrTail.set(p, ((stderrTail.get(p) ?? '') + d).slice(-4096)));
   procs.push(p);
   return p;
 }
 
-async function healthy(url: string, ms = 20_000): Promise<void> {
+async function healthy(url: string, proc: ChildProcess, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;
   for (;;) {
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      throw new Error(`etcd ${url} exited (${proc.exitCode ?? proc.signalCode}): ${stderrTail.get(proc)}`);
+    }
     try {
       const r = await fetch(`${url}/health`);
       if (r.ok && ((await r.json()) as { health?: string }).health === 'true') return;
     } catch {
       /* not up yet */
     }
-    if (Date.now() > end) throw new Error(`etcd ${url} not healthy after ${ms} ms`);
+    if (Date.now() > end)
+      throw new Error(`etcd ${url} not healthy after ${ms} ms; its stderr: ${stderrTail.get(proc)}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
@@ -90,10 +102,10 @@ describeEtcd('flotilla etcd add-member / remove-member on a real etcd cluster', 
 
   it('adds a member that then starts with the printed settings, refuses while one is dead, removes the dead one', async () => {
     // A 2-member cluster, grown to 3 with add-member; then the 3rd dies (2 of 3: quorum kept).
-    startEtcd('e1', c1, p1, `e1=${p1},e2=${p2}`, 'new');
-    startEtcd('e2', c2, p2, `e1=${p1},e2=${p2}`, 'new');
-    await healthy(c1);
-    await healthy(c2);
+    const e1 = startEtcd('e1', c1, p1, `e1=${p1},e2=${p2}`, 'new');
+    const e2 = startEtcd('e2', c2, p2, `e1=${p1},e2=${p2}`, 'new');
+    await healthy(c1, e1);
+    await healthy(c2, e2);
     const l1 = await ctl('list-members');
     expect(l1.code, l1.err).toBe(0);
     expect(l1.out).toMatch(new RegExp(`^[0-9a-f]+\\te1\\t${p1}\\t${c1}\\thealthy$`, 'm'));
@@ -128,7 +140,7 @@ describeEtcd('flotilla etcd add-member / remove-member on a real etcd cluster', 
     expect(early.err).toMatch(/member \(unstarted\) \([0-9a-f]+\) is unhealthy: added but never started/);
 
     const e3 = startEtcd('e3', c3, p3, `e1=${p1},e2=${p2},e3=${p3}`, 'existing');
-    await healthy(c3);
+    await healthy(c3, e3);
     const l2 = await ctl('list-members');
     expect(l2.code, l2.err).toBe(0);
     expect(l2.out.trimEnd().split('\n')).toHaveLength(3);
