@@ -3,6 +3,12 @@
  * the project's units with flotilla-cloudinit (and flotilla-ignition) enabled, as the install path
  * does; the VM then boots with nothing but its config.
  *
+ * The same two VMs also prove the VM route itself (test/env/vm): a Debian VM built from Debian's
+ * packages boots under TCG to a running systemd with the project shared at /project, runs node and
+ * the CLI, has no route out, and sees the exact bytes of its config drive and fw_cfg config where
+ * coreos-cloudinit -from-configdrive and Ignition read them. (Two VMs for everything: each boot
+ * costs a minute or more of CI time under TCG.)
+ *
  * - Test 1: a config drive (ISO9660, label config-2) holding a cloud-config with coreos.units,
  *   write_files, users, coreos.etcd2 and coreos.fleet. After boot the unit runs, the files and the
  *   user exist, etcd runs and the agent is registered with the metadata from coreos.fleet. Re-running
@@ -46,6 +52,8 @@ write_files:
   - path: /etc/firstboot/b64
     encoding: b64
     content: ${Buffer.from(B64_BODY).toString('base64')}
+  - path: /etc/firstboot/quoted
+    content: "quote ' and \\" and $HOME"
 coreos:
   etcd2:
     name: fbcc
@@ -75,12 +83,10 @@ coreos:
 `;
 
 const drive = join(work, 'drive');
+const META_DATA = JSON.stringify({ uuid: '5b1e3f0e-2a55-4c55-8c3c-0f1e2d3c4b5a', hostname: 'fbcc' });
 mkdirSync(join(drive, 'openstack', 'latest'), { recursive: true });
 writeFileSync(join(drive, 'openstack', 'latest', 'user_data'), CLOUD_CONFIG);
-writeFileSync(
-  join(drive, 'openstack', 'latest', 'meta_data.json'),
-  JSON.stringify({ uuid: '5b1e3f0e-2a55-4c55-8c3c-0f1e2d3c4b5a', hostname: 'fbcc' }),
-);
+writeFileSync(join(drive, 'openstack', 'latest', 'meta_data.json'), META_DATA);
 
 /** Poll a guest shell script until it exits 0 (returns its stdout) or the time is up (throws). */
 async function until(vm: Vm, script: string, timeoutMs: number): Promise<string> {
@@ -98,6 +104,45 @@ async function until(vm: Vm, script: string, timeoutMs: number): Promise<string>
 describeVm('first boot from a config drive with a cloud-config (Tests 1 and 3)', () => {
   const vm = useVm('fbcc', { configDrive: drive });
 
+  it('the VM route: boots to a running (or degraded) systemd, with its own machine-id', async () => {
+    const r = await vm().sh('systemctl is-system-running --wait', { timeoutMs: 240_000 });
+    const state = r.stdout.trim();
+    if (state === 'degraded') {
+      console.warn(`[vm-firstboot] degraded: ${(await vm().sh('systemctl --failed --no-legend')).stdout}`);
+    }
+    expect(['running', 'degraded']).toContain(state);
+    expect((await vm().check('cat', '/proc/1/comm')).trim()).toBe('systemd');
+    // each VM has its own machine-id, made at first boot from the image's empty one
+    expect((await vm().check('cat', '/etc/machine-id')).trim()).toMatch(/^[0-9a-f]{32}$/);
+  }, 300_000);
+
+  it('the VM route: runs node and the project built in dist/, shared read-only at /project', async () => {
+    expect((await vm().check('node', '--version')).trim()).toBe(process.version);
+    expect((await vm().check('flotilla', 'version')).trim()).toMatch(/^flotilla version \d+\.\d+/);
+    expect((await vm().check('findmnt', '-no', 'FSTYPE,OPTIONS', '/project')).trim()).toMatch(/^9p\s+ro,/);
+  });
+
+  it('the VM route: QEMU user networking with no route out (restrict=on); qemu_fw_cfg sysfs and isofs', async () => {
+    expect(await vm().check('ip', '-4', '-o', 'addr', 'show')).toMatch(/inet 10\.0\.2\.15\/24/);
+    expect((await vm().check('ip', '-4', 'route', 'show', 'default')).trim()).toBe('');
+    expect((await vm().check('ls', '/sys/firmware/qemu_fw_cfg/by_name')).split('\n')).toContain('etc');
+    expect((await vm().run('modprobe', '-n', '-v', 'isofs')).code).toBe(0);
+  });
+
+  it('the config drive: iso9660 labelled config-2 with user_data and meta_data.json byte for byte', async () => {
+    const dev = (await vm().check('blkid', '-L', 'config-2')).trim();
+    expect(dev).toMatch(/^\/dev\/vd[b-z]$/);
+    expect((await vm().check('blkid', '-o', 'value', '-s', 'TYPE', dev)).trim()).toBe('iso9660');
+    await vm().check('mkdir', '-p', '/mnt/config-2');
+    await vm().check('mount', '-o', 'ro', dev, '/mnt/config-2');
+    try {
+      expect(await vm().check('cat', '/mnt/config-2/openstack/latest/user_data')).toBe(CLOUD_CONFIG);
+      expect(await vm().check('cat', '/mnt/config-2/openstack/latest/meta_data.json')).toBe(META_DATA);
+    } finally {
+      await vm().run('umount', '/mnt/config-2');
+    }
+  });
+
   it('flotilla-cloudinit ran at boot and succeeded', async () => {
     await vm().sh('systemctl is-system-running --wait', { timeoutMs: 240_000 });
     const r = await vm().run('systemctl', 'show', '-p', 'Result,ActiveState', 'flotilla-cloudinit.service');
@@ -110,6 +155,8 @@ describeVm('first boot from a config drive with a cloud-config (Tests 1 and 3)',
     expect(await vm().check('cat', '/etc/firstboot/plain')).toBe('plain content\n');
     expect((await vm().check('stat', '-c', '%a %U %G', '/etc/firstboot/plain')).trim()).toBe('640 root adm');
     expect(await vm().check('cat', '/etc/firstboot/b64')).toBe(B64_BODY);
+    // quotes and a $ pass through the config drive and the YAML untouched (no shell on the way)
+    expect(await vm().check('cat', '/etc/firstboot/quoted')).toBe(`quote ' and " and $HOME`);
     expect((await vm().check('id', '-nG', 'ops')).split(/\s+/)).toContain('adm');
     const shadow = (await vm().check('getent', 'shadow', 'ops')).split(':');
     expect(shadow[1]).toBe(OPS_HASH);
@@ -219,13 +266,20 @@ const IGNITION = {
     users: [{ name: 'igops', groups: ['adm'], sshAuthorizedKeys: [OPS_KEY] }],
   },
 };
-writeFileSync(join(work, 'config.ign'), JSON.stringify(IGNITION));
+const IGNITION_JSON = JSON.stringify(IGNITION);
+writeFileSync(join(work, 'config.ign'), IGNITION_JSON);
 
 describeVm('first boot from QEMU fw_cfg with an Ignition config (Test 2)', () => {
   // As an Ignition image boots on QEMU: first boot flagged, the platform named on the command line.
   const vm = useVm('fbign', {
     fwCfg: join(work, 'config.ign'),
     append: 'ignition.firstboot ignition.platform.id=qemu',
+  });
+
+  it('fw_cfg: opt/com.coreos/config holds the Ignition config byte for byte', async () => {
+    const raw = '/sys/firmware/qemu_fw_cfg/by_name/opt/com.coreos/config/raw';
+    expect(await vm().check('cat', raw)).toBe(IGNITION_JSON);
+    expect((await vm().check('cat', raw.replace(/raw$/, 'size'))).trim()).toBe(String(IGNITION_JSON.length));
   });
 
   it('applies files, directories, links, units and users at first boot', async () => {
