@@ -27,6 +27,7 @@ import {
 import { describeSystemd, envDir, machineIp } from '../support/testbed.js';
 import { extractFile, type Step } from '../runbooks/extract.js';
 import { tlsRotationSetup } from '../runbooks/tls-rotation-setup.js';
+import { backToCluster, freshMachines } from '../runbooks/bootstrap-setup.js';
 import { backToTestenv, packagedPaths, toEtcdMember } from '../runbooks/etcd-layout.js';
 
 const DOCS = fileURLToPath(new URL('../../docs/runbooks/', import.meta.url));
@@ -120,9 +121,12 @@ SETUP['tls-rotation.md'] = () => tlsRotationSetup(allMachines);
 SETUP['remove-add-machine.md'] = () => packagedPaths('m3');
 // Every member as etcd-member.service, the layout the page is written for.
 SETUP['etcd-quorum-loss.md'] = () => toEtcdMember(allMachines);
+// Fresh machines: no etcd member, the agent installed but stopped (test/runbooks/bootstrap-setup.ts).
+SETUP['bootstrap-cluster.md'] = freshMachines;
 
 const TEARDOWN: Record<string, () => Promise<void>> = {
   'replace-etcd-member.md': () => backToTestenv(['m3']),
+  'bootstrap-cluster.md': backToCluster,
   'etcd-quorum-loss.md': async () => {
     await backToTestenv(allMachines);
     // After a failure half-way the page's own clean-up did not run.
@@ -204,13 +208,22 @@ describeSystemd('docs/runbooks: every page runs, step by step, on the test machi
       page,
       async () => {
         const steps = extractFile(`${DOCS}${page}`);
+        let t0 = performance.now();
         await SETUP[page]?.();
+        const setupMs = performance.now() - t0;
+        t0 = performance.now();
         try {
           for (const s of steps) await runStep(page, s);
         } finally {
+          const stepsMs = performance.now() - t0;
+          t0 = performance.now();
           await destroyUnits(allMachines, PAGE_UNITS[page] ?? []);
           await TEARDOWN[page]?.();
           await restoreMachines();
+          const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+          console.log(
+            `[runbook] ${page}: setup ${s(setupMs)}, steps ${s(stepsMs)}, teardown ${s(performance.now() - t0)}`,
+          );
         }
       },
       600_000,

@@ -19,7 +19,6 @@ import {
   allMachines,
   etcdMemberHealthy,
   freshCluster,
-  inMachine,
   inMachineOk,
   run,
   waitFor,
@@ -28,32 +27,31 @@ import { envDir, machineIp, machineProject } from '../support/testbed.js';
 
 /** Where test/env's member keeps its data; the etcd-member.env written here points there too. */
 const DATA_DIR = '/var/lib/flotilla-etcd';
-const LINKS: [string, string][] = [
+const LINKS = [
   ['/usr/local/bin/etcd', '/usr/bin/etcd'],
   ['/usr/local/bin/etcdctl', '/usr/bin/etcdctl'],
   [machineProject, '/usr/lib/flotilla'],
   [`${machineProject}/bin/flotilla`, '/usr/local/bin/coreos-cloudinit'],
-];
+].flat();
 
-export async function packagedPaths(m: string): Promise<void> {
-  for (const [target, link] of LINKS) await inMachineOk(m, 'ln', '-sfn', target, link);
+/** One bash script inside m, its arguments as $1...; every machine round trip costs ~0.5 s. */
+async function script(m: string, body: string, ...args: string[]): Promise<void> {
+  await inMachineOk(m, 'bash', '-c', `set -euo pipefail\n${body}`, 'bash', ...args);
 }
 
-async function removePackagedPaths(m: string): Promise<void> {
-  await inMachine(m, 'rm', '-f', ...LINKS.map(([, link]) => link));
+const LINK = 'while [ $# -ge 2 ]; do ln -sfn "$1" "$2"; shift 2; done';
+const UNLINK = 'while [ $# -ge 2 ]; do rm -f "$2"; shift 2; done';
+/** etcd-member.service from the package's copy, where `flotilla install` puts units. */
+const UNIT =
+  'install -m 644 /usr/lib/flotilla/systemd/etcd-member.service /etc/systemd/system/etcd-member.service\n' +
+  'systemctl daemon-reload';
+
+export async function packagedPaths(m: string, withEtcdMemberUnit = false): Promise<void> {
+  await script(m, withEtcdMemberUnit ? `${LINK}\n${UNIT}` : LINK, ...LINKS);
 }
 
-/** etcd-member.service from the package's copy (as `flotilla install` puts it, /etc/systemd/system). */
-export async function installEtcdMemberUnit(m: string): Promise<void> {
-  await inMachineOk(
-    m,
-    'install',
-    '-m',
-    '644',
-    '/usr/lib/flotilla/systemd/etcd-member.service',
-    '/etc/systemd/system/etcd-member.service',
-  );
-  await inMachineOk(m, 'systemctl', 'daemon-reload');
+export async function removePackagedPaths(m: string): Promise<void> {
+  await script(m, UNLINK, ...LINKS);
 }
 
 const healthy = async (ms: readonly string[]) =>
@@ -79,38 +77,29 @@ function memberEnv(m: string, ms: readonly string[]): string {
 
 export async function toEtcdMember(ms: readonly string[] = allMachines): Promise<void> {
   for (const m of ms) {
-    await packagedPaths(m);
-    await inMachineOk(m, 'mkdir', '-p', '/etc/flotilla');
-    await inMachineOk(
+    // Type=notify: `enable --now` returns once the member is back in the cluster (the other two
+    // members hold the quorum meanwhile).
+    await script(
       m,
-      'sh',
-      '-c',
-      'printf %s "$1" > /etc/flotilla/etcd-member.env',
-      'sh',
+      `env=$1; shift\n${LINK}\n${UNIT}\nmkdir -p /etc/flotilla\nprintf %s "$env" > /etc/flotilla/etcd-member.env\n` +
+        'systemctl disable --quiet --now flotilla-etcd\nsystemctl enable --quiet --now etcd-member',
       memberEnv(m, ms),
+      ...LINKS,
     );
-    await installEtcdMemberUnit(m);
-    await inMachineOk(m, 'systemctl', 'disable', '--quiet', '--now', 'flotilla-etcd');
-    // Type=notify: returns once the member is back in the cluster (the other two have the quorum).
-    await inMachineOk(m, 'systemctl', 'enable', '--quiet', '--now', 'etcd-member');
   }
   await waitFor('every etcd-member healthy', () => healthy(ms), 60_000, 300);
 }
 
 export async function backToTestenv(ms: readonly string[] = allMachines): Promise<void> {
   for (const m of ms) {
-    await inMachine(m, 'systemctl', 'disable', '--quiet', '--now', 'etcd-member');
-    await inMachine(
+    await script(
       m,
-      'rm',
-      '-f',
-      '/etc/systemd/system/etcd-member.service',
-      '/etc/flotilla/etcd-member.env',
+      'systemctl disable --quiet --now etcd-member || true\n' +
+        'rm -f /etc/systemd/system/etcd-member.service /etc/flotilla/etcd-member.env\n' +
+        'systemctl daemon-reload\nsystemctl reset-failed flotilla-etcd || true\n' +
+        `systemctl enable --quiet --now flotilla-etcd\n${UNLINK}`,
+      ...LINKS,
     );
-    await inMachineOk(m, 'systemctl', 'daemon-reload');
-    await inMachine(m, 'systemctl', 'reset-failed', 'flotilla-etcd');
-    await inMachineOk(m, 'systemctl', 'enable', '--quiet', '--now', 'flotilla-etcd');
-    await removePackagedPaths(m);
   }
   try {
     await waitFor('every etcd member healthy again', () => healthy(allMachines), 30_000, 300);
