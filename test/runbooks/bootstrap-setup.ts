@@ -25,6 +25,7 @@ const WRITTEN = [
   '/etc/flotilla/update.conf',
   '/etc/sysctl.d/90-flotilla.conf',
   '/etc/systemd/system/etcd-member.service',
+  '/etc/systemd/system/flotilla.socket',
   '/etc/systemd/system/etcd-snapshot.service',
   '/etc/systemd/system/etcd-snapshot.timer',
   '/var/lib/etcd-member',
@@ -42,9 +43,12 @@ export async function freshMachines(): Promise<void> {
         m,
         'bash',
         '-c',
+        // The package installs flotilla.socket beside the agent (flotilla.service has Also= it).
         'set -euo pipefail\nsystemctl disable --quiet flotilla\n' +
+          'install -m 644 /usr/lib/flotilla/systemd/flotilla.socket /etc/systemd/system/flotilla.socket\n' +
           "sed -i -E '/^FLOTILLA_(ETCD_SERVERS|PUBLIC_IP|METADATA)=/d' /etc/flotilla/flotilla.env\n" +
-          'rm -f /etc/flotilla/flotilla.conf /etc/flotilla/update.conf /etc/flotilla/etcd-member.env',
+          'rm -f /etc/flotilla/flotilla.conf /etc/flotilla/update.conf /etc/flotilla/etcd-member.env\n' +
+          'systemctl daemon-reload',
       );
     }),
   );
@@ -57,7 +61,7 @@ export async function backToCluster(): Promise<void> {
         m,
         'bash',
         '-c',
-        'systemctl disable --quiet --now flotilla etcd-member etcd-snapshot.timer\n' +
+        'systemctl disable --quiet --now flotilla flotilla.socket etcd-member etcd-snapshot.timer\n' +
           'rm -rf "$@"\nuserdel -r core 2>/dev/null\n' +
           "sed -i '/^COREOS_PRIVATE_IPV4=/d' /etc/environment\nsystemctl daemon-reload",
         'bash',
