@@ -17,18 +17,18 @@ import {
   allMachines,
   clusterSh,
   destroyUnits,
-  etcdMemberHealthy,
   freshCluster,
   inMachine,
   inMachineOk,
   restoreMachines,
   run,
-  waitFor,
   type ClusterMap,
 } from '../support/cluster.js';
-import { describeSystemd, envDir, machineIp, machineProject } from '../support/testbed.js';
+import { describeSystemd, envDir, machineIp } from '../support/testbed.js';
 import { extractFile, type Step } from '../runbooks/extract.js';
 import { tlsRotationSetup } from '../runbooks/tls-rotation-setup.js';
+import { backToCluster, freshMachines } from '../runbooks/bootstrap-setup.js';
+import { backToTestenv, packagedPaths, toEtcdMember } from '../runbooks/etcd-layout.js';
 
 const DOCS = fileURLToPath(new URL('../../docs/runbooks/', import.meta.url));
 const pages = readdirSync(DOCS)
@@ -39,6 +39,13 @@ const pages = readdirSync(DOCS)
 const PAGE_UNITS: Record<string, string[]> = {
   'debug-unit.md': ['rb-nowhere.service', 'rb-broken.service'],
   'drain-machine.md': ['rb-pinned.service', 'rb-any.service'],
+  'etcd-quorum-loss.md': [
+    'rb-quorum@1.service',
+    'rb-quorum@2.service',
+    'rb-quorum@3.service',
+    'rb-quorum@.service',
+    'rb-quorum-after.service',
+  ],
   'migrate-from-fleet.md': ['hello.service', 'web@.service', 'web@1.service', 'batch.service'],
   'registry-backup.md': ['rb-keep.service'],
   'remove-add-machine.md': ['rb-stay.service'],
@@ -108,44 +115,33 @@ const SETUP: Record<string, () => Promise<void>> = {
   },
 };
 
-/** What Debian's etcd-server and flotilla's package put on a VM, which the test machines lack. */
-async function packagedPaths(m: string): Promise<void> {
-  await inMachineOk(m, 'ln', '-sfn', '/usr/local/bin/etcd', '/usr/bin/etcd');
-  await inMachineOk(m, 'ln', '-sfn', machineProject, '/usr/lib/flotilla');
-}
 SETUP['replace-etcd-member.md'] = () => packagedPaths('m3');
 // New certificates from a new CA in /root/tls-new/ of each machine, as the operator's CA makes them.
 SETUP['tls-rotation.md'] = () => tlsRotationSetup(allMachines);
 SETUP['remove-add-machine.md'] = () => packagedPaths('m3');
-
-/**
- * m3's member goes back to the test environment's unit, on the data of its replacement (same name
- * and URLs; etcd ignores the initial-cluster flags once the data directory exists).
- */
-async function memberBackToTestenv(): Promise<void> {
-  await inMachine('m3', 'systemctl', 'disable', '--now', 'etcd-member');
-  await inMachine(
-    'm3',
-    'rm',
-    '-f',
-    '/etc/systemd/system/etcd-member.service',
-    '/etc/flotilla/etcd-member.env',
-  );
-  await inMachineOk('m3', 'systemctl', 'daemon-reload');
-  await inMachineOk('m3', 'systemctl', 'enable', '--now', 'flotilla-etcd');
-  await inMachine('m3', 'rm', '-f', '/usr/bin/etcd', '/usr/lib/flotilla');
-  await waitFor(
-    'every etcd member healthy again',
-    async () => (await Promise.all(allMachines.map(etcdMemberHealthy))).every(Boolean),
-    60_000,
-    500,
-  );
-}
+// Every member as etcd-member.service, the layout the page is written for.
+SETUP['etcd-quorum-loss.md'] = () => toEtcdMember(allMachines);
+// Fresh machines: no etcd member, the agent installed but stopped (test/runbooks/bootstrap-setup.ts).
+SETUP['bootstrap-cluster.md'] = freshMachines;
 
 const TEARDOWN: Record<string, () => Promise<void>> = {
-  'replace-etcd-member.md': memberBackToTestenv,
+  'replace-etcd-member.md': () => backToTestenv(['m3']),
+  'bootstrap-cluster.md': backToCluster,
+  'etcd-quorum-loss.md': async () => {
+    await backToTestenv(allMachines);
+    // After a failure half-way the page's own clean-up did not run.
+    await destroyUnits(allMachines, PAGE_UNITS['etcd-quorum-loss.md']!);
+    for (const m of allMachines)
+      await inMachine(
+        m,
+        'rm',
+        '-rf',
+        '/var/lib/flotilla-etcd.before-restore',
+        '/var/backups/etcd-restore.db',
+      );
+  },
   'remove-add-machine.md': async () => {
-    await memberBackToTestenv();
+    await backToTestenv(['m3']);
     await inMachineOk('m3', 'systemctl', 'enable', '--now', 'flotilla');
   },
   'migrate-from-fleet.md': async () => {
@@ -212,13 +208,22 @@ describeSystemd('docs/runbooks: every page runs, step by step, on the test machi
       page,
       async () => {
         const steps = extractFile(`${DOCS}${page}`);
+        let t0 = performance.now();
         await SETUP[page]?.();
+        const setupMs = performance.now() - t0;
+        t0 = performance.now();
         try {
           for (const s of steps) await runStep(page, s);
         } finally {
+          const stepsMs = performance.now() - t0;
+          t0 = performance.now();
           await destroyUnits(allMachines, PAGE_UNITS[page] ?? []);
           await TEARDOWN[page]?.();
           await restoreMachines();
+          const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+          console.log(
+            `[runbook] ${page}: setup ${s(setupMs)}, steps ${s(stepsMs)}, teardown ${s(performance.now() - t0)}`,
+          );
         }
       },
       600_000,

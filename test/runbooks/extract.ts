@@ -6,6 +6,8 @@
  *   <!-- runbook: on=m1 -->                 run on machine m1 (test/env/exec.sh m1 bash -c …)
  *   <!-- runbook: on=m2 expect=fail -->     this step is shown failing: it must exit non-zero
  *   <!-- runbook: on=m1 timeout=120 -->     seconds (default 60)
+ *   <!-- runbook: on=m1,m2,m3 -->           the same commands on each machine, one after the other
+ *                                           (one step per machine, in that order)
  *
  * A ```sh block without a marker is an error, so a page cannot show a command that no test runs.
  * Each block runs with `set -euo pipefail` in a clean login environment of the machine, so a step
@@ -48,18 +50,20 @@ export function extractSteps(markdown: string, where = 'page'): Step[] {
       for (const k of Object.keys(opts))
         if (!['on', 'expect', 'timeout'].includes(k))
           throw new Error(`${where}:${i}: unknown runbook marker option ${k}`);
-      if (!opts.on || !/^m[1-9]$/.test(opts.on)) throw new Error(`${where}:${i}: runbook marker needs on=mK`);
+      if (!opts.on || !/^m[1-9](,m[1-9])*$/.test(opts.on))
+        throw new Error(`${where}:${i}: runbook marker needs on=mK (or on=mK,mJ,...)`);
       if (opts.expect && opts.expect !== 'ok' && opts.expect !== 'fail')
         throw new Error(`${where}:${i}: expect= is ok or fail`);
       const timeoutS = opts.timeout ? Number(opts.timeout) : 60;
       if (!Number.isInteger(timeoutS) || timeoutS <= 0) throw new Error(`${where}:${i}: bad timeout=`);
-      steps.push({
-        line: i + 1,
-        on: opts.on,
-        expect: (opts.expect as 'ok' | 'fail' | undefined) ?? 'ok',
-        timeoutS,
-        script: lines.slice(i + 1, end).join('\n'),
-      });
+      for (const on of opts.on.split(','))
+        steps.push({
+          line: i + 1,
+          on,
+          expect: (opts.expect as 'ok' | 'fail' | undefined) ?? 'ok',
+          timeoutS,
+          script: lines.slice(i + 1, end).join('\n'),
+        });
     }
     i = end;
   }

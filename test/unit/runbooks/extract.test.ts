@@ -31,6 +31,13 @@ describe('runbook extractor', () => {
     ]);
   });
 
+  it('runs a block marked on=m1,m2,m3 on each machine, in that order', () => {
+    const steps = extractSteps('<!-- runbook: on=m2,m1,m3 timeout=5 -->\n```sh\nhostname\n```\n');
+    expect(steps.map((s) => s.on)).toEqual(['m2', 'm1', 'm3']);
+    expect(steps.every((s) => s.line === 2 && s.script === 'hostname' && s.timeoutS === 5)).toBe(true);
+    expect(() => extractSteps('<!-- runbook: on=m1, -->\n```sh\nls\n```\n')).toThrow('needs on=mK');
+  });
+
   it('refuses an unmarked sh block, a bad marker and an unclosed block, naming the line', () => {
     expect(() => extractSteps('x\n```sh\nls\n```\n', 'p.md')).toThrow(
       /^p\.md:2: a ```sh block without a <!-- runbook/,
