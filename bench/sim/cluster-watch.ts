@@ -7,8 +7,7 @@ import { EtcdKvStore } from '../../src/registry/etcd.js';
 import { allMachines, inMachineOk, monoNowUs, sleep } from '../../test/support/cluster.js';
 import { machineIp } from '../../test/support/testbed.js';
 
-export const endpointsOf = (ms: readonly string[]): string[] =>
-  ms.map((m) => `http://${machineIp(m)}:2379`);
+export const endpointsOf = (ms: readonly string[]): string[] => ms.map((m) => `http://${machineIp(m)}:2379`);
 
 /**
  * Unit states as the registry shows them, followed from the host with one watch on `state/`: for
