@@ -24,7 +24,6 @@
  * `realClusterBench(args)` returns the rows (REAL_CLUSTER_HEADER columns) for a combined table; the
  * default export prints them.
  */
-import { EtcdKvStore } from '../src/registry/etcd.js';
 import {
   UNIT_DIR,
   allMachines,
@@ -32,7 +31,6 @@ import {
   etcdMemberHealthy,
   etcdRaftLeader,
   freshCluster,
-  inMachineOk,
   machineUp,
   monoNowUs,
   putFile,
@@ -44,7 +42,8 @@ import {
   writeUnit,
   type ClusterMap,
 } from '../test/support/cluster.js';
-import { bootMachine, machineIp, powerCut } from '../test/support/testbed.js';
+import { bootMachine, powerCut } from '../test/support/testbed.js';
+import { endpointsOf, sampleAgents, withWatch, type StateWatch } from './sim/cluster-watch.js';
 import { printTable } from './table.js';
 
 export const REAL_CLUSTER_HEADER = [
@@ -98,92 +97,6 @@ const median = (xs: number[]) => {
 const stats = (xs: number[]): Row => [String(xs.length), Math.min(...xs), median(xs), Math.max(...xs)];
 const log = (msg: string) => console.error(`[cluster-real] ${msg}`);
 
-/**
- * Unit states as the registry shows them, followed from the host with one watch on `state/`: for
- * each key `state/<unit>/<machineID>`, its activeState and when (host monotonic µs) it last became
- * active.
- */
-class StateWatch {
-  readonly states = new Map<
-    string,
-    { unit: string; machineID: string; activeState: string; activeSinceUs: number }
-  >();
-  private waiters = new Set<() => void>();
-  private constructor(private readonly store: EtcdKvStore) {}
-
-  static async open(endpoints: string[]): Promise<StateWatch> {
-    const store = new EtcdKvStore({ endpoints, prefix: '/flotilla/', requestTimeoutMs: 5000 });
-    const w = new StateWatch(store);
-    const r = await store.range('state/');
-    for (const kv of r.kvs) w.apply(kv.key, kv.value);
-    const watch = store.watch('state/', { fromRevision: r.revision + 1 });
-    void (async () => {
-      try {
-        for await (const batch of watch) {
-          for (const ev of batch.events) {
-            if (ev.type === 'put') w.apply(ev.kv.key, ev.kv.value);
-            else w.states.delete(ev.kv.key);
-          }
-          for (const f of [...w.waiters]) f();
-        }
-      } catch (err) {
-        log(`registry watch ended: ${(err as Error).message}`);
-      }
-    })();
-    return w;
-  }
-
-  private apply(key: string, value: string): void {
-    const [, unit = '', machineID = ''] = key.split('/');
-    let activeState = '';
-    try {
-      const v = (JSON.parse(value) as { activeState?: unknown }).activeState;
-      activeState = typeof v === 'string' ? v : '';
-    } catch {
-      return;
-    }
-    const prev = this.states.get(key);
-    const activeSinceUs =
-      activeState === 'active' ? (prev?.activeState === 'active' ? prev.activeSinceUs : monoNowUs()) : 0;
-    this.states.set(key, { unit, machineID, activeState, activeSinceUs });
-  }
-
-  /** Resolve when `pred()` holds (checked after every watch batch), or reject after timeoutMs. */
-  until(what: string, pred: () => boolean, timeoutMs: number): Promise<void> {
-    if (pred()) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (!pred()) return;
-        clearTimeout(timer);
-        this.waiters.delete(check);
-        resolve();
-      };
-      const timer = setTimeout(() => {
-        this.waiters.delete(check);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
-      }, timeoutMs);
-      this.waiters.add(check);
-    });
-  }
-
-  get kv(): EtcdKvStore {
-    return this.store;
-  }
-
-  async close(): Promise<void> {
-    await this.store.close();
-  }
-}
-
-async function withWatch<T>(endpoints: string[], f: (w: StateWatch) => Promise<T>): Promise<T> {
-  const w = await StateWatch.open(endpoints);
-  try {
-    return await f(w);
-  } finally {
-    await w.close();
-  }
-}
-
 /** Start sleep units named `${stem}-${i}` from machine `from`; wait until the registry shows them active. */
 async function startPlainUnits(from: string, stem: string, n: number, watch: StateWatch): Promise<string[]> {
   const names = Array.from({ length: n }, (_, i) => `${stem}-${i + 1}.service`);
@@ -199,8 +112,6 @@ async function startPlainUnits(from: string, stem: string, n: number, watch: Sta
   );
   return names;
 }
-
-const endpointsOf = (ms: readonly string[]) => ms.map((m) => `http://${machineIp(m)}:2379`);
 
 async function failover(map: ClusterMap, runs: number): Promise<Row[]> {
   const stem = `bench-fo-${Date.now().toString(36)}`;
@@ -401,53 +312,17 @@ async function startMany(n: number, watch: StateWatch): Promise<Row[]> {
 }
 
 async function idle(seconds: number, watch: StateWatch): Promise<Row[]> {
-  const leaderKv = await watch.kv.get('engine/leader');
-  const leaderId = leaderKv ? (JSON.parse(leaderKv.value) as { machineID?: string }).machineID : undefined;
-  const tck = Number((await inMachineOk(allMachines[0]!, 'getconf', 'CLK_TCK')).trim()) || 100;
-  const read = async (m: string, pid: number) => {
-    const out = await inMachineOk(m, 'cat', `/proc/${pid}/stat`, `/proc/${pid}/status`);
-    const statLine = out.slice(0, out.indexOf('\n'));
-    const stat = statLine.slice(statLine.lastIndexOf(')') + 2).split(' ');
-    // fields after "(comm) ": state(3) ... utime(14) stime(15) → indexes 11, 12 here
-    const ticks = Number(stat[11]) + Number(stat[12]);
-    const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(out)?.[1] ?? NaN);
-    return { ticks, rssMiB: rssKb / 1024, at: performance.now() };
-  };
-  const rows: Row[] = [];
   await sleep(10_000); // let the previous phase settle
-  const agents = await Promise.all(
-    allMachines.map(async (m) => {
-      const pid = Number(
-        (await inMachineOk(m, 'systemctl', 'show', '-p', 'MainPID', '--value', 'flotilla')).trim(),
-      );
-      const id = (await inMachineOk(m, 'cat', '/etc/machine-id')).trim();
-      return { m, pid, leader: id === leaderId, samples: [await read(m, pid)] };
-    }),
-  );
-  const steps = Math.max(1, Math.round(seconds / 5));
-  for (let i = 0; i < steps; i++) {
-    await sleep((seconds * 1000) / steps);
-    for (const a of agents) a.samples.push(await read(a.m, a.pid));
-  }
-  for (const a of agents) {
-    const rss = a.samples.map((s) => s.rssMiB);
-    const cpu: number[] = [];
-    for (let i = 1; i < a.samples.length; i++) {
-      const dt = (a.samples[i]!.at - a.samples[i - 1]!.at) / 1000;
-      cpu.push(((a.samples[i]!.ticks - a.samples[i - 1]!.ticks) / tck / dt) * 100);
-    }
-    const first = a.samples[0]!;
-    const last = a.samples[a.samples.length - 1]!;
-    const cpuTotal = ((last.ticks - first.ticks) / tck / ((last.at - first.at) / 1000)) * 100;
+  const rows: Row[] = [];
+  for (const a of await sampleAgents(seconds, watch)) {
     const who = `${a.m}${a.leader ? ', engine leader' : ''}`;
     log(
-      `idle ${who}: RSS ${rss.map((x) => x.toFixed(1)).join(' ')} MiB; CPU ${cpuTotal.toFixed(2)} % over ${((last.at - first.at) / 1000).toFixed(0)} s`,
+      `idle ${who}: RSS ${a.rssMiB.map((x) => x.toFixed(1)).join(' ')} MiB; CPU ${a.cpuTotal.toFixed(2)} % over ${a.seconds.toFixed(0)} s`,
     );
-    rows.push([`idle agent RSS (${who})`, String(rss.length), ...stats(rss).slice(1), 'MiB', '']);
+    rows.push([`idle agent RSS (${who})`, ...stats(a.rssMiB), 'MiB', '']);
     rows.push([
-      `idle agent CPU per 5 s (${who}; ${cpuTotal.toFixed(2)} % overall)`,
-      String(cpu.length),
-      ...stats(cpu).slice(1),
+      `idle agent CPU per 5 s (${who}; ${a.cpuTotal.toFixed(2)} % overall)`,
+      ...stats(a.cpuPct),
       '% of a core',
       '',
     ]);

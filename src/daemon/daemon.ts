@@ -10,6 +10,7 @@
  * in a log line (they need a restart).
  */
 import { mkdirSync } from 'node:fs';
+import { getHeapSpaceStatistics } from 'node:v8';
 import { clusterGauges } from '../api/gauges.js';
 import { OwnMetadata } from '../api/machine-metadata.js';
 import { MachineAgent } from '../agent/agent.js';
@@ -230,6 +231,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
       }
     },
     dump: () => ({
+      memory: memoryFigures(),
       agent: agent.dump(),
       engine: engine?.stats,
       services: registrar.dump(),
@@ -260,4 +262,18 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     log.warn({ err: e.message }, 'metrics unavailable'),
   );
   return life.run();
+}
+
+/** The process's memory in MiB (RSS, V8 heap committed/used, per heap space), for the SIGUSR1 dump. */
+function memoryFigures(): Record<string, number> {
+  const mib = (n: number) => Math.round((n / 1048576) * 10) / 10;
+  const m = process.memoryUsage();
+  const out: Record<string, number> = {
+    rss: mib(m.rss),
+    heapTotal: mib(m.heapTotal),
+    heapUsed: mib(m.heapUsed),
+    external: mib(m.external),
+  };
+  for (const s of getHeapSpaceStatistics()) out[`${s.space_name}Committed`] = mib(s.physical_space_size);
+  return out;
 }
