@@ -98,7 +98,7 @@ describe('batch API', () => {
     expect(maxOps).toBeLessThanOrEqual(128);
     expect(await registry.listJobs()).toHaveLength(0);
     expect((await store.range(KEYS.prefixes.unitBody)).kvs).toHaveLength(0);
-  });
+  }, 30_000);
 
   it('refuses the whole batch, naming the unit, and writes nothing', async () => {
     const units = [
