@@ -45,6 +45,7 @@ import {
 import { bootMachine, powerCut } from '../test/support/testbed.js';
 import { endpointsOf, sampleAgents, withWatch, type StateWatch } from './sim/cluster-watch.js';
 import { printTable } from './table.js';
+import { journalSpans, logSpans } from './bulk-trace.js';
 
 export const REAL_CLUSTER_HEADER = [
   'measure (3 nspawn machines, agent_ttl=3s)',
@@ -62,10 +63,24 @@ interface Options {
   units: number;
   idleS: number;
   only: Set<string>;
+  /** Start/destroy runs (each on a fresh cluster). */
+  startRuns: number;
+  /** Another checkout (seen by the machines at the same path, TESTENV_BIND_RO): its agents and CLI are the baseline, alternated with this one's. */
+  baseline: string | undefined;
+  /** Log where a start/destroy spends its time (the agents' journals; bulk-trace.ts). */
+  trace: boolean;
 }
 
 function parseArgs(args: string[]): Options {
-  const o: Options = { runs: 10, units: 1000, idleS: 60, only: new Set(['failover', 'start', 'idle']) };
+  const o: Options = {
+    runs: 10,
+    units: 1000,
+    idleS: 60,
+    only: new Set(['failover', 'start', 'idle']),
+    startRuns: 1,
+    baseline: undefined,
+    trace: false,
+  };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const v = args[i + 1];
@@ -78,10 +93,19 @@ function parseArgs(args: string[]): Options {
     if (a === '--runs') o.runs = Math.round(num());
     else if (a === '--units') o.units = Math.round(num());
     else if (a === '--idle') o.idleS = num();
-    else if (a === '--only') {
+    else if (a === '--start-runs') o.startRuns = Math.round(num());
+    else if (a === '--trace') o.trace = true;
+    else if (a === '--baseline') {
+      if (!v) throw new Error('--baseline needs a directory (a checkout the machines see, built)');
+      o.baseline = v;
+      i++;
+    } else if (a === '--only') {
       o.only = new Set((v ?? '').split(',').filter(Boolean));
       i++;
-    } else throw new Error(`unknown argument ${a} (--runs N --units N --idle S --only failover,start,idle)`);
+    } else
+      throw new Error(
+        `unknown argument ${a} (--runs N --units N --idle S --only failover,start,idle --start-runs N --baseline DIR --trace)`,
+      );
   }
   return o;
 }
@@ -219,7 +243,25 @@ async function failover(map: ClusterMap, runs: number): Promise<Row[]> {
   return rows;
 }
 
-async function startMany(n: number, watch: StateWatch): Promise<Row[]> {
+/** Seconds of one start/destroy run (NaN: did not finish in time). */
+interface BulkRun {
+  submitS: number;
+  activeS: number;
+  destroyCmdS: number;
+  goneS: number;
+}
+
+/** The CLI's per-request timeout in the bulk runs: the agents are busy, and so is this shared host. */
+const BULK_CTL = ['--request-timeout=30'];
+
+/** When `frac` of `n` units had become active (s since t0), from the host watch's activeSince times. */
+function activeAt(times: number[], n: number, frac: number, t0Us: number): number {
+  const s = [...times].sort((x, y) => x - y);
+  const i = Math.max(0, Math.ceil(n * frac) - 1);
+  return i < s.length ? (s[i]! - t0Us) / 1e6 : NaN;
+}
+
+async function startMany(n: number, watch: StateWatch, trace: boolean, label: string): Promise<BulkRun> {
   const stem = `bench-n${Date.now().toString(36)}`;
   const template = `${stem}@.service`;
   await Promise.all(
@@ -236,37 +278,53 @@ async function startMany(n: number, watch: StateWatch): Promise<Row[]> {
     return s.size;
   };
 
+  const t0Us = monoNowUs();
   const t0 = performance.now();
   let next = 0;
   await Promise.all(
     allMachines.map(async (m) => {
       for (let b = next++; b < batches.length; b = next++) {
-        const r = await ctl(m, 'start', '--no-block', ...batches[b]!.map((u) => `${UNIT_DIR}/${u}`));
+        const r = await ctl(
+          m,
+          ...BULK_CTL,
+          'start',
+          '--no-block',
+          ...batches[b]!.map((u) => `${UNIT_DIR}/${u}`),
+        );
         if (r.code !== 0) throw new Error(`start batch ${b} in ${m}: ${r.stderr}`);
       }
     }),
   );
   const submitS = (performance.now() - t0) / 1000;
-  log(`start ${n}: submitted in ${submitS.toFixed(1)} s, ${activeCount()} active so far`);
+  log(`${label} start ${n}: submitted in ${submitS.toFixed(1)} s, ${activeCount()} active so far`);
   let activeS = NaN;
   try {
     await watch.until(`${n} units active`, () => activeCount() === n, 900_000);
     activeS = (performance.now() - t0) / 1000;
     const per = new Map<string, number>();
+    const since: number[] = [];
     for (const st of watch.states.values())
-      if (isMine(st.unit) && st.activeState === 'active')
+      if (isMine(st.unit) && st.activeState === 'active') {
         per.set(st.machineID, (per.get(st.machineID) ?? 0) + 1);
-    log(`start ${n}: all active after ${activeS.toFixed(1)} s; per machine ${[...per.values()].join('/')}`);
+        since.push(st.activeSinceUs);
+      }
+    log(
+      `${label} start ${n}: all active after ${activeS.toFixed(1)} s; per machine ${[...per.values()].join('/')}; ` +
+        `registry showed 1 % / 50 % / 100 % active at ${[0.01, 0.5, 1].map((f) => activeAt(since, n, f, t0Us).toFixed(2)).join(' / ')} s`,
+    );
   } catch (err) {
-    log(`start ${n}: ${(err as Error).message} (${activeCount()} active)`);
+    log(`${label} start ${n}: ${(err as Error).message} (${activeCount()} active)`);
   }
+  if (trace)
+    for (const m of allMachines) logSpans(log, `${label} start`, m, await journalSpans(m, t0Us, stem));
   // Clean up (also after a timeout): destroy them all and wait until every state record is gone.
   // A destroy call that fails is logged and retried (a unit left behind would skew later runs).
+  const d0Us = monoNowUs();
   const d0 = performance.now();
   let failures = 0;
   for (let attempt = 0; attempt < 5; attempt++) {
     const left = new Set<string>();
-    const listed = await ctl(allMachines[0]!, 'list-unit-files', '--no-legend', '--fields=unit');
+    const listed = await ctl(allMachines[0]!, ...BULK_CTL, 'list-unit-files', '--no-legend', '--fields=unit');
     for (const u of listed.stdout.split('\n')) if (isMine(u.trim())) left.add(u.trim());
     if (listed.code === 0 && left.size === 0) break;
     const todo: string[][] = [];
@@ -276,7 +334,7 @@ async function startMany(n: number, watch: StateWatch): Promise<Row[]> {
     await Promise.all(
       allMachines.map(async (m) => {
         for (let b = next++; b < todo.length; b = next++) {
-          const r = await ctl(m, 'destroy', ...todo[b]!);
+          const r = await ctl(m, ...BULK_CTL, 'destroy', ...todo[b]!);
           if (r.code !== 0) {
             failures++;
             log(
@@ -300,14 +358,65 @@ async function startMany(n: number, watch: StateWatch): Promise<Row[]> {
     log((err as Error).message);
   }
   log(
-    `destroy ${n}: commands ${destroyCmdS.toFixed(1)} s (${failures} failed calls, retried), every state record gone after ${goneS.toFixed(1)} s`,
+    `${label} destroy ${n}: commands ${destroyCmdS.toFixed(1)} s (${failures} failed calls, retried), every state record gone after ${goneS.toFixed(1)} s`,
   );
-  const one = (x: number): Row => ['1', x, x, x];
+  if (trace)
+    for (const m of allMachines) logSpans(log, `${label} destroy`, m, await journalSpans(m, d0Us, stem));
+  return { submitS, activeS, destroyCmdS, goneS };
+}
+
+/** Rows for the start/destroy runs of one variant (`this` or the baseline). */
+function bulkRows(n: number, runs: BulkRun[], tag: string): Row[] {
+  const col = (f: (r: BulkRun) => number) => stats(runs.map(f));
   return [
-    [`start ${n} units: all active (from first submit)`, ...one(activeS), 's', ''],
-    ['  submit (start --no-block, 100 per call, 3 CLIs)', ...one(submitS), 's', ''],
-    ['  throughput', ...one(n / activeS), 'units/s', ''],
-    [`destroy ${n} units: every state record gone`, ...one(goneS), 's', ''],
+    [`start ${n} units: all active (from first submit)${tag}`, ...col((r) => r.activeS), 's', ''],
+    [`  submit (start --no-block, 100 per call, 3 CLIs)${tag}`, ...col((r) => r.submitS), 's', ''],
+    [`  throughput${tag}`, ...col((r) => n / r.activeS), 'units/s', ''],
+    [`destroy ${n} units: every state record gone${tag}`, ...col((r) => r.goneS), 's', '153 s for 100'],
+    [`  destroy commands (100 per call, 3 CLIs)${tag}`, ...col((r) => r.destroyCmdS), 's', ''],
+  ];
+}
+
+/**
+ * The start/destroy runs, each on a fresh cluster; with a baseline checkout, its agents and CLI run
+ * before this one's in every round (same host load, interleaved), and the rows carry both plus the
+ * ratio of the medians.
+ */
+async function bulk(o: Options): Promise<Row[]> {
+  const variants: { label: string; project: string | undefined }[] = [
+    ...(o.baseline ? [{ label: 'baseline', project: o.baseline }] : []),
+    { label: 'this', project: process.env.TESTENV_MACHINE_PROJECT },
+  ];
+  const results = new Map<string, BulkRun[]>(variants.map((v) => [v.label, []]));
+  const saved = process.env.TESTENV_MACHINE_PROJECT;
+  try {
+    for (let run = 0; run < o.startRuns; run++) {
+      for (const v of variants) {
+        if (v.project === undefined) delete process.env.TESTENV_MACHINE_PROJECT;
+        else process.env.TESTENV_MACHINE_PROJECT = v.project;
+        log(
+          `bulk run ${run + 1}/${o.startRuns} (${v.label}${v.project ? `: ${v.project}` : ''}): fresh cluster`,
+        );
+        await freshCluster();
+        const r = await withWatch(endpointsOf(allMachines), (w) =>
+          startMany(o.units, w, o.trace, `[${v.label} ${run + 1}]`),
+        );
+        results.get(v.label)!.push(r);
+      }
+    }
+  } finally {
+    if (saved === undefined) delete process.env.TESTENV_MACHINE_PROJECT;
+    else process.env.TESTENV_MACHINE_PROJECT = saved;
+  }
+  if (!o.baseline) return bulkRows(o.units, results.get('this')!, '');
+  const base = results.get('baseline')!;
+  const mine = results.get('this')!;
+  const ratio = (f: (r: BulkRun) => number) => median(mine.map(f)) / median(base.map(f));
+  return [
+    ...bulkRows(o.units, base, ' [baseline]'),
+    ...bulkRows(o.units, mine, ''),
+    ['  ratio of medians, start all active (this / baseline)', '', '', ratio((r) => r.activeS), '', '×', ''],
+    ['  ratio of medians, destroy (this / baseline)', '', '', ratio((r) => r.goneS), '', '×', ''],
   ];
 }
 
@@ -338,10 +447,11 @@ export async function realClusterBench(args: string[]): Promise<Row[]> {
   try {
     if (o.only.has('failover')) rows.push(...(await failover(map, o.runs)));
     for (const m of allMachines) if (!(await machineUp(m))) bootMachine(m);
-    await withWatch(endpointsOf(allMachines), async (watch) => {
-      if (o.only.has('start')) rows.push(...(await startMany(o.units, watch)));
-      if (o.only.has('idle')) rows.push(...(await idle(o.idleS, watch)));
-    });
+    if (o.only.has('start')) rows.push(...(await bulk(o)));
+    if (o.only.has('idle'))
+      await withWatch(endpointsOf(allMachines), async (watch) => {
+        rows.push(...(await idle(o.idleS, watch)));
+      });
   } finally {
     await restoreMachines();
   }

@@ -8,28 +8,19 @@
  * `PATCH /fleet/v1/machines` edits dynamic metadata (machine-metadata.ts); `GET /fleet/v1/discovery`
  * serves the discovery document.
  */
-import { FlotillaError, isCode } from '../lib/errors.js';
+import { isCode } from '../lib/errors.js';
 import { op } from '../registry/kv.js';
-import type { Registry, Snapshot } from '../registry/registry.js';
+import type { Registry } from '../registry/registry.js';
 import {
   KEYS,
-  isDesiredState,
   type ContainerStateInfo,
-  type DesiredState,
-  type JobRecord,
   type MachineRecord,
   type PullStateInfo,
   type UnitStateRecord,
 } from '../registry/types.js';
-import {
-  UnitFile,
-  fleetRequirements,
-  isTemplateName,
-  validateUnitName,
-  type UnitOption,
-} from '../unit/index.js';
-import { isContainerUnit, parseContainerSection } from '../container/spec.js';
-import { optionsFor } from './redact.js';
+import { checkUnitPut } from './unit-input.js';
+import { toApiUnit, type ApiUnit, type StateView } from './unit-view.js';
+import { UnitsBatch } from './units-batch.js';
 import type { Role } from './roles.js';
 import { DISCOVERY } from './discovery.js';
 import {
@@ -51,15 +42,8 @@ import {
 
 export const PAGE_LIMIT = 100;
 
-export interface ApiUnit {
-  name: string;
-  options?: UnitOption[];
-  desiredState?: DesiredState;
-  currentState?: DesiredState;
-  machineID?: string;
-  /** flotilla: why the unit is not placed. */
-  reason?: string;
-}
+export type { ApiUnit };
+export { currentState } from './unit-view.js';
 
 export interface ApiUnitState {
   name: string;
@@ -78,25 +62,6 @@ export interface ApiMachine {
   id: string;
   primaryIP: string;
   metadata: Record<string, string>;
-}
-
-/** Parsed bodies by hash: bodies are immutable, so the cache never goes stale. */
-const parsed = new Map<string, { unit: UnitFile; global: boolean }>();
-function parseBody(name: string, hash: string, body: string): { unit: UnitFile; global: boolean } {
-  let p = parsed.get(hash);
-  if (!p) {
-    const unit = UnitFile.parse(body);
-    let global = false;
-    try {
-      global = fleetRequirements(name, unit).global;
-    } catch {
-      /* stored before validation existed: treat as not global */
-    }
-    p = { unit, global };
-    if (parsed.size > 20_000) parsed.clear();
-    parsed.set(hash, p);
-  }
-  return p;
 }
 
 export function encodePageToken(limit: number, page: number): string {
@@ -135,49 +100,18 @@ function paginate<T, R = T>(
   return out;
 }
 
-type StateView = Pick<Snapshot, 'schedules' | 'states'>;
-
-export function currentState(snap: StateView, name: string, global: boolean): DesiredState {
-  if (global) return 'inactive';
-  const target = snap.schedules.get(name)?.machineID;
-  if (!target) return 'inactive';
-  const st = snap.states.get(name)?.get(target);
-  if (!st) return 'inactive';
-  return st.jobState ?? 'loaded';
-}
-
 /** An RFC 7234 Warning header value: `199 flotilla "text"` (quotes and backslashes escaped, ASCII only). */
 export function warningValue(text: string): string {
   const safe = text.replace(/[\\"]/g, (c) => `\\${c}`).replace(/[^\x20-\x7e]/g, '?');
   return `199 flotilla "${safe}"`;
 }
 
-function toApiUnit(
-  snap: StateView,
-  job: JobRecord,
-  body: string | undefined,
-  roles: ReadonlySet<Role> | undefined,
-): ApiUnit {
-  const out: ApiUnit = { name: job.name, desiredState: job.desiredState };
-  let global = false;
-  if (body !== undefined) {
-    const p = parseBody(job.name, job.hash, body);
-    global = p.global;
-    // Environment= values only for the operator (redact.ts).
-    out.options = optionsFor(
-      p.unit.options.map((o) => ({ name: o.name, section: o.section, value: o.value })),
-      roles,
-    );
-  }
-  out.currentState = currentState(snap, job.name, global);
-  const sched = snap.schedules.get(job.name);
-  if (sched?.machineID) out.machineID = sched.machineID;
-  if (sched?.reason && !sched.machineID) out.reason = sched.reason;
-  return out;
-}
-
 export class FleetV1 {
-  constructor(private readonly registry: Registry) {}
+  /** The batch routes (/flotilla/v1/units/get|put|destroy), served with fleet's unit routes. */
+  private readonly batch: UnitsBatch;
+  constructor(private readonly registry: Registry) {
+    this.batch = new UnitsBatch(registry);
+  }
 
   async listUnits(query: URLSearchParams, roles?: ReadonlySet<Role>): Promise<ApiResponse> {
     const [snap, { units }] = await Promise.all([this.registry.snapshot(), this.registry.listUnits()]);
@@ -204,52 +138,11 @@ export class FleetV1 {
   }
 
   async putUnit(name: string, req: ApiRequest): Promise<ApiResponse> {
-    const raw = parseJson(req);
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-      throw new HttpError(400, 'unable to decode body: expected a JSON object');
-    }
-    const body = raw as { name?: unknown; desiredState?: unknown; options?: unknown };
-    if (body.name !== undefined && body.name !== '' && body.name !== name) {
-      throw new HttpError(
-        400,
-        `name in URL ${JSON.stringify(name)} differs from unit name in request body ${JSON.stringify(body.name)}`,
-      );
-    }
-    validateUnitName(name);
-    if (body.desiredState !== undefined && !isDesiredState(body.desiredState)) {
-      throw new HttpError(
-        400,
-        `invalid desiredState ${JSON.stringify(body.desiredState)}: must be inactive, loaded or launched`,
-      );
-    }
-    const desired = body.desiredState;
-    if (body.options !== undefined && !Array.isArray(body.options))
-      throw new HttpError(400, 'unable to decode body: options must be an array');
-    const options = (body.options ?? []) as UnitOption[];
-    if (desired !== undefined && desired !== 'inactive' && isTemplateName(name)) {
-      throw new HttpError(400, `cannot activate template ${JSON.stringify(name)}`);
-    }
+    const { desired, text, hash, warnings } = checkUnitPut(name, parseJson(req));
+    const warningHeaders =
+      warnings.length > 0 ? { Warning: warnings.map(warningValue).join(', ') } : undefined;
     const existing = await this.registry.getJob(name);
-    let warningHeaders: Record<string, string> | undefined;
-    if (options.length > 0) {
-      const unit = UnitFile.fromOptions(options);
-      // Throws E_UNIT_OPTIONS (400) on fleet's forbidden combinations; the warnings (e.g.
-      // MachineOf=%n: never schedulable) go back in a `Warning` header per RFC 7234 (199).
-      const { warnings } = fleetRequirements(name, unit);
-      warningHeaders = warnings.length > 0 ? { Warning: warnings.map(warningValue).join(', ') } : undefined;
-      if (isContainerUnit(unit)) {
-        parseContainerSection(name, unit); // E_CONTAINER_SPEC (400)
-        // The unit's process is the Docker client: as another user it cannot reach the socket and
-        // would fail only at start. The container's user is [Container] User=.
-        if ((unit.getAll('Service', 'User').at(-1) ?? '') !== '') {
-          throw new FlotillaError(
-            'E_CONTAINER_SPEC',
-            `${name}: [Service] User= cannot be used with [Container] (the unit's process drives Docker as root); set the container's user with [Container] User=`,
-            { unit: name, field: 'User' },
-          );
-        }
-      }
-      const text = unit.serialize();
+    if (text !== undefined) {
       if (!existing) {
         try {
           await this.registry.createUnit(name, text, desired ?? 'inactive');
@@ -259,7 +152,7 @@ export class FleetV1 {
         }
         return { status: 201, ...(warningHeaders && { headers: warningHeaders }) };
       }
-      if (unit.hash() !== existing.hash) {
+      if (hash !== existing.hash) {
         await this.registry.replaceUnit(name, text, desired ?? 'inactive');
         return { status: 201, ...(warningHeaders && { headers: warningHeaders }) };
       }
@@ -319,7 +212,7 @@ export class FleetV1 {
   /** Route a request under /fleet/v1 or /v1-alpha. Undefined: not ours. */
   async route(req: ApiRequest): Promise<ApiResponse | undefined> {
     const m = /^\/(?:fleet\/v1|v1-alpha)(\/.*)?$/.exec(req.path);
-    if (!m) return undefined;
+    if (!m) return this.batch.route(req);
     const rest = m[1] ?? '';
     const only = (methods: string[]) => {
       if (!methods.includes(req.method)) throw methodNotAllowed(methods);
