@@ -109,7 +109,7 @@ function decide(w: UnitWrite, kv: KeyValue | undefined): Planned {
     throw new FlotillaError('E_CONFLICT', `${w.name}: must provide DesiredState to update existing unit`, {
       unit: w.name,
     });
-  const job = existing as JobRecord; // present: the branches above returned or threw otherwise
+  const job = existing; // present: the branches above returned or threw otherwise
   if (job.desiredState === w.desiredState) return { name: w.name, outcome: 'unchanged', compare };
   return { name: w.name, outcome: 'updated', compare, job: { ...job, desiredState: w.desiredState } };
 }
