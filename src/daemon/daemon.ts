@@ -47,7 +47,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
   const machineID = machine.id;
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const local = new Set([machine.publicIP, ...localAddresses()]);
-  const { store, registry } = await openRegistry(config, local, log);
+  const { store, registry, endpoints } = await openRegistry(config, local, log);
   // Configured metadata overlaid with the dynamic keys set through PATCH /fleet/v1/machines.
   const ownMetadata = new OwnMetadata(store, machineID, config.metadata);
   const { dataDir, livenessPort } = config;
@@ -114,7 +114,7 @@ export async function runAgent(opts: LoadOptions): Promise<number> {
     presence,
     registry,
     machine,
-    endpoints: config.etcdServers,
+    endpoints,
     ownAddresses: local,
     setFenced: (on) => agent.fence(on),
     log,

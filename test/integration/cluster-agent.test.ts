@@ -8,6 +8,7 @@
 import { expect, it } from 'vitest';
 import {
   AGENT_TTL_MS,
+  ETCD_LAYOUT,
   RECONCILE_INTERVAL_MS,
   allMachines,
   ctl,
@@ -28,7 +29,7 @@ import {
 } from '../support/cluster.js';
 import { describeSystemd } from '../support/testbed.js';
 
-describeSystemd('cluster agent lifecycle on real machines', () => {
+describeSystemd(`cluster agent lifecycle on real machines (etcd layout: ${ETCD_LAYOUT})`, () => {
   const cluster = useCluster();
   const created = cluster.created;
   const cli = allMachines[0]!;

@@ -11,6 +11,7 @@
 import { expect, it } from 'vitest';
 import {
   AGENT_TTL_MS,
+  ETCD_LAYOUT,
   RECONCILE_INTERVAL_MS,
   allMachines,
   ctl,
@@ -31,7 +32,7 @@ import {
 } from '../support/cluster.js';
 import { bootMachine, describeSystemd, heal, partition, powerCut } from '../support/testbed.js';
 
-describeSystemd('cluster failover on real machines', () => {
+describeSystemd(`cluster failover on real machines (etcd layout: ${ETCD_LAYOUT})`, () => {
   const cluster = useCluster();
   const created = cluster.created;
   const cli = allMachines[0]!;

@@ -20,6 +20,10 @@ import { envDir, heal, bootMachine, machineIp, machines as runningAtImport } fro
 export const AGENT_TTL_MS = 3000;
 export const RECONCILE_INTERVAL_MS = 1000;
 
+/** The etcd endpoint layout the agents get (cluster.sh): 'local' = only 127.0.0.1:2379, else every member. */
+export const ETCD_LAYOUT =
+  process.env.TESTENV_ETCD_LAYOUT === 'local' ? 'local member only' : 'all members listed';
+
 /** Directory inside the machines where the suites write their unit files. */
 export const UNIT_DIR = '/tmp/flotilla-cluster-tests';
 
