@@ -53,7 +53,7 @@ rm -f .test-results/vitest.json .test-results/node-*-unit.*
 other_nodes=${FLOTILLA_OTHER_NODES-22 24}
 (
   for major in $other_nodes; do
-    FLOTILLA_OTHER_NODE_TIMEOUT_MS=60000 bash test/support/low-cpu.sh bash test/other-node.sh "$major" unit >".test-results/node-$major-unit.log" 2>&1
+    FLOTILLA_OTHER_NODE_TIMEOUT_MS=120000 bash test/support/low-cpu.sh bash test/other-node.sh "$major" unit >".test-results/node-$major-unit.log" 2>&1
     echo $? >".test-results/node-$major-unit.rc"
   done
 ) &
