@@ -28,8 +28,4 @@ files=()
   test/integration/systemd-manager.test.ts test/integration/systemd-bus.test.ts
   test/integration/docker-engine.test.ts test/integration/discovery-proxy.test.ts
   test/integration/discovery-api.test.ts test/integration/proxy-kernel.test.ts)
-# FLOTILLA_OTHER_NODE_TIMEOUT_MS: test/run.sh raises the per-test timeout of the unit suites it runs
-# at low priority beside the main run (a timeout there catches a hang, it does not time anything).
-timeouts=()
-[ -n "${FLOTILLA_OTHER_NODE_TIMEOUT_MS:-}" ] && timeouts=(--testTimeout="$FLOTILLA_OTHER_NODE_TIMEOUT_MS" --hookTimeout="$FLOTILLA_OTHER_NODE_TIMEOUT_MS")
-PATH="$node_bin:$PATH" TESTENV_REQUIRED=1 npx vitest run --reporter=dot "${timeouts[@]}" "${files[@]}"
+PATH="$node_bin:$PATH" TESTENV_REQUIRED=1 npx vitest run --reporter=dot "${files[@]}"

@@ -45,34 +45,14 @@ step "build" npm run -s build
 step "lint" npx eslint .
 
 mkdir -p .test-results
-rm -f .test-results/vitest.json .test-results/node-*-unit.*
-# The same code on the other supported Node majors (FLOTILLA_OTHER_NODES="" to skip, e.g. offline).
-# Their unit suites need no test environment: they run beside the main run, with CPU only when the
-# real-daemon suites leave it idle (test/support/low-cpu.sh: low priority, not idle priority), one
-# major after the other.
-other_nodes=${FLOTILLA_OTHER_NODES-22 24}
-(
-  for major in $other_nodes; do
-    FLOTILLA_OTHER_NODE_TIMEOUT_MS=120000 bash test/support/low-cpu.sh bash test/other-node.sh "$major" unit >".test-results/node-$major-unit.log" 2>&1
-    echo $? >".test-results/node-$major-unit.rc"
-  done
-) &
-other_unit_pid=$!
-
+rm -f .test-results/vitest.json
 # shellcheck disable=SC2086
 TESTENV_REQUIRED=1 npx vitest run --reporter=default --reporter=json --outputFile.json=.test-results/vitest.json ${FLOTILLA_TEST_ARGS:-}
 vitest_rc=$?
 
-log "waiting for the other Node majors' unit suites"
-wait $other_unit_pid
-other_unit() { # other_unit MAJOR: the result of its background unit suite, with the log's tail on failure
-  local rc; rc=$(cat ".test-results/node-$1-unit.rc" 2>/dev/null || echo 1)
-  grep -E '^\[other-node\]|Test Files|Tests ' ".test-results/node-$1-unit.log" >&2
-  [ "$rc" = 0 ] || { tail -60 ".test-results/node-$1-unit.log" >&2; return 1; }
-}
-for major in $other_nodes; do
-  step "node $major: unit suite" other_unit "$major"
-  step "node $major: in-process integration suites" bash test/other-node.sh "$major" integration
+# The same code on the other supported Node majors (FLOTILLA_OTHER_NODES="" to skip, e.g. offline).
+for major in ${FLOTILLA_OTHER_NODES-22 24}; do
+  step "node $major: unit and in-process integration suites" bash test/other-node.sh "$major"
 done
 
 node test/support/summary.mjs .test-results/vitest.json "${#failed_steps[@]}" "${failed_steps[*]:-}"

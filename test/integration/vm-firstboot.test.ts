@@ -22,8 +22,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeVm, prebootVm, shQuote, stopVm, useVm, type Vm } from '../support/vm.js';
+import { afterAll, expect, it } from 'vitest';
+import { describeVm, shQuote, useVm, type Vm } from '../support/vm.js';
 
 const work = mkdtempSync(join(tmpdir(), 'flotilla-vm-fb-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -101,46 +101,7 @@ async function until(vm: Vm, script: string, timeoutMs: number): Promise<string>
   }
 }
 
-const IGNITION = {
-  ignition: { version: '3.3.0' },
-  storage: {
-    files: [
-      {
-        path: '/etc/ignited/hello',
-        mode: 0o600,
-        contents: { source: 'data:,ignited%20at%20first%20boot%0A' },
-      },
-    ],
-    directories: [{ path: '/var/lib/ignited', mode: 0o750 }],
-    links: [{ path: '/etc/ignited/link', target: '/etc/ignited/hello' }],
-  },
-  systemd: {
-    units: [
-      {
-        name: 'ignited.service',
-        enabled: true,
-        contents:
-          '[Unit]\nDescription=unit from Ignition\n\n[Service]\nExecStart=/bin/sh -c "echo ignited-unit; exec sleep infinity"\n\n[Install]\nWantedBy=multi-user.target\n',
-      },
-    ],
-  },
-  passwd: {
-    users: [{ name: 'igops', groups: ['adm'], sshAuthorizedKeys: [OPS_KEY] }],
-  },
-};
-const IGNITION_JSON = JSON.stringify(IGNITION);
-writeFileSync(join(work, 'config.ign'), IGNITION_JSON);
-
-// As an Ignition image boots on QEMU: first boot flagged, the platform named on the command line.
-const FBIGN_OPTS = {
-  fwCfg: join(work, 'config.ign'),
-  append: 'ignition.firstboot ignition.platform.id=qemu',
-};
-// Test 2's VM boots while Test 1's runs (Test 1 mostly waits on its guest): one boot's time less.
-afterAll(() => stopVm('fbign'), 90_000);
-
 describeVm('first boot from a config drive with a cloud-config (Tests 1 and 3)', () => {
-  beforeAll(() => prebootVm('fbign', FBIGN_OPTS));
   const vm = useVm('fbcc', { configDrive: drive });
 
   it('the VM route: boots to a running (or degraded) systemd, with its own machine-id', async () => {
@@ -278,8 +239,42 @@ describeVm('first boot from a config drive with a cloud-config (Tests 1 and 3)',
   });
 });
 
+const IGNITION = {
+  ignition: { version: '3.3.0' },
+  storage: {
+    files: [
+      {
+        path: '/etc/ignited/hello',
+        mode: 0o600,
+        contents: { source: 'data:,ignited%20at%20first%20boot%0A' },
+      },
+    ],
+    directories: [{ path: '/var/lib/ignited', mode: 0o750 }],
+    links: [{ path: '/etc/ignited/link', target: '/etc/ignited/hello' }],
+  },
+  systemd: {
+    units: [
+      {
+        name: 'ignited.service',
+        enabled: true,
+        contents:
+          '[Unit]\nDescription=unit from Ignition\n\n[Service]\nExecStart=/bin/sh -c "echo ignited-unit; exec sleep infinity"\n\n[Install]\nWantedBy=multi-user.target\n',
+      },
+    ],
+  },
+  passwd: {
+    users: [{ name: 'igops', groups: ['adm'], sshAuthorizedKeys: [OPS_KEY] }],
+  },
+};
+const IGNITION_JSON = JSON.stringify(IGNITION);
+writeFileSync(join(work, 'config.ign'), IGNITION_JSON);
+
 describeVm('first boot from QEMU fw_cfg with an Ignition config (Test 2)', () => {
-  const vm = useVm('fbign', FBIGN_OPTS);
+  // As an Ignition image boots on QEMU: first boot flagged, the platform named on the command line.
+  const vm = useVm('fbign', {
+    fwCfg: join(work, 'config.ign'),
+    append: 'ignition.firstboot ignition.platform.id=qemu',
+  });
 
   it('fw_cfg: opt/com.coreos/config holds the Ignition config byte for byte', async () => {
     const raw = '/sys/firmware/qemu_fw_cfg/by_name/opt/com.coreos/config/raw';

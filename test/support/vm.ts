@@ -189,22 +189,6 @@ export function stopVm(name: string): Promise<RunResult> {
   return envScript([`${vmDir}stop.sh`, name, '--kill', '--purge'], 60_000);
 }
 
-/** Boots started ahead of their describe block (prebootVm), by VM name. */
-const early = new Map<string, Promise<Vm>>();
-
-/**
- * Start booting VM `name` now, without waiting, so that its boot overlaps another suite's tests;
- * the `useVm(name, …)` of its own describe block then waits for this boot instead of starting one.
- * Call it in a beforeAll of an earlier block, and stop the VM in a file-level afterAll too
- * (`stopVm(name)`), for runs that filter out its own block.
- */
-export function prebootVm(name: string, opts: VmOptions): void {
-  if (early.has(name)) return;
-  const p = bootVm(name, opts);
-  p.catch(() => undefined); // reported by the useVm that awaits it
-  early.set(name, p);
-}
-
 /**
  * Boot VM `name` once for the enclosing describe block (beforeAll) and stop it in afterAll.
  * Returns an accessor that throws when the boot failed.
@@ -215,7 +199,7 @@ export function useVm(name: string, opts: VmOptions | (() => VmOptions) = {}): (
   beforeAll(
     async () => {
       try {
-        vm = await (early.get(name) ?? bootVm(name, typeof opts === 'function' ? opts() : opts));
+        vm = await bootVm(name, typeof opts === 'function' ? opts() : opts);
       } catch (e) {
         failure = e as Error;
         throw e;
