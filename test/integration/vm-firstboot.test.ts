@@ -214,7 +214,7 @@ describeVm('first boot from a config drive with a cloud-config (Tests 1 and 3)',
     const home = (await vm().check('getent', 'passwd', 'ops')).split(':')[5] ?? '';
     const keys = await vm().check('cat', `${home}/.ssh/authorized_keys`);
     expect(keys.split('\n').filter((l) => l === OPS_KEY)).toHaveLength(1);
-  });
+  }, 180_000);
 
   it('Test 3: VMware guestinfo through the stand-in vmware-rpctool', async () => {
     const cc = `#cloud-config\nwrite_files:\n  - path: /etc/from-guestinfo\n    content: guestinfo says hi\n`;
@@ -236,7 +236,7 @@ describeVm('first boot from a config drive with a cloud-config (Tests 1 and 3)',
     expect(await vm().check('cat', '/etc/from-guestinfo')).toBe('guestinfo says hi');
     expect((await vm().check('hostname')).trim()).toBe('fbcc-vmware');
     expect(await vm().check('cat', '/run/guestinfo.log')).toContain('info-get guestinfo.coreos.config.data');
-  });
+  }, 180_000);
 });
 
 const IGNITION = {
