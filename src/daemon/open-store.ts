@@ -62,12 +62,13 @@ export async function openRegistry(
   let raw = await openStore(config);
   if (raw.backend === 'etcd') {
     const file = join(config.dataDir, 'etcd-members.json');
-    const known = extraEndpoints(config.etcdServers, [{ clientURLs: readKnownMembers(file) }], local);
+    const kept = readKnownMembers(file);
+    const known = extraEndpoints(config.etcdServers, [{ clientURLs: kept }], local);
     const found = await discover(raw as EtcdKvStore, config.etcdServers, local);
     if (found === undefined) {
       if (known.length > 0)
         log.info({ members: known }, 'etcd member list not readable now: using the known members');
-    } else if (found.join(',') !== readKnownMembers(file).join(',')) {
+    } else if (found.join(',') !== kept.join(',')) {
       try {
         writeAtomic(file, `${JSON.stringify(found)}\n`);
       } catch (err) {
