@@ -158,13 +158,33 @@ export function probeMachine(
   });
 }
 
+/** Bounds on the responder, so clients that never close cannot hold it (defaults in comments). */
+export interface LivenessServeLimits {
+  /** Connections open at once; past it a connect is closed without an answer (256). */
+  maxConnections?: number;
+  /**
+   * A connection idle this long is destroyed, whether or not the client has read the line or
+   * closed its side (2000 ms). The line is written at accept, so this is the time since then. A probe reads its line within ms; without this, a
+   * client that never sends FIN holds its slot for ever, and 256 of them (any local user, or
+   * anyone who can reach public_ip) make every peer's probe look like a refused agent.
+   */
+  idleTimeoutMs?: number;
+}
+
 /** The responder: answers every connect with this machine's ID. */
-export function serveLiveness(machineID: string, host: string, port: number): Promise<Server> {
+export function serveLiveness(
+  machineID: string,
+  host: string,
+  port: number,
+  limits: LivenessServeLimits = {},
+): Promise<Server> {
+  const idleMs = limits.idleTimeoutMs ?? 2000;
   const server = createServer((sock) => {
     sock.on('error', () => undefined);
+    sock.setTimeout(idleMs, () => sock.destroy());
     sock.end(`${MAGIC} ${machineID}\n`);
   });
-  server.maxConnections = 256;
+  server.maxConnections = limits.maxConnections ?? 256;
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host, port, exclusive: true }, () => {

@@ -5,7 +5,7 @@
  * the test machines cover it (test/integration/cluster-failover.test.ts).
  */
 import type { Server } from 'node:net';
-import { createServer } from 'node:net';
+import { connect, createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   LivenessMonitor,
@@ -86,6 +86,54 @@ describe('probeMachine over loopback', () => {
     await new Promise((r) => mute.close(r));
     servers.pop();
     expect(await probeMachine('127.0.0.1', p, 'x', 1000)).toBe('refused');
+  });
+});
+
+describe('serveLiveness bounds', () => {
+  const servers: Server[] = [];
+  const clients: Socket[] = [];
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.destroy();
+    await Promise.all(servers.splice(0).map((s) => new Promise((r) => s.close(r))));
+  });
+
+  /** A client that connects and then never reads, writes or closes. */
+  const hold = (p: number) =>
+    new Promise<Socket>((resolve, reject) => {
+      const c = connect({ host: '127.0.0.1', port: p, allowHalfOpen: true });
+      c.pause();
+      c.on('error', () => undefined);
+      c.once('connect', () => resolve(c));
+      c.once('error', reject);
+      clients.push(c);
+    });
+
+  it('clients that never close fill the cap, and are dropped after the idle timeout so probes answer again', async () => {
+    const s = await serveLiveness('abc123', '127.0.0.1', 0, { maxConnections: 8, idleTimeoutMs: 300 });
+    servers.push(s);
+    const p = (s.address() as { port: number }).port;
+    await Promise.all(Array.from({ length: 8 }, () => hold(p)));
+    const open = () => new Promise<number>((r, j) => s.getConnections((e, n) => (e ? j(e) : r(n))));
+    // A client's connect completes before the server has accepted it: wait for all 8 accepts.
+    for (let i = 0; i < 100 && (await open()) < 8; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(await open()).toBe(8);
+    const t0 = performance.now();
+    // The cap is full: a probe gets its connect closed without the line (the host is up).
+    expect(await probeMachine('127.0.0.1', p, 'abc123', 1000)).toBe('refused');
+    while ((await open()) > 0 && performance.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 20));
+    const freedMs = performance.now() - t0;
+    expect(await open(), 'held connections dropped by the idle timeout').toBe(0);
+    expect(freedMs).toBeLessThan(2000);
+    expect(await probeMachine('127.0.0.1', p, 'abc123', 1000)).toBe('ok');
+  });
+
+  it('without an idle timeout the held slots would stay taken (the check above can fail)', async () => {
+    const s = await serveLiveness('abc123', '127.0.0.1', 0, { maxConnections: 4, idleTimeoutMs: 60_000 });
+    servers.push(s);
+    const p = (s.address() as { port: number }).port;
+    await Promise.all(Array.from({ length: 4 }, () => hold(p)));
+    await new Promise((r) => setTimeout(r, 600));
+    expect(await probeMachine('127.0.0.1', p, 'abc123', 1000)).toBe('refused');
   });
 });
 
