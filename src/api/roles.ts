@@ -37,15 +37,19 @@ export function certRoles(cert: Pick<PeerCertificate, 'subject' | 'subjectaltnam
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/** POSTs that only read: the batch get (a POST only because a thousand names do not fit a URL). */
+const READ_POSTS = new Set(['/flotilla/v1/units/get']);
+
 /**
- * Undefined when `roles` may make this request, else the 403 message. The method alone decides:
- * every mutation in the API is PUT, POST, PATCH or DELETE.
+ * Undefined when `roles` may make this request, else the 403 message. The method decides (every
+ * mutation in the API is PUT, POST, PATCH or DELETE), except for the read-only POSTs above.
  */
-export function refusal(roles: ReadonlySet<Role>, method: string): string | undefined {
+export function refusal(roles: ReadonlySet<Role>, method: string, path = ''): string | undefined {
   if (roles.size === 0) {
     return `client certificate has no flotilla role (a SAN URI ${ROLE_URI_PREFIX}operator|agent|viewer or OU=operator|agent|viewer)`;
   }
   if (roles.has('operator')) return undefined;
   if (READ_METHODS.has(method.toUpperCase())) return undefined;
+  if (method.toUpperCase() === 'POST' && READ_POSTS.has(path)) return undefined;
   return `role ${[...roles].join(',')} may only read (GET); ${method} needs the operator role`;
 }

@@ -78,9 +78,9 @@ function listener(handlers: Handler[], tls: boolean) {
     void (async () => {
       let r: ApiResponse;
       try {
-        const denied = refusal(roles, req.method ?? 'GET');
-        if (denied !== undefined) throw new HttpError(403, denied);
         const url = new URL(req.url ?? '/', 'http://flotilla');
+        const denied = refusal(roles, req.method ?? 'GET', url.pathname);
+        if (denied !== undefined) throw new HttpError(403, denied);
         const body = req.method === 'GET' || req.method === 'HEAD' ? Buffer.alloc(0) : await readBody(req);
         r = await dispatch(handlers, {
           method: req.method ?? 'GET',

@@ -16,7 +16,8 @@ import {
   templateName,
   type UnitOption,
 } from '../unit/index.js';
-import { ApiError, type ApiClient } from './client.js';
+import { ApiError, UnreachableError, type ApiClient } from './client.js';
+import { batchKnown, getUnits, putUnits, UnitPutError, type UnitPut } from './batch.js';
 import { CliExit, UsageError, type Context, type FlagSpec } from './command.js';
 import {
   byId,
@@ -27,7 +28,6 @@ import {
   listStates,
   listUnits,
   machineLabel,
-  unitPath,
   type ApiMachine,
   type ApiUnit,
 } from './fleet.js';
@@ -115,31 +115,6 @@ export interface LazyResult {
   names: string[];
 }
 
-/** Run `fn` over `items` with at most `n` in flight; results in item order (errors as values). */
-async function mapPool<T, R>(
-  items: readonly T[],
-  n: number,
-  fn: (t: T) => Promise<R>,
-): Promise<({ ok: true; value: R } | { ok: false; err: unknown })[]> {
-  const out = new Array<{ ok: true; value: R } | { ok: false; err: unknown }>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      try {
-        out[i] = { ok: true, value: await fn(items[i]!) };
-      } catch (err) {
-        out[i] = { ok: false, err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
-  return out;
-}
-
-/** Requests in flight at once when a command acts on many units (fleetctl made one at a time). */
-const PARALLEL = 16;
-
 /**
  * fleetctl's lazyCreateUnits. For each argument: the registry's unit if there is one (with a
  * warning when the local file differs, or a replacement with `--replace` when the unit's desired
@@ -163,108 +138,122 @@ export async function lazyCreateUnits(
   }
   const units = new Map<string, ApiUnit>();
   const names: string[] = [];
-  // The registry lookups go out in parallel; everything else (and all output) stays in order.
+  // The registry lookups go out together and the creates in one batch after every argument is
+  // resolved, so a bad unit writes nothing (within one request: src/cli/batch.ts). Output is kept
+  // in argument order and printed once the writes are done.
   const argNames = [...new Set(ctx.args.map((a) => mangleName(a)))];
-  const fetched = await mapPool(argNames, PARALLEL, (n) => getUnit(client, n));
-  const prefetched = new Map(argNames.map((n, i) => [n, fetched[i]!]));
+  const prefetched = await fleetCall(`Error retrieving Unit(${argNames[0] ?? ''}) from Registry`, () =>
+    getUnits(client, argNames),
+  );
+  const lines: { stream: 'out' | 'err'; text: string; creates?: string }[] = [];
+  const out = (text: string) => lines.push({ stream: 'out', text });
+  const err = (text: string) => lines.push({ stream: 'err', text });
+  const creates: UnitPut[] = [];
+  const create = (name: string, file: UnitFile) => {
+    const unit = planCreate(name, file, err);
+    creates.push({ name, options: unit.options! });
+    units.set(name, unit);
+    // fleetctl waits for a created unit to report inactive, which the API does at once.
+    lines.push({
+      stream: 'out',
+      text: isGlobal(unit) ? `Unit ${name} \n` : `Unit ${name} inactive\n`,
+      creates: name,
+    });
+  };
   const templates = new Map<string, Promise<ApiUnit | undefined>>(); // one lookup per template
-  for (const arg of ctx.args) {
-    const name = mangleName(arg);
-    if (units.has(name)) continue;
-    names.push(name);
-    const path = localPath(arg, name);
-    const got = prefetched.get(name)!;
-    const existing = await fleetCall(`Error retrieving Unit(${name}) from Registry`, () =>
-      got.ok ? Promise.resolve(got.value) : Promise.reject(got.err as Error),
-    );
-    if (existing) {
-      // Compare with the local file, or for an instance with the local template file.
-      let local = readLocal(path, path);
-      let from = 'unit file';
-      if (!local && isInstanceName(name)) {
-        local = readLocal(join(dirname(path), templateName(name)), path);
-        from = 'template unit file';
-      }
-      if (!local || local.hash() === unitHash(existing)) {
-        if (replace && local) ctx.io.out(`Found same Unit(${name}) in Registry, nothing to do\n`);
-        units.set(name, existing);
+  try {
+    for (const arg of ctx.args) {
+      const name = mangleName(arg);
+      if (units.has(name)) continue;
+      names.push(name);
+      const path = localPath(arg, name);
+      const existing = prefetched.get(name);
+      if (existing) {
+        // Compare with the local file, or for an instance with the local template file.
+        let local = readLocal(path, path);
+        let from = 'unit file';
+        if (!local && isInstanceName(name)) {
+          local = readLocal(join(dirname(path), templateName(name)), path);
+          from = 'template unit file';
+        }
+        if (!local || local.hash() === unitHash(existing)) {
+          if (replace && local) out(`Found same Unit(${name}) in Registry, nothing to do\n`);
+          units.set(name, existing);
+          continue;
+        }
+        if (!replace) {
+          err(
+            `WARNING: Unit ${name} in registry differs from local ${from} ${path}. Add --replace to override.\n`,
+          );
+          units.set(name, existing);
+          continue;
+        }
+        const desired = existing.desiredState ?? 'inactive';
+        if (!allowReplaceIn[command].includes(desired)) {
+          err(`Warning: can not replace Unit(${name}) in state '${desired}', use the appropriate command\n`);
+          units.set(name, existing);
+          continue;
+        }
+        create(name, local);
         continue;
       }
-      if (!replace) {
-        ctx.io.err(
-          `WARNING: Unit ${name} in registry differs from local ${from} ${path}. Add --replace to override.\n`,
-        );
-        units.set(name, existing);
-        continue;
-      }
-      const desired = existing.desiredState ?? 'inactive';
-      if (!allowReplaceIn[command].includes(desired)) {
-        ctx.io.err(
-          `Warning: can not replace Unit(${name}) in state '${desired}', use the appropriate command\n`,
-        );
-        units.set(name, existing);
-        continue;
-      }
-      units.set(name, await create(ctx, client, name, local));
-      continue;
-    }
-    let file = readLocal(path, path);
-    if (!file) {
-      if (!isInstanceName(name)) {
-        throw new CliExit(
-          1,
-          `Error creating units: unable to find Unit(${name}) in Registry or on filesystem`,
-        );
-      }
-      const tpl = templateName(name);
-      let lookup = templates.get(tpl);
-      if (!lookup) templates.set(tpl, (lookup = getUnit(client, tpl)));
-      const pending = lookup;
-      const inRegistry = await fleetCall(
-        `Error retrieving template Unit(${tpl}) from Registry`,
-        () => pending,
-      );
-      if (inRegistry?.options) file = UnitFile.fromOptions(inRegistry.options);
-      else file = readLocal(join(dirname(path), tpl), path);
+      let file = readLocal(path, path);
       if (!file) {
-        throw new CliExit(
-          1,
-          `Error creating units: failed getting Unit(${path}) from template: unable to find template Unit(${tpl}) in Registry or on filesystem`,
+        if (!isInstanceName(name)) {
+          throw new CliExit(
+            1,
+            `Error creating units: unable to find Unit(${name}) in Registry or on filesystem`,
+          );
+        }
+        const tpl = templateName(name);
+        let lookup = templates.get(tpl);
+        if (!lookup) templates.set(tpl, (lookup = getUnit(client, tpl)));
+        const pending = lookup;
+        const inRegistry = await fleetCall(
+          `Error retrieving template Unit(${tpl}) from Registry`,
+          () => pending,
         );
+        if (inRegistry?.options) file = UnitFile.fromOptions(inRegistry.options);
+        else file = readLocal(join(dirname(path), tpl), path);
+        if (!file) {
+          throw new CliExit(
+            1,
+            `Error creating units: failed getting Unit(${path}) from template: unable to find template Unit(${tpl}) in Registry or on filesystem`,
+          );
+        }
       }
+      create(name, file);
     }
-    units.set(name, await create(ctx, client, name, file));
+    // No desiredState: a new unit starts inactive, a replaced one goes back to inactive (fleet).
+    await putUnits(client, creates);
+  } catch (e) {
+    // What was written is reported as written; nothing after the failure is.
+    const written = new Set(e instanceof UnitPutError ? e.written : []);
+    for (const l of lines) if (!l.creates || written.has(l.creates)) ctx.io[l.stream](l.text);
+    if (e instanceof UnitPutError) {
+      if (e.cause instanceof ApiError) throw new CliExit(1, `Error creating units: ${e.cause.message}`);
+      throw new CliExit(1, `Error creating units: failed creating unit ${e.unit}: ${e.cause.message}`);
+    }
+    throw e;
   }
+  for (const l of lines) ctx.io[l.stream](l.text);
   return { units, names };
 }
 
-async function create(ctx: Context, client: ApiClient, name: string, file: UnitFile): Promise<ApiUnit> {
+/** A unit about to be created from `file`, with fleetctl-silent scheduling problems warned about. */
+function planCreate(name: string, file: UnitFile, warn: (text: string) => void): ApiUnit {
   const options = toOptions(file);
   // fleetctl says nothing about a unit that can never be scheduled (MachineOf=%n, a MachineOf peer
   // that is no unit name, a glob that never matches, an unknown [X-Fleet] key): we warn on stderr.
-  // Forbidden combinations throw here too; the agent answers those with a 400 below.
+  // Forbidden combinations throw here too; the agent answers those with a 400 at the write.
   let warnings: string[] = [];
   try {
     warnings = fleetRequirements(name, file).warnings;
   } catch {
     warnings = [];
   }
-  for (const w of warnings) ctx.io.err(`Warning: unit ${name}: ${w}\n`);
-  try {
-    // No desiredState: a new unit starts inactive, a replaced one goes back to inactive (fleet).
-    await client.request('PUT', unitPath(name), { name, options });
-  } catch (err) {
-    if (err instanceof ApiError) throw new CliExit(1, `Error creating units: ${err.message}`);
-    throw new CliExit(1, `Error creating units: failed creating unit ${name}: ${(err as Error).message}`);
-  }
-  const unit: ApiUnit = { name, options, desiredState: 'inactive', currentState: 'inactive' };
-  // fleetctl waits for a created unit to report inactive, which the API does at once.
-  ctx.io.out(isGlobal(unit) ? `Unit ${name} \n` : `Unit ${name} inactive\n`);
-  return unit;
-}
-
-export async function setDesired(client: ApiClient, name: string, desiredState: DesiredState): Promise<void> {
-  await client.request('PUT', unitPath(name), { name, desiredState });
+  for (const w of warnings) warn(`Warning: unit ${name}: ${w}\n`);
+  return { name, options, desiredState: 'inactive', currentState: 'inactive' };
 }
 
 /** Attempts to wait: undefined = do not wait (--no-block), Infinity = forever (0 or less). */
@@ -325,13 +314,11 @@ export async function waitForState(
     let seen: Map<string, ApiUnit | undefined> | undefined;
     try {
       const list = [...pending];
-      if (list.length <= POLL_ONE_BY_ONE) {
-        const got = await Promise.all(list.map((n) => getUnit(client, n)));
-        seen = new Map(list.map((n, i) => [n, got[i]]));
-      } else {
+      // Without the batch API (an older agent, fleet), many units are read with one list.
+      if (list.length > POLL_ONE_BY_ONE && !batchKnown(client)) {
         const all = new Map((await listUnits(client)).map((u) => [u.name, u]));
         seen = new Map(list.map((n) => [n, all.get(n)]));
-      }
+      } else seen = await getUnits(client, list);
     } catch (err) {
       // fleetctl logs and retries an API failure while waiting; so do we, within the deadline.
       if (Date.now() >= deadline) {
@@ -402,16 +389,30 @@ export async function transition(
   const wait: string[] = [];
   const acted: string[] = [];
   const todo = units.filter((u) => u.desiredState !== target);
-  const done = await mapPool(todo, PARALLEL, (u) => setDesired(client, u.name, target));
-  for (const [i, u] of todo.entries()) {
-    const r = done[i]!;
-    await fleetCall(errPrefix.replace('%s', u.name), () =>
-      r.ok ? Promise.resolve() : Promise.reject(r.err as Error),
+  let written: Set<string> | undefined;
+  let failure: UnitPutError | undefined;
+  try {
+    await putUnits(
+      client,
+      todo.map((u) => ({ name: u.name, desiredState: target })),
     );
+  } catch (err) {
+    if (!(err instanceof UnitPutError)) throw err;
+    failure = err;
+    written = new Set(err.written);
+  }
+  for (const u of todo) {
+    if (written && !written.has(u.name)) break;
     acted.push(u.name);
     if (isGlobal(u)) ctx.io.out(`Triggered global unit ${u.name} ${verb}\n`);
     else if (attempts === undefined) ctx.io.out(`Triggered unit ${u.name} ${verb}\n`);
     else wait.push(u.name);
+  }
+  if (failure) {
+    const { cause, unit } = failure;
+    if (cause instanceof ApiError || cause instanceof UnreachableError)
+      throw new CliExit(1, `${errPrefix.replace('%s', unit)}: ${cause.message}`);
+    throw cause;
   }
   if (attempts === undefined || wait.length === 0) return { acted, failed: [] };
   const machines = new MachineCache(client);

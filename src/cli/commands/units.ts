@@ -7,7 +7,8 @@
 import type { DesiredState } from '../../registry/types.js';
 import { clientFromGlobals, type ApiClient } from '../client.js';
 import { CliExit, type Command, type Context } from '../command.js';
-import { fleetCall, getUnit, isGlobal, unitPath, type ApiUnit } from '../fleet.js';
+import { destroyUnits, getUnits } from '../batch.js';
+import { fleetCall, getUnit, isGlobal, type ApiUnit } from '../fleet.js';
 import { generatedUnitText } from './container.js';
 import {
   BLOCK_FLAGS,
@@ -103,15 +104,11 @@ export const start = creating(
 
 /** The units of the arguments that exist, in argument order; fleetctl skips unknown names. */
 async function findUnits(client: ApiClient, names: string[]): Promise<ApiUnit[]> {
-  const out: ApiUnit[] = [];
-  const seen = new Set<string>();
-  for (const name of names) {
-    if (seen.has(name)) continue;
-    seen.add(name);
-    const u = await fleetCall(`Error retrieving unit ${name}`, () => getUnit(client, name));
-    if (u) out.push(u);
-  }
-  return out;
+  const got = await fleetCall(`Error retrieving unit ${names[0] ?? ''}`, () => getUnits(client, names));
+  return [...new Set(names)].flatMap((n) => {
+    const u = got.get(n);
+    return u ? [u] : [];
+  });
 }
 
 /**
@@ -254,18 +251,14 @@ export const destroy: Command = {
     const names = unitArgs(ctx);
     const attempts = blockAttempts(ctx);
     const client = await clientFromGlobals(ctx.globals, ctx.env);
-    const destroyed: string[] = [];
     let code = 0;
-    for (const name of [...new Set(names)]) {
-      try {
-        await client.request('DELETE', unitPath(name));
-      } catch (err) {
-        if ((err as { status?: number }).status === 404) continue;
-        ctx.io.err(`Error destroying units: ${(err as Error).message}\n`);
-        code = 1;
-        continue;
-      }
-      destroyed.push(name);
+    const r = await destroyUnits(client, names);
+    // Reported in argument order; a unit the agent could not destroy is named, the rest go on.
+    const gone = new Set(r.destroyed);
+    const destroyed = [...new Set(names)].filter((n) => gone.has(n));
+    for (const msg of new Set(r.failed.map((f) => f.err.message))) {
+      ctx.io.err(`Error destroying units: ${msg}\n`);
+      code = 1;
     }
     if (destroyed.length === 0 && code === 0) throw new CliExit(0, 'Units not found in registry');
     if (attempts !== undefined && destroyed.length > 0) {

@@ -25,4 +25,11 @@ describe('refusal', () => {
     expect(refusal(new Set(['agent']), 'PUT')).toMatch(/may only read/);
     expect(refusal(new Set(), 'GET')).toMatch(/no flotilla role/);
   });
+
+  it('the batch get is a read (POST only for its body); the batch writes are not', () => {
+    expect(refusal(new Set(['viewer']), 'POST', '/flotilla/v1/units/get')).toBeUndefined();
+    expect(refusal(new Set(['viewer']), 'POST', '/flotilla/v1/units/put')).toMatch(/needs the operator role/);
+    expect(refusal(new Set(['agent']), 'POST', '/flotilla/v1/units/destroy')).toMatch(/may only read/);
+    expect(refusal(new Set(), 'POST', '/flotilla/v1/units/get')).toMatch(/no flotilla role/);
+  });
 });

@@ -42,13 +42,19 @@ export interface Api {
   close(): Promise<void>;
 }
 
-/** Start the API; `extra` adds handlers (e.g. the status/journal stand-in) over the same registry. */
-export async function startApi(extra: (registry: Registry) => Handler[] = () => []): Promise<Api> {
+/**
+ * Start the API; `extra` adds handlers (e.g. the status/journal stand-in) over the same registry,
+ * `before` handlers that see every request first (a request log, or an agent without some route).
+ */
+export async function startApi(
+  extra: (registry: Registry) => Handler[] = () => [],
+  opts: { before?: Handler[] } = {},
+): Promise<Api> {
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-cli-'));
   const store = await EmbeddedKvStore.open({ dataDir: join(dir, 'registry') });
   const registry = new Registry(store);
   const fleet = new FleetV1(registry);
-  const server = new ApiServer([(req) => fleet.route(req), ...extra(registry)]);
+  const server = new ApiServer([...(opts.before ?? []), (req) => fleet.route(req), ...extra(registry)]);
   const socket = join(dir, 'fleet.sock');
   await server.listen({ socketPath: socket });
   const lease = (await store.grantLease(3600)).id;
