@@ -1,6 +1,7 @@
 /**
  * The agent's executor: runs the planner's actions (src/agent/planner.ts) through the SystemdManager,
- * in the order given. It decides nothing. A failing action is logged with its reason and the unit's
+ * group by group in the order given; the units of one `start` or `stop` group have their jobs run side
+ * by side (JOBS_IN_FLIGHT at a time). It decides nothing. A failing action is logged with its reason and the unit's
  * later actions in the same plan are skipped; other units go on (one bad unit must not block the
  * machine). Returns what it did, for logs and metrics.
  */
@@ -28,6 +29,17 @@ export interface ExecutorHooks {
   pull?(name: string, image: string): void;
 }
 
+/** systemd start/stop jobs the executor has queued at once (one plan's group runs this wide). */
+export const JOBS_IN_FLIGHT = 32;
+
+async function inPool<T>(items: readonly T[], n: number, fn: (t: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+}
+
 export async function execute(
   systemd: SystemdManager,
   actions: readonly AgentAction[],
@@ -43,9 +55,9 @@ export async function execute(
   let installedBatch = false;
   const unloads = actions.filter((a): a is Extract<AgentAction, { type: 'unload' }> => a.type === 'unload');
   let unloadedBatch = false;
-  for (const a of actions) {
+  const runOne = async (a: AgentAction): Promise<void> => {
     const names = a.type === 'load' ? a.names : [a.name];
-    if (a.type !== 'load' && failed.has(a.name)) continue;
+    if (a.type !== 'load' && failed.has(a.name)) return;
     const t0 = performance.now();
     try {
       switch (a.type) {
@@ -117,7 +129,7 @@ export async function execute(
               },
             ),
           );
-          continue;
+          return;
       }
       results.push({ action: a, ok: true, ms: performance.now() - t0 });
       log.info({ action: a.type, units: names, reason: a.reason }, `${a.type} ${names.join(', ')}`);
@@ -134,6 +146,21 @@ export async function execute(
       // The unit's state still gets reported (failed units show as failed in list-units).
       if (a.type === 'start') await hooks.report(a.name).catch(() => undefined);
     }
+  };
+  for (let i = 0; i < actions.length;) {
+    const a = actions[i]!;
+    if (a.type !== 'start' && a.type !== 'stop') {
+      await runOne(a);
+      i++;
+      continue;
+    }
+    // A run of starts (or stops) goes to systemd JOBS_IN_FLIGHT at a time, as systemd runs a boot's
+    // jobs side by side; ordering between those units is systemd's (After=/Before=). The run as a
+    // whole still ends before the next group begins (every stop before any unload, and so on).
+    let j = i;
+    while (j < actions.length && actions[j]!.type === a.type) j++;
+    await inPool(actions.slice(i, j), JOBS_IN_FLIGHT, runOne);
+    i = j;
   }
   await Promise.all(reports);
   return results;
