@@ -19,7 +19,8 @@ import { readFileSync } from 'node:fs';
 import { Etcd3, EtcdLeaseInvalidError, type IOptions, type Watcher } from 'etcd3';
 import { ConnectionPool } from 'etcd3/lib/connection-pool.js';
 import { isRecoverableError } from 'etcd3/lib/errors.js';
-import { circuitBreaker, ConsecutiveBreaker, handleWhen, noop, retry } from 'cockatiel';
+import { ExponentialBackoff, handleWhen, noop, retry, type IBackoff, type IPolicy } from 'cockatiel';
+import { HostBreaker } from './etcd-breaker.js';
 import type * as RPC from 'etcd3/lib/rpc.js';
 import { FlotillaError } from '../lib/errors.js';
 import { redactUrl } from '../lib/redact.js';
@@ -203,19 +204,35 @@ export class EtcdKvStore implements KvStore {
       hosts: [...hosts].reverse(),
       dialTimeout: config.dialTimeoutMs ?? 3000,
       // A 10,000-unit registry snapshot is ~9 MB; grpc-js refuses replies over 4 MiB by default.
-      grpcOptions: { 'grpc.max_receive_message_length': 256 * 1024 * 1024 },
+      // grpc-js waits up to 120 s between reconnects to a member it lost: at most 2 s here, so a
+      // member that is back (or the only one) is used again within a lease TTL.
+      grpcOptions: {
+        'grpc.max_receive_message_length': 256 * 1024 * 1024,
+        'grpc.initial_reconnect_backoff_ms': 500,
+        'grpc.max_reconnect_backoff_ms': 2000,
+      },
       faultHandling: {
-        // A member that failed is skipped for 1 s (etcd3's default is 5 s, which kept restarted
-        // members out of use long after they were back), and a call is tried on every member.
+        // A member that failed 3 times in a row is skipped for 1 s (etcd3's default is 5 s, which
+        // kept restarted members out of use long after they were back), and a call is tried on every
+        // member. HostBreaker, not cockatiel's breaker: that one counts the opening of a watch or
+        // keepalive stream as a success, so streams never skipped a dead member (etcd-breaker.ts).
         // With a single member there is nothing to skip to: a breaker would only turn a few slow
         // answers under load into a second of instant failures for every call.
         host: () =>
           hosts.length > 1
-            ? circuitBreaker(handleWhen(isRecoverableError), {
-                halfOpenAfter: 1000,
-                breaker: new ConsecutiveBreaker(3),
-              })
+            ? (new HostBreaker({
+                counts: isRecoverableError,
+                failures: 3,
+                halfOpenAfterMs: 1000,
+              }) as unknown as IPolicy)
             : noop,
+        // A watch that lost its member reconnects within 1 s (etcd3's default backoff grows to 30 s,
+        // during which the agent saw no change of the cluster).
+        // (etcd3 types this as an IBackoff and calls next() on it: the factory is what its default passes.)
+        watchBackoff: new ExponentialBackoff({
+          initialDelay: 100,
+          maxDelay: 1000,
+        }) as unknown as IBackoff<unknown>,
         global: retry(handleWhen(isRecoverableError), { maxAttempts: hosts.length + 1 }),
       },
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + this.timeoutMs }),
