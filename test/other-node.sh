@@ -28,4 +28,7 @@ files=()
   test/integration/systemd-manager.test.ts test/integration/systemd-bus.test.ts
   test/integration/docker-engine.test.ts test/integration/discovery-proxy.test.ts
   test/integration/discovery-api.test.ts test/integration/proxy-kernel.test.ts)
-PATH="$node_bin:$PATH" TESTENV_REQUIRED=1 npx vitest run --reporter=dot "${files[@]}"
+mkdir -p .test-results
+rm -f ".test-results/node-$major.json"
+PATH="$node_bin:$PATH" TESTENV_REQUIRED=1 npx vitest run --reporter=dot --reporter=json \
+  --outputFile.json=".test-results/node-$major.json" "${files[@]}"

@@ -55,7 +55,9 @@ for major in ${FLOTILLA_OTHER_NODES-22 24}; do
   step "node $major: unit and in-process integration suites" bash test/other-node.sh "$major"
 done
 
-node test/support/summary.mjs .test-results/vitest.json "${#failed_steps[@]}" "${failed_steps[*]:-}"
+others=()
+for major in ${FLOTILLA_OTHER_NODES-22 24}; do others+=(".test-results/node-$major.json"); done
+node test/support/summary.mjs .test-results/vitest.json "${#failed_steps[@]}" "${failed_steps[*]:-}" "${others[@]}"
 summary_rc=$?
 log "total $(( $(date +%s) - t0 )) s"
 [ $vitest_rc = 0 ] && [ $summary_rc = 0 ] && [ ${#failed_steps[@]} = 0 ]
