@@ -1,51 +1,62 @@
-// Prints the closing line CI reads, "N passed, N failed[, N skipped]", from vitest's JSON report,
+// Prints the closing line CI reads, "N passed, N failed[, N skipped]", from vitest's JSON reports,
 // after one `FAILED file > test: why` line per failure (so the tail of a CI log names them).
-// Failed non-test checks (typecheck, lint, build) count as failures. Exit 1 when anything failed or
-// the report is missing (vitest crashed).
+//
+//   summary.mjs REPORT[,REPORT...] FAILED_STEPS "STEP NAMES" [NAMED_REPORT...]
+//
+// The comma-separated REPORTs are counted (the main run, and the etcd-layout pass). FAILED_STEPS
+// non-test checks (typecheck, lint, build, the other Node majors) count as one failure each. A
+// NAMED_REPORT (the other Node majors' runs, already counted as a failed step) only adds names.
+// Exit 1 when anything failed or a counted report is missing (vitest crashed).
 import { readFileSync } from 'node:fs';
 
-const [file, extraFailed = '0', names = '', ...others] = process.argv.slice(2);
+const [files = '', extraFailed = '0', names = '', ...others] = process.argv.slice(2);
 let passed = 0;
 let failed = Number(extraFailed);
 let skipped = 0;
 /** Each failed test, with the first line of why: printed last, where a log's tail still shows it. */
 const failedNames = [];
-try {
-  const r = JSON.parse(readFileSync(file, 'utf8'));
-  passed = r.numPassedTests ?? 0;
-  failed += r.numFailedTests ?? 0;
-  skipped = (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
-  // A file that failed without a failed test (it did not load, or a beforeAll threw and its tests
-  // were skipped) counts as one failure.
+
+const short = (name) => String(name ?? '').replace(/^.*?\/test\//, 'test/');
+const firstLine = (text) => String(text ?? '').split('\n')[0].slice(0, 300);
+
+/** Name the failures of one report; returns the files that failed without a failed test. */
+function collect(r, label) {
+  let fileFailures = 0;
+  const tag = label ? `[${label}] ` : '';
   for (const f of r.testResults ?? []) {
-    const file = String(f.name ?? '').replace(/^.*?\/test\//, 'test/');
     const bad = (f.assertionResults ?? []).filter((a) => a.status === 'failed');
+    // A file that failed without a failed test (it did not load, or a beforeAll threw and its tests
+    // were skipped) counts as one failure.
     if (f.status === 'failed' && bad.length === 0) {
-      failed += 1;
-      failedNames.push(`${file}: ${String(f.message ?? 'the file failed').split('\n')[0].slice(0, 300)}`);
+      fileFailures += 1;
+      failedNames.push(`${tag}${short(f.name)}: ${firstLine(f.message ?? 'the file failed')}`);
     }
     for (const a of bad) {
-      const why = String(a.failureMessages?.[0] ?? '').split('\n')[0].slice(0, 300);
-      failedNames.push(`${file} > ${a.fullName ?? a.title}${why ? `: ${why}` : ''}`);
+      const why = firstLine(a.failureMessages?.[0]);
+      failedNames.push(`${tag}${short(f.name)} > ${a.fullName ?? a.title}${why ? `: ${why}` : ''}`);
     }
   }
-} catch (err) {
-  console.error(`no test report at ${file}: ${err.message}`);
-  failed += 1;
+  return fileFailures;
 }
-// The other Node majors' reports (test/other-node.sh): their failures are counted as failed checks
-// already; here they are only named.
+
+for (const file of files.split(',').filter(Boolean)) {
+  try {
+    const r = JSON.parse(readFileSync(file, 'utf8'));
+    passed += r.numPassedTests ?? 0;
+    failed += r.numFailedTests ?? 0;
+    skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+    const label = files.includes(',') ? file.replace(/^.*\//, '').replace(/\.json$/, '') : '';
+    failed += collect(r, label);
+  } catch (err) {
+    console.error(`no test report at ${file}: ${err.message}`);
+    failed += 1;
+  }
+}
 for (const o of others) {
   try {
-    const r = JSON.parse(readFileSync(o, 'utf8'));
-    const label = o.replace(/^.*\//, '').replace(/\.json$/, '');
-    for (const f of r.testResults ?? [])
-      for (const a of (f.assertionResults ?? []).filter((x) => x.status === 'failed'))
-        failedNames.push(
-          `[${label}] ${String(f.name).replace(/^.*?\/test\//, 'test/')} > ${a.fullName ?? a.title}: ${String(a.failureMessages?.[0] ?? '').split('\n')[0].slice(0, 300)}`,
-        );
+    collect(JSON.parse(readFileSync(o, 'utf8')), o.replace(/^.*\//, '').replace(/\.json$/, ''));
   } catch {
-    /* that run wrote no report (it did not start): its step failure says so */
+    /* that run wrote no report (it did not start): its failed step says so */
   }
 }
 if (names) console.log(`failed checks: ${names}`);
