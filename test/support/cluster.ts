@@ -578,12 +578,32 @@ export async function agentJournal(m: string, since = '-5min'): Promise<string> 
  * a fresh cluster before the suite, machines and units restored after each test, machines back
  * up after the suite. `created` collects the unit names a test starts (destroyed after it).
  */
+/**
+ * The agents run in the layout the suite names say (ETCD_LAYOUT): in `local`, each machine's
+ * flotilla.env names only its own member, http://127.0.0.1:2379; otherwise every member, one per
+ * machine. Without this a layout pass could silently test the other layout.
+ */
+export async function expectEtcdLayout(): Promise<void> {
+  for (const m of allMachines) {
+    const env = await inMachineOk(m, 'cat', '/etc/flotilla/flotilla.env');
+    const servers = /^FLOTILLA_ETCD_SERVERS=(.*)$/m.exec(env)?.[1] ?? '';
+    if (process.env.TESTENV_ETCD_LAYOUT === 'local') {
+      expect(servers, `${m}: etcd_servers in the local-member layout`).toBe('http://127.0.0.1:2379');
+    } else {
+      expect(servers.split(',').filter(Boolean), `${m}: etcd_servers lists every member`).toHaveLength(
+        allMachines.length,
+      );
+    }
+  }
+}
+
 export function useCluster(): { map: () => ClusterMap; created: string[] } {
   let map: ClusterMap | undefined;
   const created: string[] = [];
   beforeAll(async () => {
     expect(allMachines.length).toBeGreaterThanOrEqual(3);
     map = await freshCluster();
+    await expectEtcdLayout();
   }, 180_000);
   afterEach(async () => {
     await recoverCluster(map!);
