@@ -17,7 +17,10 @@ let skipped = 0;
 const failedNames = [];
 
 const short = (name) => String(name ?? '').replace(/^.*?\/test\//, 'test/');
-const firstLine = (text) => String(text ?? '').split('\n')[0].slice(0, 300);
+const firstLine = (text) =>
+  String(text ?? '')
+    .split('\n')[0]
+    .slice(0, 300);
 
 /** Name the failures of one report; returns the files that failed without a failed test. */
 function collect(r, label) {

@@ -69,7 +69,7 @@ describe('journal stream to a stalled client', () => {
     await new Promise((r) => setTimeout(r, 2000));
     let stalledAt = written();
     let later = stalledAt;
-    for (const t0 = performance.now(); performance.now() - t0 < 10_000; ) {
+    for (const t0 = performance.now(); performance.now() - t0 < 10_000;) {
       await new Promise((r) => setTimeout(r, 500));
       later = written();
       if (later - stalledAt < 64 * 1024) break;
