@@ -18,6 +18,7 @@ import type { ResolvedUpdate, UpdateSource } from './omaha.js';
 import { bootedSlot, openSlotDisk, slotBytes } from './disk-ops.js';
 import { downloadBundle, fetchVerifiedManifest, type DownloadOptions } from './download.js';
 import { loadStagedBundle } from './staging.js';
+import { omahaErrorCode } from './omaha-codes.js';
 import { other, type SlotName } from './slots.js';
 import {
   compareVersions,
@@ -179,7 +180,7 @@ async function guarded<T>(run: Run, d: EngineDeps, fn: () => Promise<T>): Promis
       run.step({ type: 'reported' });
     }
     (d.log ?? nullLogger).error({ error: msg }, 'update failed');
-    await d.source?.event('error');
+    await d.source?.event('error', { errorCode: omahaErrorCode(err) });
     throw err;
   }
 }

@@ -286,7 +286,9 @@ export async function omahaPost(url: string, xml: string, o: PostOptions = {}): 
       });
       const res = await req;
       if (res.statusCode >= 400 && res.statusCode < 500)
-        throw new FlotillaError('E_UPDATE_OMAHA', `${redactUrl(url)}: HTTP ${res.statusCode}`);
+        throw new FlotillaError('E_UPDATE_OMAHA', `${redactUrl(url)}: HTTP ${res.statusCode}`, {
+          httpStatus: res.statusCode,
+        });
       if (res.statusCode !== 200) throw new Error(`HTTP ${res.statusCode}`);
       if (res.body.length > MAX_RESPONSE_BYTES) throw bad(`over ${MAX_RESPONSE_BYTES} bytes (oversized)`);
       return res.body;

@@ -7,7 +7,7 @@
  *   - the request fields (appid, version, track = GROUP, machineid and bootid of m1, board, sp);
  *   - an Omaha answer whose sha256 disagrees with the signed manifest, and a signed manifest that
  *     was tampered with: E_UPDATE_VERIFY, the payload is never fetched, slot B keeps its bytes,
- *     the server gets event 3/0;
+ *     the server gets event 3/0 with update_engine's error code (10 hash mismatch, 12 signature);
  *   - `-check_for_update` then `-status` and `-watch_for_updates`: the update is downloaded,
  *     verified and written to slot B in the throttled transient unit, UPDATED_NEED_REBOOT, events
  *     13/1, 14/1, 800/1 in order; after the "reboot" (reset and the new version) the check reports 3/2.
@@ -323,7 +323,8 @@ describeSystemd(
       expect((await fetches(good)).slice(f0)).toEqual(['manifest.json']);
       expect(await slotSha()).toBe(slotBefore);
       const after = (await requests(good)).slice(before);
-      expect(after.map(events)).toEqual([[], ['3/0/1']]);
+      // errorcode 10: update_engine's kPayloadHashMismatchError.
+      expect(after.map(events)).toEqual([[], ['3/0/10']]);
       // Back to IDLE with the error kept (the state -status prints), and nothing staged.
       const st = JSON.parse((await inMachine('cat', `${DIR}/staging/status.json`)).out) as Record<
         string,
@@ -340,7 +341,8 @@ describeSystemd(
       expect(r.err).toMatch(/update: E_UPDATE_VERIFY: .*signature/i);
       expect(await fetches(tampered)).toEqual(['manifest.json']);
       expect(await slotSha()).toBe(slotBefore);
-      expect((await requests(tampered)).map(events)).toEqual([[], ['3/0/1']]);
+      // errorcode 12: update_engine's kDownloadPayloadVerificationError.
+      expect((await requests(tampered)).map(events)).toEqual([[], ['3/0/12']]);
     }, 60_000);
 
     it('-check_for_update: downloaded, verified, written to slot B in the transient unit; -status and -watch_for_updates; events 13, 14, 800', async () => {
