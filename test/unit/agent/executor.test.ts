@@ -7,17 +7,11 @@
 import { describe, expect, it } from 'vitest';
 import { execute, JOBS_IN_FLIGHT, type ExecutorHooks } from '../../../src/agent/executor.js';
 import type { AgentAction } from '../../../src/agent/planner.js';
-import type { Logger } from '../../../src/lib/log.js';
+import { nullLogger } from '../../../src/lib/log.js';
 import { FakeSystemdManager } from '../../../src/systemd/fake.js';
 import type { JobOptions, JobOutcome } from '../../../src/systemd/manager.js';
 
-const quiet = {
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
-  child: () => quiet,
-} as unknown as Logger;
+const quiet = nullLogger;
 
 /** The fake, with every start and stop job taking `ms`, and a log of job begins and ends. */
 class SlowJobs extends FakeSystemdManager {
