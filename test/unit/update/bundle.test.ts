@@ -20,25 +20,14 @@ import { decompressor, nativeZstd } from '../../../src/update/compress.js';
 import { loadTrustedKeys } from '../../../src/update/keys.js';
 import { makeBundle } from '../../../src/update/make-bundle.js';
 import { scratch, type Scratch } from './disk-image.js';
+import { rawManifest } from './manifest-fixture.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const k1 = generateSigningKey();
 const k2 = generateSigningKey();
 const trusted = [parsePublicKey(k1.publicPem, 'k1.pub')];
 const payload = Buffer.from('an os image '.repeat(100));
-const manifest: Manifest = {
-  format: 'flotilla-update-bundle/1',
-  version: '4081.2.0',
-  board: 'amd64-usr',
-  arch: 'amd64',
-  payload: 'payload.img',
-  size: payload.length,
-  sha256: sha(payload),
-  compression: 'raw',
-  imageSize: payload.length,
-  imageSha256: sha(payload),
-  created: '2026-12-07T01:00:00.000Z',
-};
+const manifest: Manifest = rawManifest(payload, '4081.2.0');
 const signed = () => signManifest(manifest, parsePrivateKey(k1.privatePem, 'k1'));
 const err = (fn: () => unknown) => {
   try {

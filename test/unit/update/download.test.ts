@@ -15,6 +15,7 @@ import {
 import { downloadBundle } from '../../../src/update/download.js';
 import { loadStagedBundle } from '../../../src/update/staging.js';
 import { scratch, type Scratch } from './disk-image.js';
+import { rawManifest } from './manifest-fixture.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const key = generateSigningKey();
@@ -22,19 +23,7 @@ const other = generateSigningKey();
 const keys = [parsePublicKey(key.publicPem, 'test.pub')];
 const target = { board: 'amd64-usr', arch: 'amd64' };
 const payload = randomBytes(3 * 1024 * 1024 + 123);
-const manifest: Manifest = {
-  format: 'flotilla-update-bundle/1',
-  version: '2.0.0',
-  board: 'amd64-usr',
-  arch: 'amd64',
-  payload: 'payload.img',
-  size: payload.length,
-  sha256: sha(payload),
-  compression: 'raw',
-  imageSize: payload.length,
-  imageSha256: sha(payload),
-  created: '2026-12-07T01:00:00.000Z',
-};
+const manifest: Manifest = rawManifest(payload, '2.0.0');
 const envelope = (m: Manifest, pem = key.privatePem) =>
   formatEnvelope(signManifest(m, parsePrivateKey(pem, 'k')));
 

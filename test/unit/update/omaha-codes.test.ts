@@ -21,6 +21,7 @@ import {
 } from '../../../src/update/bundle.js';
 import { checkAgainstOmaha, COREOS_APPID, omahaPost, parseResponse } from '../../../src/update/omaha.js';
 import { OMAHA_ERROR, omahaErrorCode } from '../../../src/update/omaha-codes.js';
+import { rawManifest } from './manifest-fixture.js';
 
 const thrown = async (fn: () => unknown): Promise<unknown> => {
   try {
@@ -34,19 +35,7 @@ const codeOf = async (fn: () => unknown) => omahaErrorCode(await thrown(fn));
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const payload = Buffer.from('an os image '.repeat(100));
-const manifest: Manifest = {
-  format: 'flotilla-update-bundle/1',
-  version: '4081.2.0',
-  board: 'amd64-usr',
-  arch: 'amd64',
-  payload: 'payload.img',
-  size: payload.length,
-  sha256: sha(payload),
-  compression: 'raw',
-  imageSize: payload.length,
-  imageSha256: sha(payload),
-  created: '2026-12-07T01:00:00.000Z',
-};
+const manifest: Manifest = rawManifest(payload, '4081.2.0');
 
 describe('omahaErrorCode', () => {
   it('signature failures are kDownloadPayloadVerificationError (12)', async () => {
