@@ -30,15 +30,11 @@ import {
 } from '../test/support/cluster.js';
 import { endpointsOf, sampleAgents, withWatch, type StateWatch } from './sim/cluster-watch.js';
 import { printTable } from './table.js';
+import { nMinMedianMax } from './stats.js';
 
 type Row = (string | number)[];
 const log = (msg: string) => console.error(`[agent-idle] ${msg}`);
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const h = Math.floor(s.length / 2);
-  return s.length === 0 ? NaN : s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
-};
-const stats = (xs: number[]): Row => [String(xs.length), Math.min(...xs), median(xs), Math.max(...xs)];
+const stats = nMinMedianMax;
 
 interface Options {
   idleS: number;

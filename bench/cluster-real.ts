@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- cluster-real [--runs 10] [--units 1000] [--idle 60] [--only failover,start,idle]`
+ * `npm run bench -- cluster-real [--runs 10] [--partition-runs 5] [--units 1000] [--idle 60]
+ *   [--only failover,partition,start,idle]`
  *
  * The real-machine part of the cluster benchmark, on the test environment's 3 systemd-nspawn machines
  * (test/env: flotilla.service in each, etcd members inside the machines, agent_ttl=3s,
@@ -15,10 +16,13 @@
  *      also split by whether the victim held the engine leadership and whether its etcd member was
  *      the raft leader (etcd re-grants every lease its full TTL when a new raft leader takes over, so
  *      the dead machine's presence lease then outlives it by up to one more TTL).
- *   2. Starting N units (`sleep infinity` instances of one template): `fleetctl start --no-block` in
+ *   2. Partition (partition-window.ts): the duplicate window of a network partition, and when the
+ *      units were active elsewhere and the partitioned copies fenced, in both etcd endpoint layouts
+ *      (each agent knows only its local member; every member listed), `--partition-runs` each.
+ *   3. Starting N units (`sleep infinity` instances of one template): `fleetctl start --no-block` in
  *      batches of 100, three CLIs at a time (one per machine); time until the registry shows all N
  *      active; then destroy them all and time until every state record is gone.
- *   3. Idle agent: RSS (VmRSS) and CPU (utime+stime) of each agent over `--idle` seconds, read from
+ *   4. Idle agent: RSS (VmRSS) and CPU (utime+stime) of each agent over `--idle` seconds, read from
  *      /proc inside the machines every 5 s.
  *
  * `realClusterBench(args)` returns the rows (REAL_CLUSTER_HEADER columns) for a combined table; the
@@ -45,7 +49,9 @@ import {
 import { bootMachine, powerCut } from '../test/support/testbed.js';
 import { endpointsOf, sampleAgents, withWatch, type StateWatch } from './sim/cluster-watch.js';
 import { printTable } from './table.js';
+import { median, nMinMedianMax } from './stats.js';
 import { journalSpans, logSpans } from './bulk-trace.js';
+import { partitionWindows } from './partition-window.js';
 
 export const REAL_CLUSTER_HEADER = [
   'measure (3 nspawn machines, agent_ttl=3s)',
@@ -63,6 +69,7 @@ interface Options {
   units: number;
   idleS: number;
   only: Set<string>;
+  partitionRuns: number;
   /** Start/destroy runs (each on a fresh cluster). */
   startRuns: number;
   /** Another checkout (seen by the machines at the same path, TESTENV_BIND_RO): its agents and CLI are the baseline, alternated with this one's. */
@@ -76,7 +83,8 @@ function parseArgs(args: string[]): Options {
     runs: 10,
     units: 1000,
     idleS: 60,
-    only: new Set(['failover', 'start', 'idle']),
+    only: new Set(['failover', 'partition', 'start', 'idle']),
+    partitionRuns: 5,
     startRuns: 1,
     baseline: undefined,
     trace: false,
@@ -93,6 +101,7 @@ function parseArgs(args: string[]): Options {
     if (a === '--runs') o.runs = Math.round(num());
     else if (a === '--units') o.units = Math.round(num());
     else if (a === '--idle') o.idleS = num();
+    else if (a === '--partition-runs') o.partitionRuns = Math.round(num());
     else if (a === '--start-runs') o.startRuns = Math.round(num());
     else if (a === '--trace') o.trace = true;
     else if (a === '--baseline') {
@@ -104,21 +113,13 @@ function parseArgs(args: string[]): Options {
       i++;
     } else
       throw new Error(
-        `unknown argument ${a} (--runs N --units N --idle S --only failover,start,idle --start-runs N --baseline DIR --trace)`,
+        `unknown argument ${a} (--runs N --units N --idle S --only failover,partition,start,idle --partition-runs N --start-runs N --baseline DIR --trace)`,
       );
   }
   return o;
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length === 0
-    ? NaN
-    : s.length % 2
-      ? s[(s.length - 1) / 2]!
-      : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-const stats = (xs: number[]): Row => [String(xs.length), Math.min(...xs), median(xs), Math.max(...xs)];
+const stats = nMinMedianMax;
 const log = (msg: string) => console.error(`[cluster-real] ${msg}`);
 
 /** Start sleep units named `${stem}-${i}` from machine `from`; wait until the registry shows them active. */
@@ -447,6 +448,7 @@ export async function realClusterBench(args: string[]): Promise<Row[]> {
   try {
     if (o.only.has('failover')) rows.push(...(await failover(map, o.runs)));
     for (const m of allMachines) if (!(await machineUp(m))) bootMachine(m);
+    if (o.only.has('partition')) rows.push(...(await partitionWindows(o.partitionRuns)));
     if (o.only.has('start')) rows.push(...(await bulk(o)));
     if (o.only.has('idle'))
       await withWatch(endpointsOf(allMachines), async (watch) => {

@@ -28,3 +28,17 @@ export function summarize(samples: number[]): {
 export function nowMs(): number {
   return Number(process.hrtime.bigint()) / 1e6;
 }
+
+/** The median (NaN for no samples). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = Math.floor(s.length / 2);
+  return s.length === 0 ? NaN : s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
+}
+
+/** The `n, min, median, max` cells of a table row ('0' and blanks for no samples). */
+export function nMinMedianMax(xs: readonly number[]): (string | number)[] {
+  return xs.length === 0
+    ? ['0', '', '', '']
+    : [String(xs.length), Math.min(...xs), median(xs), Math.max(...xs)];
+}

@@ -30,7 +30,8 @@ import {
   writeUnit,
   useCluster,
 } from '../support/cluster.js';
-import { bootMachine, describeSystemd, heal, partition, powerCut } from '../support/testbed.js';
+import { bootMachine, describeSystemd, heal, powerCut } from '../support/testbed.js';
+import { partitionAndMeasure, waitMoved } from '../support/partition-window.js';
 
 describeSystemd(`cluster failover on real machines (etcd layout: ${ETCD_LAYOUT})`, () => {
   const cluster = useCluster();
@@ -76,29 +77,6 @@ describeSystemd(`cluster failover on real machines (etcd layout: ${ETCD_LAYOUT})
       moving: [...where].filter(([, m]) => m === victim).map(([u]) => u),
       staying: [...where].filter(([, m]) => m !== victim),
     };
-  }
-
-  /** Wait until each unit is active on one of `survivors`; returns unit → [machine, ActiveEnter µs, MainPID]. */
-  async function waitMoved(units: string[], survivors: string[], timeoutMs: number) {
-    const moved = new Map<string, { m: string; enterUs: number; pid: number }>();
-    await waitFor(
-      `${units.join(', ')} active on ${survivors.join(' or ')}`,
-      async () => {
-        for (const m of survivors) {
-          const pending = units.filter((u) => !moved.has(u));
-          if (pending.length === 0) break;
-          const times = await unitsTimes(m, pending);
-          pending.forEach((u, i) => {
-            const t = times[i]!;
-            if (t.activeState === 'active') moved.set(u, { m, enterUs: t.activeEnterUs, pid: t.mainPid });
-          });
-        }
-        return moved.size === units.length;
-      },
-      timeoutMs,
-      100,
-    );
-    return moved;
   }
 
   const fmtMs = (us: number) => `${(us / 1000).toFixed(0)} ms`;
@@ -162,48 +140,17 @@ describeSystemd(`cluster failover on real machines (etcd layout: ${ETCD_LAYOUT})
     for (const [u, m] of staying) stayingBefore.set(u, (await unitsTimes(m, [u]))[0]!.mainPid);
     const bound = AGENT_TTL_MS + RECONCILE_INTERVAL_MS;
 
-    const cutUs = monoNowUs();
-    partition(victim);
     let healed = false;
     try {
-      const moved = await waitMoved(moving, survivors, 30_000);
-      const lastNewUs = Math.max(...moving.map((u) => moved.get(u)!.enterUs));
-      // The old copies (exec works during a partition: it is not network). Wait for them to stop,
-      // but not forever: a copy still active `bound` + 10 s after the new one started fails anyway.
-      const deadlineUs = lastNewUs + (bound + 10_000) * 1000;
-      let old = await unitsTimes(victim, moving);
-      while (old.some((t) => t.activeState === 'active') && monoNowUs() < deadlineUs) {
-        await sleep(100);
-        old = await unitsTimes(victim, moving);
-      }
-      // A fenced copy may be unloaded already (no timestamps left in systemctl show): the journal
-      // still has the moment its stop began.
-      const stopped = await stopStartedUs(victim, moving, cutUs);
-      const report: string[] = [];
-      const windows: number[] = [];
-      moving.forEach((u, i) => {
-        const n = moved.get(u)!;
-        const o = old[i]!;
-        const stillActive = o.activeState === 'active';
-        const exitUs = o.activeExitUs > cutUs ? o.activeExitUs : stopped.get(u);
-        if (!stillActive && exitUs === undefined)
-          throw new Error(`${u} on ${victim} is ${o.activeState} but no stop is recorded`);
-        const endUs = stillActive ? monoNowUs() : exitUs!;
-        const windowMs = Math.max(0, endUs - n.enterUs) / 1000;
-        windows.push(windowMs);
-        report.push(
-          `${u}: new copy on ${n.m} after ${fmtMs(n.enterUs - cutUs)}, ` +
-            (stillActive
-              ? `old copy on ${victim} STILL ACTIVE`
-              : `old copy stopped after ${fmtMs(endUs - cutUs)}`) +
-            `, duplicate window ${stillActive ? '≥ ' : ''}${windowMs.toFixed(0)} ms`,
-        );
+      const r = await partitionAndMeasure(victim, moving, survivors, bound);
+      moving.forEach((u, i) =>
         expect(oldBefore[i]!.mainPid, `${u} was running on ${victim} before the partition`).toBeGreaterThan(
           0,
-        );
-      });
-      console.log(`[cluster] partition of ${victim} (bound ${bound} ms):\n  ${report.join('\n  ')}`);
-      expect(Math.max(...moving.map((u) => moved.get(u)!.enterUs - cutUs)) / 1000, 'failover').toBeLessThan(
+        ),
+      );
+      const windows = r.units.map((p) => p.windowMs);
+      console.log(`[cluster] partition of ${victim} (bound ${bound} ms):\n  ${r.lines.join('\n  ')}`);
+      expect(Math.max(...r.units.map((p) => p.newAfterUs)) / 1000, 'failover').toBeLessThan(
         AGENT_TTL_MS + 3 * RECONCILE_INTERVAL_MS + 2000,
       );
       expect(Math.max(...windows), 'duplicate window (active on both machines)').toBeLessThanOrEqual(bound);
@@ -246,14 +193,13 @@ describeSystemd(`cluster failover on real machines (etcd layout: ${ETCD_LAYOUT})
         `[cluster] converged ${(performance.now() - convergeT0).toFixed(0)} ms after the heal check`,
       );
       await sleep(AGENT_TTL_MS);
-      for (const u of moving) {
-        const n = moved.get(u)!;
-        const t = (await unitsTimes(n.m, [u]))[0]!;
-        expect({ u, on: n.m, state: t.activeState, pid: t.mainPid }).toEqual({
+      for (const { unit: u, newOn, newPid } of r.units) {
+        const t = (await unitsTimes(newOn, [u]))[0]!;
+        expect({ u, on: newOn, state: t.activeState, pid: t.mainPid }).toEqual({
           u,
-          on: n.m,
+          on: newOn,
           state: 'active',
-          pid: n.pid,
+          pid: newPid,
         });
         expect(await isActive(victim, u)).not.toBe('active');
       }

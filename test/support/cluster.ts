@@ -585,8 +585,7 @@ export async function agentJournal(m: string, since = '-5min'): Promise<string> 
  */
 export async function expectEtcdLayout(): Promise<void> {
   for (const m of allMachines) {
-    const env = await inMachineOk(m, 'cat', '/etc/flotilla/flotilla.env');
-    const servers = /^FLOTILLA_ETCD_SERVERS=(.*)$/m.exec(env)?.[1] ?? '';
+    const servers = await machineEtcdServers(m);
     if (process.env.TESTENV_ETCD_LAYOUT === 'local') {
       expect(servers, `${m}: etcd_servers in the local-member layout`).toBe('http://127.0.0.1:2379');
     } else {
@@ -595,6 +594,12 @@ export async function expectEtcdLayout(): Promise<void> {
       );
     }
   }
+}
+
+/** The etcd_servers the agent in m was started with (its flotilla.env). */
+export async function machineEtcdServers(m: string): Promise<string> {
+  const env = await inMachineOk(m, 'cat', '/etc/flotilla/flotilla.env');
+  return /^FLOTILLA_ETCD_SERVERS=(.*)$/m.exec(env)?.[1] ?? '';
 }
 
 export function useCluster(): { map: () => ClusterMap; created: string[] } {
