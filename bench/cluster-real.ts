@@ -49,19 +49,11 @@ import {
 import { bootMachine, powerCut } from '../test/support/testbed.js';
 import { endpointsOf, sampleAgents, withWatch, type StateWatch } from './sim/cluster-watch.js';
 import { printTable } from './table.js';
-import { median, nMinMedianMax } from './stats.js';
+import { REAL_CLUSTER_HEADER, median, nMinMedianMax } from './stats.js';
 import { journalSpans, logSpans } from './bulk-trace.js';
 import { partitionWindows } from './partition-window.js';
 
-export const REAL_CLUSTER_HEADER = [
-  'measure (3 nspawn machines, agent_ttl=3s)',
-  'n',
-  'min',
-  'median',
-  'max',
-  'unit',
-  'fleet v1.0',
-];
+export { REAL_CLUSTER_HEADER };
 type Row = (string | number)[];
 
 interface Options {

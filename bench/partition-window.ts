@@ -1,6 +1,7 @@
 /**
- * `npm run bench -- cluster-real --only partition [--runs N]`: the duplicate window of a network
- * partition, in both etcd endpoint layouts.
+ * `npm run bench -- cluster-real --only partition [--partition-runs N]`, or alone
+ * `npm run bench -- partition-window [--runs N]`: the duplicate window of a network partition, in both
+ * etcd endpoint layouts. Needs root and the test environment's machines; it wipes flotilla's state.
  *
  * For each layout (each agent knows only its local member, `etcd_servers=http://127.0.0.1:2379`, as
  * CoreOS and coreos-vagrant ran it; then every member listed), on a fresh cluster with 6 sleep units:
@@ -32,7 +33,8 @@ import {
 } from '../test/support/cluster.js';
 import { partitionAndMeasure } from '../test/support/partition-window.js';
 import { heal } from '../test/support/testbed.js';
-import { nMinMedianMax as stats } from './stats.js';
+import { REAL_CLUSTER_HEADER, nMinMedianMax as stats } from './stats.js';
+import { printTable } from './table.js';
 
 type Row = (string | number)[];
 const log = (msg: string) => console.error(`[cluster-real] ${msg}`);
@@ -145,4 +147,19 @@ export async function partitionWindows(runs: number): Promise<Row[]> {
     [`  units active elsewhere, after the cut`, ...stats(r.newS), 's', '17–35 s'],
     [`  partitioned copies stopped (fenced), after the cut`, ...stats(r.fencedS), 's', 'at the heal'],
   ]);
+}
+
+export default async function main(args: string[]): Promise<void> {
+  let runs = 5;
+  for (let i = 0; i < args.length; i++) {
+    const n = Number(args[i + 1]);
+    if (args[i] === '--runs' && Number.isInteger(n) && n > 0) runs = n;
+    else throw new Error(`unknown or bad argument ${args[i]} (--runs N, a positive whole number)`);
+    i++;
+  }
+  printTable(
+    'partition-window: 3 systemd-nspawn machines, etcd members inside, agent_ttl=3s, interval 1s',
+    REAL_CLUSTER_HEADER,
+    await partitionWindows(runs),
+  );
 }

@@ -42,3 +42,14 @@ export function nMinMedianMax(xs: readonly number[]): (string | number)[] {
     ? ['0', '', '', '']
     : [String(xs.length), Math.min(...xs), median(xs), Math.max(...xs)];
 }
+
+/** The columns of the real-cluster tables: a measure, nMinMedianMax's cells, the unit, fleet's figure. */
+export const REAL_CLUSTER_HEADER = [
+  'measure (3 nspawn machines, agent_ttl=3s)',
+  'n',
+  'min',
+  'median',
+  'max',
+  'unit',
+  'fleet v1.0',
+];
