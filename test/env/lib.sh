@@ -67,7 +67,7 @@ need_pkgs() {
   local missing; missing=$(pkgs_missing "$@" | xargs)
   [ -z "$missing" ] && return 0
   local prc=/usr/sbin/policy-rc.d t0 rc=0; t0=$(now_ms)
-  mkdir -p "$T_LOG"
+  mkdir -p "$T_LOG" "$T_RUN"
   exec 6>"$T_RUN/.apt.lock"; flock 6
   if [ -e $prc ] && ! cmp -s $prc "$T_RUN/policy-rc.d" 2>/dev/null; then mv $prc "$prc.flotilla-saved"; fi
   printf '#!/bin/sh\n# flotilla testenv: no service starts from apt\nexit 101\n' > "$T_RUN/policy-rc.d"
