@@ -27,6 +27,7 @@ import {
 import { describeSystemd, envDir, machineIp } from '../support/testbed.js';
 import { extractFile, type Step } from '../runbooks/extract.js';
 import { tlsRotationSetup } from '../runbooks/tls-rotation-setup.js';
+import { backToCluster, freshMachines } from '../runbooks/bootstrap-setup.js';
 import { backToTestenv, packagedPaths, toEtcdMember } from '../runbooks/etcd-layout.js';
 
 const DOCS = fileURLToPath(new URL('../../docs/runbooks/', import.meta.url));
@@ -118,11 +119,14 @@ SETUP['replace-etcd-member.md'] = () => packagedPaths('m3');
 // New certificates from a new CA in /root/tls-new/ of each machine, as the operator's CA makes them.
 SETUP['tls-rotation.md'] = () => tlsRotationSetup(allMachines);
 SETUP['remove-add-machine.md'] = () => packagedPaths('m3');
+// Fresh machines: no etcd member, the agent installed but stopped (test/runbooks/bootstrap-setup.ts).
+SETUP['bootstrap-cluster.md'] = freshMachines;
 // Every member as etcd-member.service, the layout the page is written for.
 SETUP['etcd-quorum-loss.md'] = () => toEtcdMember(allMachines);
 
 const TEARDOWN: Record<string, () => Promise<void>> = {
   'replace-etcd-member.md': () => backToTestenv(['m3']),
+  'bootstrap-cluster.md': backToCluster,
   'etcd-quorum-loss.md': async () => {
     await backToTestenv(allMachines);
     // After a failure half-way the page's own clean-up did not run.

@@ -183,16 +183,16 @@ describe.skipIf(why)('applied into a temp --root by the executor', { timeout: 60
     const r = seededRoot();
     try {
       const text = readFileSync(join(repo, 'cloud-config', 'cluster-member.yml'), 'utf8');
-      const actions = planOf(text).actions.filter(
-        (a) => !(a.action.kind === 'unit' && a.action.name === 'docker.service'),
-      );
-      await applyPlan(actions, { root: r.dir, live: false });
+      await applyPlan(planOf(text).actions, { root: r.dir, live: false });
       expect(r.read('etc/flotilla/etcd-member.env')).toMatch(/^ETCD_NAME=m1$/m);
       expect(r.read('etc/flotilla/flotilla.conf')).toMatch(/^public_ip=192\.0\.2\.13$/m);
       expect(r.read('etc/flotilla/update.conf')).toMatch(/^REBOOT_STRATEGY=etcd-lock$/m);
       expect(r.exists('etc/systemd/system/multi-user.target.wants/etcd-member.service')).toBe(true);
       expect(r.exists('etc/systemd/system/multi-user.target.wants/flotilla.service')).toBe(true);
-      expect(r.exists('etc/systemd/system/multi-user.target.wants/node-exporter.service')).toBe(true);
+      expect(r.exists('etc/systemd/system/timers.target.wants/etcd-snapshot.timer')).toBe(true);
+      expect(r.read('etc/systemd/system/etcd-snapshot.service')).toMatch(
+        /snapshot save \/var\/backups\/etcd-snapshot\.db$/m,
+      );
     } finally {
       r.cleanup();
     }
