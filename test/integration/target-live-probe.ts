@@ -5,8 +5,9 @@
  * identical apply, a restart, a failing start, a user with keys and the hostname. Prints one JSON
  * report on stdout; target-live.test.ts checks it.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { applyPlan } from '../../src/target/apply.js';
 import type { PlannedAction } from '../../src/target/types.js';
@@ -26,6 +27,9 @@ const log = {
   warn: (f: Record<string, unknown>, m: string) => void lines.push(`${m} ${JSON.stringify(f)}`),
   error: (f: Record<string, unknown>, m: string) => void lines.push(`${m} ${JSON.stringify(f)}`),
 };
+// Put back afterwards: the machine's name is test/env's (other tests and the runbooks read it).
+const hostnameBefore = hostname();
+const etcHostnameBefore = readFileSync('/etc/hostname', 'utf8');
 const HASH = '$6$probe$0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789abcdefghij/.';
 
 const okUnit = `[Unit]
@@ -124,7 +128,17 @@ try {
     rmSync(p, { force: true });
   }
   await mgr.reload().catch(() => undefined);
-  report.cleanedUp = !existsSync(`/etc/systemd/system/${ok}`);
+  writeFileSync('/etc/hostname', etcHostnameBefore);
+  execFileSync('hostname', [hostnameBefore]);
+  try {
+    execFileSync('userdel', ['-r', user], { stdio: 'ignore' });
+  } catch {
+    /* not created */
+  }
+  report.cleanedUp =
+    !existsSync(`/etc/systemd/system/${ok}`) &&
+    hostname() === hostnameBefore &&
+    !readFileSync('/etc/passwd', 'utf8').includes(`\n${user}:`);
   await mgr.close();
 }
 console.log(JSON.stringify(report));
