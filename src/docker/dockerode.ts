@@ -14,10 +14,10 @@ import { createRequire } from 'node:module';
 import type Docker from 'dockerode';
 import { FlotillaError } from '../lib/errors.js';
 import { slimDockerode } from './slim.js';
+import { EngineHttp } from './engine-http.js';
+import { followEvents } from './events.js';
 import type {
   ContainerCreateSpec,
-  ContainerEvent,
-  ContainerEventKind,
   ContainerInfo,
   ContainerSummary,
   DockerPort,
@@ -30,7 +30,6 @@ import type {
   LogLine,
   PullProgress,
 } from './port.js';
-import { Backoff } from '../lib/backoff.js';
 import { HOST_PATHS } from '../lib/paths.js';
 
 export const DEFAULT_DOCKER_SOCKET: string = HOST_PATHS.dockerSocket;
@@ -157,57 +156,6 @@ export function demuxLogBuffer(buf: Buffer): LogLine[] {
   return out;
 }
 
-const EVENT_KINDS: ReadonlySet<string> = new Set([
-  'create',
-  'start',
-  'die',
-  'stop',
-  'kill',
-  'health_status',
-  'destroy',
-  'oom',
-]);
-
-interface RawEvent {
-  Type?: string;
-  Action?: string;
-  status?: string;
-  id?: string;
-  Actor?: { ID?: string; Attributes?: Record<string, string> };
-  timeNano?: number;
-  time?: number;
-}
-
-/** One JSON line of /events → ContainerEvent, or undefined for events we do not report. */
-export function parseEvent(raw: RawEvent): ContainerEvent | undefined {
-  if (raw.Type !== undefined && raw.Type !== 'container') return undefined;
-  const action = raw.Action ?? raw.status ?? '';
-  const [verb, rest] = action.split(/:\s*/, 2) as [string, string | undefined];
-  if (!EVENT_KINDS.has(verb)) return undefined;
-  const attrs = { ...(raw.Actor?.Attributes ?? {}) };
-  const id = raw.Actor?.ID ?? raw.id ?? '';
-  const ev: ContainerEvent = {
-    kind: verb as ContainerEventKind,
-    id,
-    labels: {},
-    timeNano: raw.timeNano ?? (raw.time ?? 0) * 1e9,
-  };
-  if (attrs.name !== undefined) ev.name = attrs.name;
-  if (attrs.image !== undefined) ev.image = attrs.image;
-  if (verb === 'die' && attrs.exitCode !== undefined) ev.exitCode = Number(attrs.exitCode);
-  if (verb === 'health_status') {
-    const h = (rest ?? '').trim();
-    ev.health = h === 'healthy' || h === 'unhealthy' || h === 'starting' ? h : 'none';
-  }
-  // Actor attributes mix labels with name/image/exitCode; labels are the dotted ones plus anything
-  // not in Docker's fixed attribute set.
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'name' || k === 'image' || k === 'exitCode' || k === 'signal' || k === 'execDuration') continue;
-    ev.labels[k] = v;
-  }
-  return ev;
-}
-
 const requireCjs = createRequire(import.meta.url);
 let DockerClass: typeof Docker | undefined;
 
@@ -234,11 +182,14 @@ export class DockerodeEngine implements DockerPort {
   private readonly connectTimeoutMs: number;
   private readonly callTimeoutMs: number;
   private readonly streams = new Set<{ close(): void }>();
+  /** The idle path's reads (ping, list, inspect, events) without dockerode. */
+  private readonly http: EngineHttp;
 
   constructor(opts: DockerodeEngineOptions = {}) {
     this.socketPath = opts.socketPath ?? DEFAULT_DOCKER_SOCKET;
     this.callTimeoutMs = opts.callTimeoutMs ?? 30_000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 3000;
+    this.http = new EngineHttp(this.socketPath, this.connectTimeoutMs);
   }
 
   /**
@@ -287,16 +238,7 @@ export class DockerodeEngine implements DockerPort {
   }
 
   async ping(timeoutMs = 3000): Promise<void> {
-    // dockerode's ping takes options at runtime; its types only know the callback form.
-    await this.call(
-      'ping',
-      (abortSignal) => {
-        const docker = this.docker;
-        const ping = docker.ping.bind(docker) as unknown as (o: object) => Promise<unknown>;
-        return ping({ abortSignal });
-      },
-      timeoutMs,
-    );
+    await this.call('ping', (signal) => this.http.getJson('/_ping', {}, signal), timeoutMs);
   }
 
   async inspectImage(ref: string): Promise<ImageInfo | undefined> {
@@ -510,8 +452,12 @@ export class DockerodeEngine implements DockerPort {
   }
 
   async inspectContainer(idOrName: string): Promise<ContainerInfo | undefined> {
-    const i = await this.call404(`inspect container ${idOrName}`, (abortSignal) =>
-      this.docker.getContainer(idOrName).inspect({ abortSignal } as object),
+    const i = await this.call404(`inspect container ${idOrName}`, (signal) =>
+      this.http.getJson<Docker.ContainerInspectInfo>(
+        `/containers/${encodeURIComponent(idOrName)}/json`,
+        {},
+        signal,
+      ),
     );
     if (!i) return undefined;
     return {
@@ -534,8 +480,12 @@ export class DockerodeEngine implements DockerPort {
 
   async listContainers(opts: { labels?: string[]; all?: boolean } = {}): Promise<ContainerSummary[]> {
     const filters = opts.labels && opts.labels.length > 0 ? { label: opts.labels } : {};
-    const list = await this.call('list containers', (abortSignal) =>
-      this.docker.listContainers({ all: opts.all ?? true, filters, abortSignal } as object),
+    const list = await this.call('list containers', (signal) =>
+      this.http.getJson<Docker.ContainerInfo[]>(
+        '/containers/json',
+        { all: opts.all ?? true, filters },
+        signal,
+      ),
     );
     return list.map((c) => ({
       id: c.Id,
@@ -611,121 +561,18 @@ export class DockerodeEngine implements DockerPort {
   }
 
   events(opts: EventsOptions): EventStream {
-    const minMs = opts.minBackoffMs ?? 250;
-    const maxMs = opts.maxBackoffMs ?? 5000;
-    let closed = false;
-    let connected = false;
-    let everConnected = false;
-    const backoff = new Backoff(minMs, maxMs);
-    let timer: NodeJS.Timeout | undefined;
-    let current: (NodeJS.ReadableStream & { destroy?: () => void }) | undefined;
-
-    const filters: Record<string, string[]> = {
-      type: ['container'],
-      event: ['create', 'start', 'die', 'stop', 'kill', 'health_status', 'destroy', 'oom'],
-    };
-    if (opts.labels && opts.labels.length > 0) filters.label = opts.labels;
-
-    const lost = (err: Error): void => {
-      if (closed) return;
-      const was = connected || current !== undefined;
-      connected = false;
-      current = undefined;
-      if (was || !timer) {
-        try {
-          opts.onDisconnected?.(err);
-        } catch {
-          // consumer bug; keep the stream alive
-        }
-      }
-      if (timer) return;
-      const delay = backoff.next();
-      timer = setTimeout(() => {
-        timer = undefined;
-        void connect();
-      }, delay);
-      timer.unref?.();
-    };
-
-    const connect = async (): Promise<void> => {
-      if (closed) return;
-      let stream: NodeJS.ReadableStream & { destroy?: () => void };
-      try {
-        stream = await this.docker.getEvents({ filters });
-      } catch (err) {
-        lost(mapDockerError(err, 'events', this.socketPath));
-        return;
-      }
-      if (closed) {
-        stream.destroy?.();
-        return;
-      }
-      current = stream;
-      connected = true;
-      backoff.reset();
-      const reconnected = everConnected;
-      everConnected = true;
-      try {
-        opts.onConnected?.(reconnected);
-      } catch {
-        // consumer bug
-      }
-      let buf = '';
-      stream.on('data', (chunk: Buffer | string) => {
-        buf += chunk.toString();
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl).trim();
-          buf = buf.slice(nl + 1);
-          if (!line) continue;
-          let ev: ContainerEvent | undefined;
-          try {
-            ev = parseEvent(JSON.parse(line) as RawEvent);
-          } catch {
-            continue;
-          }
-          if (ev) {
-            try {
-              opts.onEvent(ev);
-            } catch {
-              // consumer bug
-            }
-          }
-        }
-      });
-      let ended = false;
-      const end = (err?: Error): void => {
-        if (ended || current !== stream) return;
-        ended = true;
-        lost(
-          err
-            ? mapDockerError(err, 'events', this.socketPath)
-            : new FlotillaError('E_DOCKER_UNAVAILABLE', 'docker unavailable: the events stream ended', {
-                socket: this.socketPath,
-              }),
-        );
-      };
-      stream.on('error', (e: Error) => end(e));
-      stream.on('end', () => end());
-      stream.on('close', () => end());
-    };
-
-    const handle = {
-      get connected() {
-        return connected;
-      },
-      close: () => {
-        closed = true;
-        connected = false;
-        if (timer) clearTimeout(timer);
-        timer = undefined;
-        current?.destroy?.();
-        current = undefined;
-        this.streams.delete(handle);
-      },
-    };
+    const handle = followEvents(
+      opts,
+      (filters) => this.http.stream('/events', { filters }),
+      (err) =>
+        err
+          ? mapDockerError(err, 'events', this.socketPath)
+          : new FlotillaError('E_DOCKER_UNAVAILABLE', 'docker unavailable: the events stream ended', {
+              socket: this.socketPath,
+            }),
+      () => this.streams.delete(handle),
+    );
     this.streams.add(handle);
-    void connect();
     return handle;
   }
 
