@@ -14,7 +14,6 @@ import { createRequire } from 'node:module';
 import type Docker from 'dockerode';
 import { FlotillaError } from '../lib/errors.js';
 import { slimDockerode } from './slim.js';
-import { EngineHttp } from './engine-http.js';
 import { followEvents } from './events.js';
 import type {
   ContainerCreateSpec,
@@ -182,14 +181,11 @@ export class DockerodeEngine implements DockerPort {
   private readonly connectTimeoutMs: number;
   private readonly callTimeoutMs: number;
   private readonly streams = new Set<{ close(): void }>();
-  /** The idle path's reads (ping, list, inspect, events) without dockerode. */
-  private readonly http: EngineHttp;
 
   constructor(opts: DockerodeEngineOptions = {}) {
     this.socketPath = opts.socketPath ?? DEFAULT_DOCKER_SOCKET;
     this.callTimeoutMs = opts.callTimeoutMs ?? 30_000;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 3000;
-    this.http = new EngineHttp(this.socketPath, this.connectTimeoutMs);
   }
 
   /**
@@ -238,7 +234,16 @@ export class DockerodeEngine implements DockerPort {
   }
 
   async ping(timeoutMs = 3000): Promise<void> {
-    await this.call('ping', (signal) => this.http.getJson('/_ping', {}, signal), timeoutMs);
+    // dockerode's ping takes options at runtime; its types only know the callback form.
+    await this.call(
+      'ping',
+      (abortSignal) => {
+        const docker = this.docker;
+        const ping = docker.ping.bind(docker) as unknown as (o: object) => Promise<unknown>;
+        return ping({ abortSignal });
+      },
+      timeoutMs,
+    );
   }
 
   async inspectImage(ref: string): Promise<ImageInfo | undefined> {
@@ -452,12 +457,8 @@ export class DockerodeEngine implements DockerPort {
   }
 
   async inspectContainer(idOrName: string): Promise<ContainerInfo | undefined> {
-    const i = await this.call404(`inspect container ${idOrName}`, (signal) =>
-      this.http.getJson<Docker.ContainerInspectInfo>(
-        `/containers/${encodeURIComponent(idOrName)}/json`,
-        {},
-        signal,
-      ),
+    const i = await this.call404(`inspect container ${idOrName}`, (abortSignal) =>
+      this.docker.getContainer(idOrName).inspect({ abortSignal } as object),
     );
     if (!i) return undefined;
     return {
@@ -480,12 +481,8 @@ export class DockerodeEngine implements DockerPort {
 
   async listContainers(opts: { labels?: string[]; all?: boolean } = {}): Promise<ContainerSummary[]> {
     const filters = opts.labels && opts.labels.length > 0 ? { label: opts.labels } : {};
-    const list = await this.call('list containers', (signal) =>
-      this.http.getJson<Docker.ContainerInfo[]>(
-        '/containers/json',
-        { all: opts.all ?? true, filters },
-        signal,
-      ),
+    const list = await this.call('list containers', (abortSignal) =>
+      this.docker.listContainers({ all: opts.all ?? true, filters, abortSignal } as object),
     );
     return list.map((c) => ({
       id: c.Id,
@@ -563,7 +560,7 @@ export class DockerodeEngine implements DockerPort {
   events(opts: EventsOptions): EventStream {
     const handle = followEvents(
       opts,
-      (filters) => this.http.stream('/events', { filters }),
+      (filters) => this.docker.getEvents({ filters }),
       (err) =>
         err
           ? mapDockerError(err, 'events', this.socketPath)

@@ -2,7 +2,7 @@
  * Docker's /events stream as the DockerPort's `events()`: container events only (the kinds the agent
  * reacts to), parsed from the engine's NDJSON, with reconnects under a backoff and connected /
  * disconnected callbacks. `followEvents` is given how to open one stream and how to turn a failure
- * into the port's error; it knows nothing of the client (engine-http.ts opens it).
+ * into the port's error; it knows nothing of the client (dockerode.ts opens it with dockerode).
  */
 import { Backoff } from '../lib/backoff.js';
 import type { ContainerEvent, ContainerEventKind, EventStream, EventsOptions } from './port.js';
