@@ -63,24 +63,12 @@ reports=.test-results/vitest.json
 # (registry, D-Bus, Docker, proxy), which the main run covers on Node 20 (saves ~1 min a major).
 # shellcheck disable=SC2206
 majors=(${FLOTILLA_OTHER_NODES-22 24})
-# The first other major's unit suite needs only CPU, and the layout pass below mostly waits (TTLs,
-# failover, a 60 s etcd outage): the suite runs beside it at low CPU priority (test/support/low-cpu.sh),
-# so the machines' agents, whose timings the pass checks, come first. Not beside the main run: there
-# two TCG VMs keep both cores busy, and timing-sensitive unit tests failed (measured).
-beside=""
-if [ -z "${FLOTILLA_TEST_ARGS:-}" ] && [ "${FLOTILLA_LAYOUT_PASS:-1}" = 1 ] && [ ${#majors[@]} -gt 1 ]; then
-  beside=${majors[0]}
-  rm -f ".test-results/node-$beside-unit.log" ".test-results/node-$beside-unit.rc"
-  ( bash test/support/low-cpu.sh bash test/other-node.sh "$beside" unit >".test-results/node-$beside-unit.log" 2>&1
-    echo $? >".test-results/node-$beside-unit.rc" ) &
-  beside_pid=$!
-fi
 
 # The partition, etcd-outage, failover and agent-restart files once more in CoreOS's own layout, where
 # each agent knows only its local etcd member (etcd_servers=http://127.0.0.1:2379); the main run
 # lists every member. Full runs only (FLOTILLA_LAYOUT_PASS=0 to skip).
 if [ -z "${FLOTILLA_TEST_ARGS:-}" ] && [ "${FLOTILLA_LAYOUT_PASS:-1}" = 1 ]; then
-  log "etcd layout pass: each agent knows only its local member${beside:+, the Node $beside unit suite beside it}"
+  log "etcd layout pass: each agent knows only its local member"
   rm -f .test-results/vitest-local.json
   TESTENV_ETCD_LAYOUT=local TESTENV_REQUIRED=1 npx vitest run --reporter=default --reporter=json \
     --outputFile.json=.test-results/vitest-local.json test/integration/cluster-failover.test.ts \
@@ -88,16 +76,8 @@ if [ -z "${FLOTILLA_TEST_ARGS:-}" ] && [ "${FLOTILLA_LAYOUT_PASS:-1}" = 1 ]; the
   reports+=,.test-results/vitest-local.json
 fi
 
-beside_result() { # the unit suite that ran beside the layout pass: its summary, and its log's tail on failure
-  wait "$beside_pid"
-  local rc; rc=$(cat ".test-results/node-$beside-unit.rc" 2>/dev/null || echo 1)
-  grep -aE '^\[other-node\]|Test Files|Tests ' ".test-results/node-$beside-unit.log" >&2
-  [ "$rc" = 0 ] || { tail -60 ".test-results/node-$beside-unit.log" >&2; return 1; }
-}
 for major in "${majors[@]}"; do
-  if [ "$major" = "$beside" ]; then
-    step "node $major: unit suite (beside the layout pass)" beside_result
-  elif [ "$major" = "${majors[-1]}" ]; then
+  if [ "$major" = "${majors[-1]}" ]; then
     step "node $major: unit and in-process integration suites" bash test/other-node.sh "$major" all
   else
     step "node $major: unit suite" bash test/other-node.sh "$major" unit
