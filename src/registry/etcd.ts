@@ -180,6 +180,9 @@ function resolveAuth(
   return undefined;
 }
 
+/** Keepalive sends per renewal when the stream breaks (see keepAliveOnce). */
+const KEEPALIVE_ATTEMPTS = 3;
+
 export class EtcdKvStore implements KvStore {
   readonly backend = 'etcd' as const;
   readonly client: Etcd3;
@@ -403,13 +406,29 @@ export class EtcdKvStore implements KvStore {
     return { id: String(res.ID), ttl: Number(res.TTL) };
   }
 
+  /**
+   * One keepalive of lease `id` within `timeoutMs`. When the stream breaks (a gRPC error: the member
+   * is down), the ping is sent again at once on a fresh stream, up to KEEPALIVE_ATTEMPTS times within
+   * the same deadline. Each failure is counted by that member's breaker (etcd-breaker.ts: 3 in a row
+   * open it, 1 when it is half-open), and an open breaker makes etcd3 take the next member. Without
+   * the retry, a renewal every second met a breaker that was half-open again every second, so every
+   * renewal went to the dead member and none to the others: in the local-member layout an agent
+   * whose own member died lost its lease (cluster-etcd, "one etcd member of three lost").
+   * A timeout, an expired lease and a closed store are not retried.
+   */
   async keepAliveOnce(id: string, opts: { timeoutMs?: number } = {}): Promise<number> {
-    if (this.closed) throw new FlotillaError('E_CLOSED', 'etcd registry is closed (lease keepalive)');
-    this.keepAlive ??= new KeepAliveStream(this.client, this.timeoutMs, () => (this.keepAlive = undefined));
-    try {
-      return await this.keepAlive.ping(id, Math.min(this.timeoutMs, opts.timeoutMs ?? this.timeoutMs));
-    } catch (err) {
-      throw mapError(err, 'lease keepalive', id);
+    const budget = Math.min(this.timeoutMs, opts.timeoutMs ?? this.timeoutMs);
+    const t0 = Date.now();
+    for (let attempt = 1; ; attempt++) {
+      if (this.closed) throw new FlotillaError('E_CLOSED', 'etcd registry is closed (lease keepalive)');
+      this.keepAlive ??= new KeepAliveStream(this.client, this.timeoutMs, () => (this.keepAlive = undefined));
+      try {
+        return await this.keepAlive.ping(id, Math.max(1, budget - (Date.now() - t0)));
+      } catch (err) {
+        const left = budget - (Date.now() - t0);
+        if (!(err instanceof FlotillaError) && attempt < KEEPALIVE_ATTEMPTS && left > 50) continue;
+        throw mapError(err, 'lease keepalive', id);
+      }
     }
   }
 
