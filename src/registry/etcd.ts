@@ -181,7 +181,7 @@ function resolveAuth(
 }
 
 /** Keepalive sends per renewal when the stream breaks (see keepAliveOnce). */
-const KEEPALIVE_ATTEMPTS = 3;
+const KEEPALIVE_ATTEMPTS = 4;
 
 export class EtcdKvStore implements KvStore {
   readonly backend = 'etcd' as const;
