@@ -6,26 +6,13 @@
  * (it re-opens for 1 s after every failure), went to the dead member and failed, so the lease ran
  * out (cluster-etcd, "one etcd member of three lost", in the local-member layout).
  */
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EtcdKvStore } from '../../src/registry/etcd.js';
-import { etcdBinary, startSingleEtcd, type SingleEtcd } from '../support/etcd-single.js';
+import { etcdBinary, freePort, startSingleEtcd, type SingleEtcd } from '../support/etcd-single.js';
 
 const haveEtcd = etcdBinary() !== undefined;
 if (!haveEtcd && process.env.TESTENV_REQUIRED === '1')
   throw new Error('etcd is not installed: run test/env/up.sh');
-
-/** A loopback port nothing listens on (connects are refused). */
-function deadPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -43,7 +30,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     { timeout: 30_000 },
     async () => {
       const store = new EtcdKvStore({
-        endpoints: [`http://127.0.0.1:${await deadPort()}`, etcd.endpoint],
+        // A port nothing listens on: connects are refused, as to a member that died.
+        endpoints: [`http://127.0.0.1:${await freePort()}`, etcd.endpoint],
         requestTimeoutMs: 2000,
       });
       try {
